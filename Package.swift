@@ -1,0 +1,67 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "ims",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "ims", targets: ["ims"]),
+        .library(name: "IMSProtocol", targets: ["IMSProtocol"]),
+        .library(name: "IMSPluginKit", targets: ["IMSPluginKit"]),
+        .library(name: "IMSPluginHost", targets: ["IMSPluginHost"]),
+        .executable(name: "ims-example-swift", targets: ["ims-example-swift"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C libraries the engine links against (see docs/architecture.md).
+        .systemLibrary(name: "CLibArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
+        .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
+        // Small C shims for Linux process supervision (pidfd, spawn into a new session).
+        .target(name: "CIMSSystem"),
+
+        // The wire protocol: one Codable source of truth shared by the host and the Swift SDK.
+        .target(name: "IMSProtocol", swiftSettings: strictSettings),
+        // Discovery, validation, selection and supervised invocation of plugins.
+        .target(
+            name: "IMSPluginHost",
+            dependencies: [
+                "IMSProtocol", "CIMSSystem",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The Swift SDK for plugin authors.
+        .target(name: "IMSPluginKit", dependencies: ["IMSProtocol", "CIMSSystem"], swiftSettings: strictSettings),
+        // The command layer (ArgumentParser), imported by the CLI tests.
+        .target(
+            name: "IMSCommands",
+            dependencies: [
+                "IMSProtocol", "IMSPluginHost",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(name: "ims", dependencies: ["IMSCommands"], swiftSettings: strictSettings),
+
+        // Example plugin written with the Swift SDK; scripts/build-plugins installs it into Plugins/example-swift/bin.
+        .executableTarget(
+            name: "ims-example-swift",
+            dependencies: ["IMSPluginKit"],
+            path: "Plugins/example-swift/Sources",
+            swiftSettings: strictSettings
+        ),
+
+        .testTarget(name: "IMSProtocolTests", dependencies: ["IMSProtocol"]),
+        .testTarget(name: "IMSPluginHostTests", dependencies: ["IMSPluginHost", "IMSProtocol", "IMSCommands"]),
+    ]
+)

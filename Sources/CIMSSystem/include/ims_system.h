@@ -1,0 +1,32 @@
+#pragma once
+#include <sys/types.h>
+
+/// Spawns `path` in a new session (so it leads its own process group) with
+/// stdin, stdout and stderr connected to fresh pipes. The parent's ends are
+/// close-on-exec and non-blocking. Signal dispositions and mask are reset to
+/// defaults in the child. Returns 0 on success or an errno value.
+int ims_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
+              pid_t *out_pid, int *out_stdin, int *out_stdout, int *out_stderr);
+
+/// pidfd_open(2): a file descriptor that becomes readable when `pid` exits.
+/// Returns -1 and sets errno on failure.
+int ims_pidfd_open(pid_t pid);
+
+/// Reaps `pid` (blocking) and returns its raw wait status, or -1.
+int ims_wait(pid_t pid);
+
+/// Decodes a raw wait status: returns 1 when exited (code in *value),
+/// 2 when killed by a signal (signal in *value), 0 otherwise.
+int ims_decode_status(int status, int *value);
+
+/// Duplicates fd 1 (the protocol channel) to a new close-on-exec descriptor
+/// and points fd 1 at fd 2, so that stray writes to stdout reach stderr.
+/// Returns the new protocol descriptor or -1.
+int ims_take_protocol_stdout(void);
+
+/// Ignores SIGPIPE for the whole process.
+void ims_ignore_sigpipe(void);
+
+/// Blocks until `fd` is readable or `timeout_ms` passes (-1 = forever).
+/// Returns >0 when readable, 0 on timeout, -1 on error.
+int ims_wait_readable(int fd, int timeout_ms);

@@ -1,0 +1,2 @@
+import IMSCommands
+@main enum Entrypoint { static func main() async { await CommandLineEntry.main() } }
