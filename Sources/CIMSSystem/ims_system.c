@@ -100,3 +100,21 @@ int ims_wait_readable(int fd, int timeout_ms) {
         return r;
     }
 }
+
+int ims_pipe_nonblocking(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC | O_NONBLOCK);
+}
+
+int ims_peek_exit(pid_t pid, int *value) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    for (;;) {
+        int rc = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT | WNOHANG);
+        if (rc < 0 && errno == EINTR) continue;
+        if (rc < 0) return -1;
+        break;
+    }
+    if (info.si_pid != pid) return 0;
+    *value = info.si_status;
+    return info.si_code == CLD_EXITED ? 1 : 2;
+}

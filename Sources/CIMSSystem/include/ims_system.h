@@ -30,3 +30,11 @@ void ims_ignore_sigpipe(void);
 /// Blocks until `fd` is readable or `timeout_ms` passes (-1 = forever).
 /// Returns >0 when readable, 0 on timeout, -1 on error.
 int ims_wait_readable(int fd, int timeout_ms);
+
+/// pipe2(O_CLOEXEC | O_NONBLOCK). Returns 0 or -1.
+int ims_pipe_nonblocking(int fds[2]);
+
+/// Checks, without reaping, whether `pid` has exited. Returns 1 when it
+/// exited (code in *value), 2 when killed by a signal (signal in *value),
+/// 0 when still running, -1 on error.
+int ims_peek_exit(pid_t pid, int *value);

@@ -1,0 +1,313 @@
+import ArgumentParser
+import Foundation
+import IMSPluginHost
+import IMSProtocol
+
+/// `ims plugins …`: find, inspect, check and run plugins.
+struct PluginsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plugins",
+        abstract: "List, describe, check and run phase plugins.",
+        discussion: """
+            A plugin is a directory holding plugin.json and an executable entrypoint. ID|DIR arguments \
+            take either a plugin id from the search path or a path to a plugin directory.
+            """,
+        subcommands: [List.self, Describe.self, Check.self, Run.self]
+    )
+}
+
+extension PluginsCommand {
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show every plugin on the search path with its status.",
+            discussion: """
+                Status is 'ok', 'refused' (with the reason: world-writable files, an entrypoint outside \
+                the directory, a manifest that fails its schema, no shared protocol version, …) or \
+                'shadowed' when a plugin with the same id appears earlier on the search path.
+                Nothing is executed to build this list.
+                """
+        )
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            let catalog = PluginCatalog(searchPath: global.searchPath())
+            if global.json {
+                try Output.json(PluginListing(catalog: catalog))
+                return
+            }
+            if catalog.plugins.isEmpty {
+                Output.line("No plugins found. Searched: \(catalog.searchPath.entries.map(\.directory).joined(separator: ":"))")
+                return
+            }
+            for plugin in catalog.plugins {
+                let version = plugin.manifest?.version ?? "-"
+                let phases = plugin.manifest?.phases.map(\.name).joined(separator: ",") ?? "-"
+                var line = "\(plugin.id) \(version)  phases: \(phases)  [\(plugin.status.label)]  \(plugin.directory)"
+                if let reason = plugin.status.reason { line += "\n    \(reason)" }
+                Output.line(line)
+            }
+        }
+    }
+
+    struct Describe: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a plugin's manifest and what its entrypoint says it does.",
+            discussion: "Runs '<entrypoint> describe' (no request, no secrets, 10 s limit) and compares it with plugin.json."
+        )
+
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: ArgumentHelp("A plugin id or plugin directory.", valueName: "id|dir")) var plugin: String
+
+        func run() async throws {
+            let catalog = PluginCatalog(searchPath: global.searchPath())
+            let resolved: ResolvedPlugin
+            do {
+                resolved = try catalog.resolve(plugin)
+            } catch {
+                Output.error(error.description)
+                throw CLIExitCode.unavailable
+            }
+            let outcome = await PluginInvoker.describe(resolved)
+            let report = DescribeReport(
+                id: resolved.id, directory: resolved.directory, entrypoint: resolved.entrypointPath,
+                protocolVersion: resolved.protocolVersion, manifest: resolved.manifest,
+                describe: { if case .described(let d) = outcome.status { return d } else { return nil } }(),
+                error: outcome.error)
+            if global.json {
+                try Output.json(report)
+            } else {
+                let manifest = resolved.manifest
+                Output.line("\(manifest.id) \(manifest.version)\(manifest.name.map { " — \($0)" } ?? "")")
+                if let description = manifest.description { Output.line("  \(description)") }
+                Output.line("  directory:  \(resolved.directory)")
+                Output.line("  entrypoint: \(resolved.entrypointPath)")
+                Output.line("  protocol:   \(manifest.protocol.versions.map(String.init).joined(separator: ", ")) (features: \((manifest.protocol.features ?? []).joined(separator: ", ")))")
+                for phase in manifest.phases {
+                    Output.line("  phase \(phase.name): \(phase.payloads.joined(separator: ", "))")
+                    if let selectors = phase.selectors {
+                        let parts = [
+                            selectors.distroFamily.map { "distro_family=\($0.joined(separator: "|"))" },
+                            selectors.packageManager.map { "package_manager=\($0.joined(separator: "|"))" },
+                            selectors.arch.map { "arch=\($0.joined(separator: "|"))" },
+                        ].compactMap { $0 }
+                        Output.line("    selectors: \(parts.joined(separator: ", "))")
+                    }
+                    if let secrets = phase.permissions?.secrets, !secrets.isEmpty {
+                        Output.line("    secrets: \(secrets.map { "\($0.name) (\($0.reason))" }.joined(separator: ", "))")
+                    }
+                }
+                if let error = outcome.error {
+                    Output.line("  describe FAILED: \(error.message) [\(error.code)]")
+                } else if let requires = report.describe?.phases.flatMap({ $0.requires?.commands ?? [] }), !requires.isEmpty {
+                    Output.line("  requires commands: \(requires.joined(separator: ", "))")
+                }
+            }
+            if outcome.error != nil { throw CLIExitCode.failure }
+        }
+    }
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a plugin through the protocol conformance cases.",
+            discussion: """
+                Cases: manifest, describe_agrees, hello_first, one_terminal_message, bad_request, \
+                version_mismatch, cancel_honoured, cleanup_idempotent. Each case has a time limit, so a \
+                plugin that hangs, crashes or floods its output is reported, never waited on forever. \
+                Exits 1 when any case fails.
+
+                Example:
+                    ims plugins check Plugins/example-bash
+                """
+        )
+
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: ArgumentHelp("A plugin id or plugin directory.", valueName: "id|dir")) var plugin: String
+        @Option(help: "Time limit in seconds for each run of the plugin.") var timeout: Double = 10
+
+        func run() async throws {
+            let catalog = PluginCatalog(searchPath: global.searchPath())
+            let directory: String
+            if plugin.contains("/") || FileManager.default.fileExists(atPath: plugin + "/plugin.json") {
+                directory = plugin
+            } else if let found = catalog.plugins.first(where: { $0.id.lowercased() == plugin.lowercased() }) {
+                directory = found.directory
+            } else {
+                Output.error(PluginHostError.pluginNotFound(plugin, searched: catalog.searchPath.entries.map(\.directory)).description)
+                throw CLIExitCode.unavailable
+            }
+            let results = await ConformanceChecker(runTimeoutSeconds: timeout).check(directory: directory)
+            let passed = results.allSatisfy(\.passed)
+            if global.json {
+                try Output.json(CheckReport(plugin: plugin, directory: directory, passed: passed, cases: results))
+            } else {
+                for result in results {
+                    Output.line("\(result.passed ? "PASS" : "FAIL")  \(result.name)  (\(String(format: "%.2f", result.seconds)) s)  \(result.detail)")
+                }
+                let failed = results.filter { !$0.passed }.count
+                Output.line("\(results.count - failed) passed, \(failed) failed")
+            }
+            if !passed { throw CLIExitCode.failure }
+        }
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run one phase of a plugin by hand.",
+            discussion: """
+                The request file is a JSON object with any of: config, inputs (name → {path, kind}), \
+                payload, job_id, secrets (name → path of a file holding the secret), timeouts \
+                ({run_seconds, start_seconds, cancel_grace_seconds, kill_grace_seconds}). The host fills \
+                in the protocol version, workspace and deadline. Events stream as text, or as NDJSON \
+                with --json. Exits 1 when the phase fails.
+
+                Example:
+                    echo '{"config": {"greeting": "hi"}}' > req.json
+                    ims plugins run org.ims.example.bash --phase hello --request req.json
+                """
+        )
+
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: ArgumentHelp("A plugin id or plugin directory.", valueName: "id|dir")) var plugin: String
+        @Option(help: "The phase to run.") var phase: String
+        @Option(help: ArgumentHelp("The request file ('-' for stdin).", valueName: "file")) var request: String
+        @Option(help: "The verb: run or cleanup.") var verb: String = "run"
+        @Option(help: ArgumentHelp("Job workspace directory (default: a new temporary directory).", valueName: "dir")) var workspace: String?
+        @Flag(help: "Treat stray stdout lines as fatal, as the conformance check does.") var strict = false
+
+        func run() async throws {
+            let catalog = PluginCatalog(searchPath: global.searchPath())
+            let resolved: ResolvedPlugin
+            do {
+                resolved = try catalog.resolve(plugin)
+            } catch {
+                Output.error(error.description)
+                throw CLIExitCode.unavailable
+            }
+            guard let pluginVerb = PluginVerb(rawValue: verb), pluginVerb != .describe else {
+                throw ValidationError("'--verb' must be 'run' or 'cleanup'")
+            }
+            let file: RequestFile
+            do {
+                file = try RequestFile.load(request)
+            } catch {
+                Output.error("\(request): \(error)")
+                throw CLIExitCode.dataError
+            }
+            let root = workspace ?? (NSTemporaryDirectory() + "ims-run-" + UUID().uuidString.lowercased().prefix(8))
+            var invocation = InvocationRequest(
+                verb: pluginVerb, phase: phase, payload: file.payload, config: file.config ?? .object([:]),
+                inputs: file.inputs ?? [:], jobID: file.jobID ?? UUID().uuidString.lowercased(), workspaceRoot: root,
+                timeouts: file.timeouts ?? .init(), strict: strict)
+            for (name, path) in file.secrets ?? [:] {
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    Output.error("\(request): cannot read secret '\(name)' from \(path)")
+                    throw CLIExitCode.dataError
+                }
+                invocation.secrets[name] = data
+            }
+            let observer: any PluginEventObserver =
+                global.json
+                ? NDJSONEventWriter(fileHandle: .standardOutput)
+                : TextEventRenderer(fileHandle: .standardOutput, isTerminal: Output.stdoutIsTerminal)
+            let outcome: InvocationOutcome
+            do {
+                outcome = try await PluginInvoker.invoke(resolved, invocation, observer: observer)
+            } catch {
+                Output.error(error.description)
+                throw CLIExitCode.unavailable
+            }
+            if !global.json { Output.line("workspace: \(root)") }
+            if !outcome.succeeded { throw CLIExitCode.failure }
+        }
+    }
+}
+
+/// The request file of `ims plugins run`.
+struct RequestFile: Decodable {
+    var config: JSONValue?
+    var inputs: [String: ArtifactRef]?
+    var payload: String?
+    var jobID: String?
+    var secrets: [String: String]?
+    var timeouts: PluginManifest.Timeouts?
+
+    enum CodingKeys: String, CodingKey {
+        case config, inputs, payload, secrets, timeouts
+        case jobID = "job_id"
+    }
+
+    static func load(_ path: String) throws -> RequestFile {
+        let data: Data
+        if path == "-" {
+            data = FileHandle.standardInput.readDataToEndOfFile()
+        } else {
+            guard let contents = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("cannot read the file")
+            }
+            data = contents
+        }
+        do {
+            return try JSONDecoder().decode(RequestFile.self, from: data)
+        } catch {
+            throw ValidationError("not a valid request file (a JSON object with config, inputs, payload, job_id, secrets, timeouts)")
+        }
+    }
+}
+
+struct PluginListing: Encodable {
+    struct Entry: Encodable {
+        var id: String
+        var version: String?
+        var name: String?
+        var phases: [PluginManifest.Phase]
+        var directory: String
+        var origin: String
+        var status: String
+        var reason: String?
+    }
+
+    struct SearchEntry: Encodable {
+        var directory: String
+        var origin: String
+    }
+
+    var plugins: [Entry]
+    var searchPath: [SearchEntry]
+
+    enum CodingKeys: String, CodingKey {
+        case plugins
+        case searchPath = "search_path"
+    }
+
+    init(catalog: PluginCatalog) {
+        plugins = catalog.plugins.map {
+            Entry(
+                id: $0.id, version: $0.manifest?.version, name: $0.manifest?.name, phases: $0.manifest?.phases ?? [],
+                directory: $0.directory, origin: $0.origin.rawValue, status: $0.status.label, reason: $0.status.reason)
+        }
+        searchPath = catalog.searchPath.entries.map { SearchEntry(directory: $0.directory, origin: $0.origin.rawValue) }
+    }
+}
+
+struct DescribeReport: Encodable {
+    var id: String
+    var directory: String
+    var entrypoint: String
+    var protocolVersion: Int
+    var manifest: PluginManifest
+    var describe: PluginDescription?
+    var error: ErrorInfo?
+
+    enum CodingKeys: String, CodingKey {
+        case id, directory, entrypoint, manifest, describe, error
+        case protocolVersion = "protocol_version"
+    }
+}
+
+struct CheckReport: Encodable {
+    var plugin: String
+    var directory: String
+    var passed: Bool
+    var cases: [ConformanceChecker.CaseResult]
+}

@@ -1,0 +1,811 @@
+import CIMSSystem
+import Foundation
+import IMSProtocol
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Everything the supervisor needs to run one plugin process.
+struct ProcessSpec: Sendable {
+    var executable: String
+    var argv: [String]
+    var environment: [String]
+    var workingDirectory: String
+    var verb: PluginVerb
+    /// The request line (with newline); nil for `describe`, whose stdin is closed at once.
+    var requestLine: [UInt8]?
+    var pluginID: String
+    var phase: String
+    var negotiatedVersion: Int
+    /// Artifact paths must resolve inside this directory.
+    var workspaceRoot: String?
+    var startTimeout: Duration?
+    var runTimeout: Duration
+    var cancelGrace: Duration
+    var killGrace: Duration
+    /// How long to keep reading stdout after the process exits (for output a grandchild still holds).
+    var postExitDrain: Duration = .milliseconds(250)
+    var strict: Bool
+    /// Conformance: start the cancel sequence this long after the start.
+    var cancelAfter: Duration?
+    var maxLineBytes: Int = WireFormat.maxLineBytes
+    var maxStderrLineBytes: Int = 64 * 1024
+    var stderrTailBytes: Int = 16 * 1024
+}
+
+/// Lets another thread ask a running supervisor to cancel.
+final class CancellationSignal: @unchecked Sendable {
+    private let readFD: Int32
+    private let writeFD: Int32
+    private let lock = NSLock()
+    private var reasonStorage: String?
+
+    init() {
+        var fds: [Int32] = [-1, -1]
+        _ = ims_pipe_nonblocking(&fds)
+        readFD = fds[0]
+        writeFD = fds[1]
+    }
+
+    deinit {
+        close(readFD)
+        close(writeFD)
+    }
+
+    var pollFD: Int32 { readFD }
+
+    var reason: String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return reasonStorage
+    }
+
+    func cancel(reason: String) {
+        lock.lock()
+        if reasonStorage == nil { reasonStorage = reason }
+        lock.unlock()
+        var byte: UInt8 = 1
+        _ = write(writeFD, &byte, 1)
+    }
+}
+
+/// Runs one plugin process to completion on the calling (dedicated) thread.
+///
+/// A single `poll(2)` loop watches stdout, stderr, stdin (while the request is being written),
+/// a pidfd for the child's exit and a cancellation pipe, so no pipe can deadlock, memory stays
+/// bounded, and every deadline is enforced. The child leads its own session; once it has exited
+/// the host SIGKILLs what is left of its process group before reaping it, so grandchildren never
+/// outlive the call and the group id cannot be reused meanwhile.
+final class PluginProcessSupervisor {
+    private let spec: ProcessSpec
+    private let observer: any PluginEventObserver
+    private let cancellation: CancellationSignal
+    private let decoder = WireFormat.makeDecoder()
+    private let clock = ContinuousClock()
+
+    private var pid: pid_t = 0
+    private var stdinFD: Int32 = -1
+    private var stdoutFD: Int32 = -1
+    private var stderrFD: Int32 = -1
+    private var pidFD: Int32 = -1
+
+    private var stdoutFramer: LineFramer
+    private var stderrFramer: LineFramer
+    private var stdinPending: [UInt8] = []
+    private var stdinOffset = 0
+
+    private var hello: Hello?
+    private var terminal: PluginToHostMessage?
+    private var violation: ErrorInfo?
+    private var strayLines = 0
+    private var messageCount = 0
+    private var stderrTail: [UInt8] = []
+
+    private var exitObserved: ExitStatus?
+    private var startedAt: ContinuousClock.Instant
+    private var drainDeadline: ContinuousClock.Instant?
+    private var stopReason: StopReason?
+    private var nextStopStep: ContinuousClock.Instant?
+    private var stopStage = 0
+    private var cancelLineSent = false
+    private var workspaceRootResolved: String?
+
+    private enum StopReason {
+        case startTimeout, runTimeout, cancelled(String), violation
+    }
+
+    init(spec: ProcessSpec, observer: any PluginEventObserver, cancellation: CancellationSignal) {
+        self.spec = spec
+        self.observer = observer
+        self.cancellation = cancellation
+        self.stdoutFramer = LineFramer(maxLineBytes: spec.maxLineBytes)
+        self.stderrFramer = LineFramer(maxLineBytes: spec.maxStderrLineBytes)
+        self.startedAt = ContinuousClock.now
+        if let root = spec.workspaceRoot {
+            workspaceRootResolved = Self.realPath(root) ?? root
+        }
+    }
+
+    // MARK: Entry point
+
+    func run() -> InvocationOutcome {
+        startedAt = clock.now
+        if let failure = spawn() {
+            return finish(status: .failed(failure), exit: nil, hostMade: true)
+        }
+        emit(.started(pid: pid, argv: spec.argv))
+        loop()
+        let exit = reap()
+        closeAll()
+        return makeOutcome(exit: exit)
+    }
+
+    // MARK: Spawning
+
+    private func spawn() -> ErrorInfo? {
+        var cArgs: [UnsafeMutablePointer<CChar>?] = spec.argv.map { strdup($0) } + [nil]
+        var cEnv: [UnsafeMutablePointer<CChar>?] = spec.environment.map { strdup($0) } + [nil]
+        defer {
+            cArgs.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        var childPID: pid_t = 0
+        var inFD: Int32 = -1
+        var outFD: Int32 = -1
+        var errFD: Int32 = -1
+        let rc = ims_spawn(spec.executable, &cArgs, &cEnv, spec.workingDirectory, &childPID, &inFD, &outFD, &errFD)
+        if rc != 0 {
+            let reason = String(cString: strerror(rc))
+            return hostError(
+                HostErrorCode.execFailed, .environment,
+                "could not start plugin '\(spec.pluginID)': \(spec.executable): \(reason)",
+                extra: ["errno": .number(Double(rc))])
+        }
+        pid = childPID
+        stdinFD = inFD
+        stdoutFD = outFD
+        stderrFD = errFD
+        pidFD = ims_pidfd_open(childPID)
+        if let line = spec.requestLine {
+            stdinPending = line
+        } else {
+            closeStdin()
+        }
+        return nil
+    }
+
+    // MARK: The loop
+
+    private func loop() {
+        let readBufferSize = 64 * 1024
+        let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: readBufferSize)
+        defer { buffer.deallocate() }
+        var fds = [pollfd](repeating: pollfd(), count: 5)
+
+        while true {
+            let now = clock.now
+            checkTimers(now: now)
+            if exitObserved != nil {
+                let streamsDone = stdoutFD < 0 && stderrFD < 0
+                if streamsDone { break }
+                if let drain = drainDeadline, now >= drain { break }
+            }
+
+            var count = 0
+            var slots = (stdout: -1, stderr: -1, stdin: -1, pid: -1, cancel: -1)
+            if stdoutFD >= 0 {
+                fds[count] = pollfd(fd: stdoutFD, events: Int16(POLLIN), revents: 0)
+                slots.stdout = count
+                count += 1
+            }
+            if stderrFD >= 0 {
+                fds[count] = pollfd(fd: stderrFD, events: Int16(POLLIN), revents: 0)
+                slots.stderr = count
+                count += 1
+            }
+            if stdinFD >= 0, stdinOffset < stdinPending.count {
+                fds[count] = pollfd(fd: stdinFD, events: Int16(POLLOUT), revents: 0)
+                slots.stdin = count
+                count += 1
+            }
+            if pidFD >= 0, exitObserved == nil {
+                fds[count] = pollfd(fd: pidFD, events: Int16(POLLIN), revents: 0)
+                slots.pid = count
+                count += 1
+            }
+            if stopReason == nil {
+                fds[count] = pollfd(fd: cancellation.pollFD, events: Int16(POLLIN), revents: 0)
+                slots.cancel = count
+                count += 1
+            }
+
+            let timeout = pollTimeoutMilliseconds(now: now)
+            let ready = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t(count), timeout) }
+            if ready < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            if ready == 0 {
+                if pidFD < 0, exitObserved == nil { pollExitWithoutPidfd() }
+                continue
+            }
+            if slots.stdin >= 0, fds[slots.stdin].revents != 0 { writeStdin() }
+            if slots.stdout >= 0, fds[slots.stdout].revents != 0 { readStdout(buffer, readBufferSize) }
+            if slots.stderr >= 0, fds[slots.stderr].revents != 0 { readStderr(buffer, readBufferSize) }
+            if slots.pid >= 0, fds[slots.pid].revents != 0 { observeExit() }
+            if slots.cancel >= 0, fds[slots.cancel].revents != 0 {
+                beginStop(.cancelled(cancellation.reason ?? "cancelled"), now: clock.now)
+            }
+        }
+    }
+
+    private func pollTimeoutMilliseconds(now: ContinuousClock.Instant) -> Int32 {
+        var deadlines: [ContinuousClock.Instant] = [startedAt.advanced(by: spec.runTimeout)]
+        if hello == nil, terminal == nil, let start = spec.startTimeout {
+            deadlines.append(startedAt.advanced(by: start))
+        }
+        if let step = nextStopStep { deadlines.append(step) }
+        if let drain = drainDeadline { deadlines.append(drain) }
+        if stopReason == nil, let cancelAfter = spec.cancelAfter { deadlines.append(startedAt.advanced(by: cancelAfter)) }
+        if pidFD < 0, exitObserved == nil { deadlines.append(now.advanced(by: .milliseconds(50))) }
+        guard let earliest = deadlines.min() else { return -1 }
+        let remaining = now.duration(to: earliest)
+        if remaining <= .zero { return 0 }
+        let (seconds, attoseconds) = remaining.components
+        let millis = seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1
+        return Int32(clamping: millis)
+    }
+
+    private func checkTimers(now: ContinuousClock.Instant) {
+        guard exitObserved == nil else { return }
+        if stopReason == nil {
+            if let cancelAfter = spec.cancelAfter, now >= startedAt.advanced(by: cancelAfter) {
+                beginStop(.cancelled("conformance check: cancel requested"), now: now)
+            } else if hello == nil, terminal == nil, let start = spec.startTimeout, now >= startedAt.advanced(by: start) {
+                beginStop(.startTimeout, now: now)
+            } else if now >= startedAt.advanced(by: spec.runTimeout) {
+                beginStop(.runTimeout, now: now)
+            }
+        } else if let step = nextStopStep, now >= step {
+            advanceStop(now: now)
+        }
+    }
+
+    // MARK: Stopping
+
+    private func beginStop(_ reason: StopReason, now: ContinuousClock.Instant) {
+        guard stopReason == nil, exitObserved == nil else { return }
+        stopReason = reason
+        let description: String
+        switch reason {
+        case .startTimeout: description = "no hello within the start timeout"
+        case .runTimeout: description = "the deadline passed"
+        case .cancelled(let text): description = text
+        case .violation: description = "protocol violation"
+        }
+        if case .violation = reason {
+            // A broken stream cannot carry a cancel message; go straight to SIGTERM.
+            stopStage = 1
+            signalGroup(SIGTERM, reason: description, step: "sigterm")
+            nextStopStep = now.advanced(by: spec.killGrace)
+            return
+        }
+        if sendCancelLine(reason: description) {
+            stopStage = 0
+            emit(.stopping(reason: description, step: "cancel_message"))
+            nextStopStep = now.advanced(by: spec.cancelGrace)
+        } else {
+            stopStage = 1
+            signalGroup(SIGTERM, reason: description, step: "sigterm")
+            nextStopStep = now.advanced(by: spec.killGrace)
+        }
+    }
+
+    private func advanceStop(now: ContinuousClock.Instant) {
+        if stopStage == 0 {
+            stopStage = 1
+            signalGroup(SIGTERM, reason: "cancel grace period over", step: "sigterm")
+            nextStopStep = now.advanced(by: spec.killGrace)
+        } else if stopStage == 1 {
+            stopStage = 2
+            signalGroup(SIGKILL, reason: "kill grace period over", step: "sigkill")
+            nextStopStep = nil
+        }
+    }
+
+    private func sendCancelLine(reason: String) -> Bool {
+        guard stdinFD >= 0, !cancelLineSent, stdinOffset >= stdinPending.count else { return false }
+        let graceSeconds = Double(spec.cancelGrace.components.seconds)
+            + Double(spec.cancelGrace.components.attoseconds) / 1e18
+        let envelope = HostEnvelope(message: .cancel(CancelRequest(reason: reason, graceSeconds: graceSeconds)))
+        guard let line = try? WireFormat.encodeLine(envelope) else { return false }
+        cancelLineSent = true
+        stdinPending = Array(line)
+        stdinOffset = 0
+        writeStdin()
+        return stdinFD >= 0
+    }
+
+    private func signalGroup(_ signal: Int32, reason: String, step: String) {
+        guard pid > 0 else { return }
+        emit(.stopping(reason: reason, step: step))
+        _ = kill(-pid, signal)
+    }
+
+    // MARK: Streams
+
+    private func writeStdin() {
+        while stdinFD >= 0, stdinOffset < stdinPending.count {
+            let written = stdinPending.withUnsafeBytes { raw in
+                write(stdinFD, raw.baseAddress?.advanced(by: stdinOffset), raw.count - stdinOffset)
+            }
+            if written > 0 {
+                stdinOffset += written
+            } else if written < 0, errno == EINTR {
+                continue
+            } else if written < 0, errno == EAGAIN {
+                return
+            } else {
+                // EPIPE: the plugin closed stdin. Not an error by itself.
+                closeStdin()
+                return
+            }
+        }
+    }
+
+    private func readStdout(_ buffer: UnsafeMutablePointer<UInt8>, _ size: Int) {
+        // Bound the work per wake-up so stderr and timers are never starved by a flood.
+        for _ in 0..<16 {
+            guard stdoutFD >= 0 else { return }
+            let count = read(stdoutFD, buffer, size)
+            if count > 0 {
+                let chunk = UnsafeBufferPointer(start: buffer, count: count)
+                stdoutFramer.feed(chunk) { event in
+                    switch event {
+                    case .line(let bytes): handleStdoutLine(bytes)
+                    case .overflow(let seen): handleOverflow(seen)
+                    }
+                }
+                if count < size { return }
+            } else if count == 0 {
+                if let rest = stdoutFramer.finish() { handleStdoutLine(rest) }
+                closeFD(&stdoutFD)
+                return
+            } else {
+                if errno == EINTR { continue }
+                if errno != EAGAIN { closeFD(&stdoutFD) }
+                return
+            }
+        }
+    }
+
+    private func readStderr(_ buffer: UnsafeMutablePointer<UInt8>, _ size: Int) {
+        for _ in 0..<16 {
+            guard stderrFD >= 0 else { return }
+            let count = read(stderrFD, buffer, size)
+            if count > 0 {
+                let chunk = UnsafeBufferPointer(start: buffer, count: count)
+                appendTail(chunk)
+                stderrFramer.feed(chunk) { event in
+                    switch event {
+                    case .line(let bytes): emit(.stderr(String(decoding: bytes, as: UTF8.self)))
+                    case .overflow: emit(.stderr("[ims: stderr line longer than \(spec.maxStderrLineBytes) bytes truncated]"))
+                    }
+                }
+                if count < size { return }
+            } else if count == 0 {
+                if let rest = stderrFramer.finish() { emit(.stderr(String(decoding: rest, as: UTF8.self))) }
+                closeFD(&stderrFD)
+                return
+            } else {
+                if errno == EINTR { continue }
+                if errno != EAGAIN { closeFD(&stderrFD) }
+                return
+            }
+        }
+    }
+
+    private func appendTail(_ chunk: UnsafeBufferPointer<UInt8>) {
+        let limit = spec.stderrTailBytes
+        if chunk.count >= limit {
+            stderrTail = Array(chunk[(chunk.count - limit)...])
+        } else {
+            stderrTail.append(contentsOf: chunk)
+            if stderrTail.count > 2 * limit {
+                stderrTail.removeFirst(stderrTail.count - limit)
+            }
+        }
+    }
+
+    // MARK: Protocol lines
+
+    private func handleOverflow(_ seen: Int) {
+        recordViolation(
+            HostErrorCode.lineTooLong,
+            "plugin '\(spec.pluginID)' wrote a stdout line longer than the \(spec.maxLineBytes)-byte limit",
+            extra: ["limit_bytes": .number(Double(spec.maxLineBytes))])
+        // Stop reading: the plugin gets EPIPE/SIGPIPE and the flood ends here.
+        closeFD(&stdoutFD)
+    }
+
+    private func handleStdoutLine(_ raw: [UInt8]) {
+        guard violation == nil else { return }
+        var bytes = raw[...]
+        if bytes.last == 0x0D { bytes = bytes.dropLast() }
+        if bytes.first == 0x1E { bytes = bytes.dropFirst() }
+        guard let firstNonSpace = bytes.firstIndex(where: { $0 != 0x20 && $0 != 0x09 }) else { return }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            recordViolation(HostErrorCode.invalidUTF8, "plugin '\(spec.pluginID)' wrote stdout that is not valid UTF-8")
+            closeFD(&stdoutFD)
+            return
+        }
+        if bytes[firstNonSpace] != UInt8(ascii: "{") {
+            handleStray(text)
+            return
+        }
+        let envelope: PluginEnvelope
+        do {
+            envelope = try decoder.decode(PluginEnvelope.self, from: Data(bytes))
+        } catch {
+            recordViolation(
+                HostErrorCode.malformedMessage,
+                "plugin '\(spec.pluginID)' wrote a malformed protocol message: \(Self.describeDecodingError(error))",
+                extra: ["line": .string(String(text.prefix(200)))])
+            return
+        }
+        if envelope.version != spec.negotiatedVersion {
+            recordViolation(
+                HostErrorCode.malformedMessage,
+                "plugin '\(spec.pluginID)' sent a protocol \(envelope.version) message after protocol \(spec.negotiatedVersion) was negotiated")
+            return
+        }
+        messageCount += 1
+        handleMessage(envelope.message)
+    }
+
+    private func handleStray(_ text: String) {
+        strayLines += 1
+        let message = "plugin '\(spec.pluginID)' wrote a stray line to stdout (stdout is reserved for protocol messages)"
+        if spec.strict {
+            recordViolation(HostErrorCode.strayOutput, message, extra: ["line": .string(String(text.prefix(200)))])
+        } else {
+            emit(.warning(ErrorInfo(
+                code: HostErrorCode.strayOutput, category: .protocol, message: message,
+                details: ["line": .string(String(text.prefix(200)))])))
+        }
+    }
+
+    private func handleMessage(_ message: PluginToHostMessage) {
+        if terminal != nil {
+            recordViolation(
+                HostErrorCode.outputAfterTerminal,
+                "plugin '\(spec.pluginID)' wrote a '\(message.type)' message after its terminal '\(terminal?.type ?? "")' message")
+            return
+        }
+        switch spec.verb {
+        case .describe:
+            if case .describe = message {
+                terminal = message
+            } else if case .error = message {
+                terminal = message
+            } else if case .unknown = message {
+                return
+            } else if message.isTerminal || hello == nil {
+                recordViolation(
+                    HostErrorCode.malformedMessage,
+                    "plugin '\(spec.pluginID)' answered 'describe' with a '\(message.type)' message")
+            }
+            return
+        case .run, .cleanup:
+            break
+        }
+        if hello == nil {
+            switch message {
+            case .hello(let value):
+                guard value.plugin.id.lowercased() == spec.pluginID.lowercased() else {
+                    recordViolation(
+                        HostErrorCode.helloMismatch,
+                        "plugin '\(spec.pluginID)' introduced itself as '\(value.plugin.id)'")
+                    return
+                }
+                guard value.protocol.version == spec.negotiatedVersion else {
+                    recordViolation(
+                        HostErrorCode.helloMismatch,
+                        "plugin '\(spec.pluginID)' answered with protocol \(value.protocol.version); the host asked for \(spec.negotiatedVersion)")
+                    return
+                }
+                hello = value
+                emit(.message(message))
+                return
+            case .error:
+                // A plugin may refuse a request (bad request, unsupported version) before saying hello.
+                terminal = message
+                return
+            default:
+                recordViolation(
+                    HostErrorCode.missingHello,
+                    "plugin '\(spec.pluginID)' sent '\(message.type)' before 'hello'")
+                return
+            }
+        }
+        switch message {
+        case .hello:
+            recordViolation(HostErrorCode.malformedMessage, "plugin '\(spec.pluginID)' sent a second 'hello'")
+        case .artifact(let announcement):
+            if let problem = checkArtifact(announcement.artifact, name: announcement.name) {
+                recordViolationInfo(problem)
+            } else {
+                emit(.message(message))
+            }
+        case .result(let result):
+            for (name, artifact) in result.outputs.sorted(by: { $0.key < $1.key }) {
+                if let problem = checkArtifact(artifact, name: name) {
+                    recordViolationInfo(problem)
+                    return
+                }
+            }
+            terminal = message
+        case .error:
+            terminal = message
+        case .describe:
+            recordViolation(HostErrorCode.malformedMessage, "plugin '\(spec.pluginID)' sent 'describe' during '\(spec.verb.rawValue)'")
+        case .unknown:
+            return
+        case .log, .diagnostic, .progress, .heartbeat:
+            emit(.message(message))
+        }
+    }
+
+    private func checkArtifact(_ artifact: ArtifactRef, name: String) -> ErrorInfo? {
+        guard let root = workspaceRootResolved else { return nil }
+        let resolved = Self.realPath(artifact.path) ?? Self.lexicallyNormalized(artifact.path)
+        if resolved == root || resolved.hasPrefix(root + "/") { return nil }
+        return hostError(
+            HostErrorCode.artifactOutsideWorkspace, .protocol,
+            "plugin '\(spec.pluginID)' named artifact '\(name)' at \(artifact.path), which is outside the job workspace \(root)",
+            extra: ["artifact": .string(name), "artifact_path": .string(artifact.path)])
+    }
+
+    private func recordViolation(_ code: String, _ message: String, extra: [String: JSONValue] = [:]) {
+        recordViolationInfo(hostError(code, .protocol, message, extra: extra))
+    }
+
+    private func recordViolationInfo(_ info: ErrorInfo) {
+        guard violation == nil else { return }
+        violation = info
+        if exitObserved == nil {
+            beginStop(.violation, now: clock.now)
+        }
+    }
+
+    // MARK: Exit
+
+    private func observeExit() {
+        var value: Int32 = 0
+        switch ims_peek_exit(pid, &value) {
+        case 1: exitObserved = .exited(value)
+        case 2: exitObserved = .signaled(value)
+        default: return
+        }
+        drainDeadline = clock.now.advanced(by: spec.postExitDrain)
+        closeStdin()
+    }
+
+    private func pollExitWithoutPidfd() {
+        observeExit()
+    }
+
+    private func reap() -> ExitStatus? {
+        guard pid > 0 else { return nil }
+        // Kill whatever is left of the group (grandchildren) while the zombie still pins the group id.
+        _ = kill(-pid, SIGKILL)
+        let raw = ims_wait(pid)
+        guard raw >= 0 else { return exitObserved }
+        var value: Int32 = 0
+        switch ims_decode_status(raw, &value) {
+        case 1: return exitObserved ?? .exited(value)
+        case 2: return exitObserved ?? .signaled(value)
+        default: return exitObserved
+        }
+    }
+
+    // MARK: Outcome
+
+    private func makeOutcome(exit: ExitStatus?) -> InvocationOutcome {
+        let pluginError: ErrorInfo? = {
+            if case .error(let info) = terminal { return info }
+            return nil
+        }()
+        if let violation {
+            return finish(status: .failed(violation), exit: exit, hostMade: true)
+        }
+        if let reason = stopReason {
+            switch reason {
+            case .startTimeout:
+                return finish(
+                    status: .failed(hostError(
+                        HostErrorCode.startTimeout, .timeout,
+                        "plugin '\(spec.pluginID)' did not say hello within \(Self.seconds(spec.startTimeout ?? .zero)) s",
+                        exit: exit)), exit: exit, hostMade: true)
+            case .runTimeout:
+                return finish(
+                    status: .failed(hostError(
+                        HostErrorCode.timeout, .timeout,
+                        "plugin '\(spec.pluginID)' phase '\(spec.phase)' did not finish within \(Self.seconds(spec.runTimeout)) s",
+                        exit: exit, cause: pluginError)), exit: exit, hostMade: true)
+            case .cancelled(let why):
+                return finish(
+                    status: .failed(hostError(
+                        HostErrorCode.cancelled, .cancelled,
+                        "plugin '\(spec.pluginID)' phase '\(spec.phase)' was cancelled: \(why)",
+                        exit: exit, cause: pluginError)), exit: exit, hostMade: true)
+            case .violation:
+                break
+            }
+        }
+        guard let exit else {
+            return finish(
+                status: .failed(hostError(HostErrorCode.pluginCrashed, .internal, "plugin '\(spec.pluginID)' vanished", exit: nil)),
+                exit: nil, hostMade: true)
+        }
+        switch exit {
+        case .signaled(let signal):
+            return finish(
+                status: .failed(hostError(
+                    HostErrorCode.pluginCrashed, .internal,
+                    "plugin '\(spec.pluginID)' was killed by \(ExitStatus.signalName(signal))"
+                        + (terminal == nil ? " before sending a result" : ""),
+                    exit: exit, cause: pluginError)), exit: exit, hostMade: true)
+        case .exited(let code):
+            switch (code, terminal) {
+            case (PluginExitCode.usage, _):
+                return finish(
+                    status: .failed(hostError(
+                        HostErrorCode.pluginUsage, .internal,
+                        "plugin '\(spec.pluginID)' rejected its command line (exit code 2): \(stderrSummary())",
+                        exit: exit)), exit: exit, hostMade: true)
+            case (0, .result(let result)?):
+                return finish(status: .succeeded(result), exit: exit, hostMade: false)
+            case (0, .describe(let description)?):
+                return finish(status: .described(description), exit: exit, hostMade: false)
+            case (0, .error(let info)?):
+                return finish(
+                    status: .failed(hostError(
+                        HostErrorCode.exitCodeMismatch, .protocol,
+                        "plugin '\(spec.pluginID)' sent an error but exited with code 0",
+                        exit: exit, cause: info)), exit: exit, hostMade: true)
+            case (0, _):
+                return finish(
+                    status: .failed(hostError(
+                        HostErrorCode.noResult, .protocol,
+                        "plugin '\(spec.pluginID)' exited with code 0 without sending a \(spec.verb == .describe ? "describe message" : "result")",
+                        exit: exit)), exit: exit, hostMade: true)
+            case (_, .error(let info)?):
+                return finish(status: .failed(info), exit: exit, hostMade: false)
+            case (_, .result?), (_, .describe?):
+                return finish(
+                    status: .failed(hostError(
+                        HostErrorCode.exitCodeMismatch, .protocol,
+                        "plugin '\(spec.pluginID)' sent a result but exited with code \(code)",
+                        exit: exit)), exit: exit, hostMade: true)
+            default:
+                return finish(
+                    status: .failed(hostError(
+                        HostErrorCode.pluginCrashed, code == PluginExitCode.protocolError ? .protocol : .internal,
+                        "plugin '\(spec.pluginID)' exited with code \(code) without an error message: \(stderrSummary())",
+                        exit: exit)), exit: exit, hostMade: true)
+            }
+        }
+    }
+
+    private func finish(status: InvocationOutcome.Status, exit: ExitStatus?, hostMade: Bool) -> InvocationOutcome {
+        let outcome = InvocationOutcome(
+            status: status, exitStatus: exit, hello: hello, hostSynthesized: hostMade,
+            stderrTail: tailText(), strayLines: strayLines, messageCount: messageCount,
+            duration: startedAt.duration(to: clock.now))
+        emit(.finished(outcome))
+        return outcome
+    }
+
+    private func tailText() -> String {
+        let limit = spec.stderrTailBytes
+        let bytes = stderrTail.count > limit ? Array(stderrTail.suffix(limit)) : stderrTail
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private func stderrSummary() -> String {
+        let lastLine = tailText().split(separator: "\n").last.map(String.init) ?? ""
+        return lastLine.isEmpty ? "no stderr output" : String(lastLine.prefix(300))
+    }
+
+    private func hostError(
+        _ code: String, _ category: ErrorCategory, _ message: String, exit: ExitStatus? = nil,
+        cause: ErrorInfo? = nil, extra: [String: JSONValue] = [:]
+    ) -> ErrorInfo {
+        var details: [String: JSONValue] = [
+            "plugin_id": .string(spec.pluginID),
+            "phase": .string(spec.phase),
+            "argv": .array(spec.argv.map { .string($0) }),
+        ]
+        if let exit {
+            switch exit {
+            case .exited(let code): details["exit_code"] = .number(Double(code))
+            case .signaled(let signal):
+                details["signal"] = .number(Double(signal))
+                details["signal_name"] = .string(ExitStatus.signalName(signal))
+            }
+        }
+        let tail = tailText()
+        if !tail.isEmpty { details["stderr_tail"] = .string(tail) }
+        for (key, value) in extra { details[key] = value }
+        let causes = cause.map { [ErrorCause(code: $0.code, message: $0.message, details: $0.details)] }
+        return ErrorInfo(
+            code: code, category: category, message: message, retryable: category.isRetryable,
+            details: .object(details), causes: causes)
+    }
+
+    // MARK: Helpers
+
+    private func emit(_ event: PluginEvent) {
+        observer.receive(TimedPluginEvent(time: Date(), pluginID: spec.pluginID, phase: spec.phase, event: event))
+    }
+
+    private func closeStdin() { closeFD(&stdinFD) }
+
+    private func closeFD(_ fd: inout Int32) {
+        if fd >= 0 {
+            close(fd)
+            fd = -1
+        }
+    }
+
+    private func closeAll() {
+        closeFD(&stdinFD)
+        closeFD(&stdoutFD)
+        closeFD(&stderrFD)
+        closeFD(&pidFD)
+    }
+
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    static func lexicallyNormalized(_ path: String) -> String {
+        var parts: [Substring] = []
+        for component in path.split(separator: "/") {
+            if component == "." { continue }
+            if component == ".." {
+                _ = parts.popLast()
+            } else {
+                parts.append(component)
+            }
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    static func seconds(_ duration: Duration) -> String {
+        let value = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        return value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
+    }
+
+    static func describeDecodingError(_ error: any Error) -> String {
+        guard let decodingError = error as? DecodingError else { return "not valid JSON" }
+        switch decodingError {
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "not valid JSON" : "invalid value at \(path(context.codingPath))"
+        case .keyNotFound(let key, let context):
+            return "missing '\(key.stringValue)' at \(path(context.codingPath))"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            return "wrong type at \(path(context.codingPath))"
+        @unknown default:
+            return "not a valid message"
+        }
+    }
+
+    private static func path(_ keys: [any CodingKey]) -> String {
+        keys.isEmpty ? "top level" : keys.map(\.stringValue).joined(separator: ".")
+    }
+}
