@@ -42,7 +42,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         // The Swift SDK for plugin authors.
-        .target(name: "IMSPluginKit", dependencies: ["IMSProtocol", "CIMSSystem"], swiftSettings: strictSettings),
+        .target(
+            name: "IMSPluginKit",
+            dependencies: ["IMSProtocol", "CIMSSystem", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictSettings
+        ),
         // The command layer (ArgumentParser), imported by the CLI tests.
         .target(
             name: "IMSCommands",

@@ -10,6 +10,7 @@ public final class TextEventRenderer: PluginEventObserver, @unchecked Sendable {
     private let lock = NSLock()
     private var lastProgressDraw: [String: Date] = [:]
     private var progressLineOpen = false
+    private var titles: [String: String] = [:]
 
     public init(fileHandle: FileHandle, isTerminal: Bool, minimumLogLevel: LogLevel = .info, showStderr: Bool = true) {
         self.fileHandle = fileHandle
@@ -73,7 +74,8 @@ public final class TextEventRenderer: PluginEventObserver, @unchecked Sendable {
         let key = prefix + progress.task
         if progress.state == .report, let last = lastProgressDraw[key], time.timeIntervalSince(last) < 0.25 { return }
         lastProgressDraw[key] = time
-        var text = "\(prefix) \(progress.title ?? progress.task)"
+        if let title = progress.title { titles[key] = title }
+        var text = "\(prefix) \(titles[key] ?? progress.task)"
         if let current = progress.current {
             if let total = progress.total, total > 0 {
                 text += String(format: " %3.0f%% (%@/%@%@)", current / total * 100, Self.number(current), Self.number(total), progress.unit.map { " \($0.rawValue)" } ?? "")

@@ -137,7 +137,7 @@ public enum PluginInvoker {
         let spec = ProcessSpec(
             executable: plugin.entrypointPath, argv: [plugin.entrypointPath, request.verb.rawValue],
             environment: environment, workingDirectory: workspace.tmp, verb: request.verb, requestLine: requestLine,
-            pluginID: plugin.id, phase: request.phase, negotiatedVersion: version, workspaceRoot: workspace.root,
+            pluginID: plugin.id, phase: request.phase, negotiatedVersion: plugin.protocolVersion, workspaceRoot: workspace.root,
             startTimeout: .seconds(timeouts.start), runTimeout: .seconds(timeouts.run),
             cancelGrace: .seconds(timeouts.cancelGrace), killGrace: .seconds(timeouts.killGrace), strict: request.strict,
             cancelAfter: request.cancelAfter)

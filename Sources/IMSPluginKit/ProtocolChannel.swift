@@ -1,0 +1,79 @@
+import CIMSSystem
+import Foundation
+import IMSProtocol
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The plugin's end of the protocol: a private duplicate of the original stdout.
+///
+/// On creation fd 1 is pointed at stderr, so a stray `print` (or a child tool) can never
+/// corrupt the message stream. Every message is written whole with `write(2)`: no buffering.
+final class ProtocolChannel: @unchecked Sendable {
+    private let fd: Int32
+    private let lock = NSLock()
+    private let encoder = WireFormat.makeEncoder()
+    private var sequence = 0
+
+    init() {
+        let taken = ims_take_protocol_stdout()
+        fd = taken >= 0 ? taken : 1
+    }
+
+    /// Writes one message line; returns false when the host is gone.
+    @discardableResult
+    func send(_ message: PluginToHostMessage) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        sequence += 1
+        let envelope = PluginEnvelope(seq: sequence, message: message)
+        guard let line = try? WireFormat.encodeLine(envelope, encoder: encoder) else { return false }
+        return line.withUnsafeBytes { raw -> Bool in
+            var offset = 0
+            while offset < raw.count {
+                let written = write(fd, raw.baseAddress?.advanced(by: offset), raw.count - offset)
+                if written > 0 {
+                    offset += written
+                } else if written < 0, errno == EINTR {
+                    continue
+                } else {
+                    return false
+                }
+            }
+            return true
+        }
+    }
+}
+
+/// Reads newline-terminated lines from stdin with a length cap.
+final class StdinLineReader: @unchecked Sendable {
+    private var buffer: [UInt8] = []
+    private let limit: Int
+
+    init(limit: Int = WireFormat.maxLineBytes) { self.limit = limit }
+
+    /// The next line without its newline; nil at EOF (or when a line passes the cap).
+    func nextLine() -> [UInt8]? {
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            if let newline = buffer.firstIndex(of: 0x0A) {
+                let line = Array(buffer[..<newline])
+                buffer.removeSubrange(...newline)
+                return line
+            }
+            if buffer.count > limit { return nil }
+            let count = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+            if count > 0 {
+                buffer.append(contentsOf: chunk[..<count])
+            } else if count < 0, errno == EINTR {
+                continue
+            } else {
+                if buffer.isEmpty { return nil }
+                let line = buffer
+                buffer.removeAll()
+                return line
+            }
+        }
+    }
+}
