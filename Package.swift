@@ -35,7 +35,7 @@ let package = Package(
         .target(
             name: "IMSPluginHost",
             dependencies: [
-                "IMSProtocol", "CIMSSystem",
+                "IMSProtocol", "CIMSSystem", "CJSONC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -64,6 +64,13 @@ let package = Package(
             name: "ims-example-swift",
             dependencies: ["IMSPluginKit"],
             path: "Plugins/example-swift/Sources",
+            swiftSettings: strictSettings
+        ),
+
+        // Benchmarks (scripts/bench-plugin-host); not part of the test suite.
+        .executableTarget(
+            name: "ims-benchmarks",
+            dependencies: ["IMSPluginHost", "IMSProtocol", "CIMSSystem"],
             swiftSettings: strictSettings
         ),
 

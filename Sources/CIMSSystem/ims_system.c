@@ -118,3 +118,28 @@ int ims_peek_exit(pid_t pid, int *value) {
     *value = info.si_status;
     return info.si_code == CLD_EXITED ? 1 : 2;
 }
+
+#include <sys/prctl.h>
+#include <time.h>
+
+void ims_become_subreaper(void) {
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+}
+
+int ims_reap_group(pid_t pgid, int timeout_ms) {
+    int reaped = 0;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        int status = 0;
+        pid_t r = waitpid(-pgid, &status, WNOHANG);
+        if (r > 0) { reaped++; continue; }
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return reaped; /* ECHILD: nothing left in the group that is ours */
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (elapsed >= timeout_ms) return reaped;
+        struct timespec pause = {0, 2 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}

@@ -38,3 +38,11 @@ int ims_pipe_nonblocking(int fds[2]);
 /// exited (code in *value), 2 when killed by a signal (signal in *value),
 /// 0 when still running, -1 on error.
 int ims_peek_exit(pid_t pid, int *value);
+
+/// Makes this process a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so
+/// orphaned grandchildren of plugins are re-parented here and can be reaped.
+void ims_become_subreaper(void);
+
+/// Reaps every child in process group `pgid` (after they were killed),
+/// waiting up to `timeout_ms`. Returns the number reaped.
+int ims_reap_group(pid_t pgid, int timeout_ms);

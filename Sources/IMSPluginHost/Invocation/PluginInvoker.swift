@@ -137,7 +137,7 @@ public enum PluginInvoker {
         let spec = ProcessSpec(
             executable: plugin.entrypointPath, argv: [plugin.entrypointPath, request.verb.rawValue],
             environment: environment, workingDirectory: workspace.tmp, verb: request.verb, requestLine: requestLine,
-            pluginID: plugin.id, phase: request.phase, negotiatedVersion: plugin.protocolVersion, workspaceRoot: workspace.root,
+            pluginID: plugin.id, pluginVersion: plugin.manifest.version, phase: request.phase, negotiatedVersion: plugin.protocolVersion, workspaceRoot: workspace.root,
             startTimeout: .seconds(timeouts.start), runTimeout: .seconds(timeouts.run),
             cancelGrace: .seconds(timeouts.cancelGrace), killGrace: .seconds(timeouts.killGrace), strict: request.strict,
             cancelAfter: request.cancelAfter)
@@ -155,13 +155,14 @@ public enum PluginInvoker {
         let spec = ProcessSpec(
             executable: plugin.entrypointPath, argv: [plugin.entrypointPath, PluginVerb.describe.rawValue],
             environment: environment, workingDirectory: plugin.directory, verb: .describe, requestLine: nil,
-            pluginID: plugin.id, phase: "describe", negotiatedVersion: plugin.protocolVersion, workspaceRoot: nil,
+            pluginID: plugin.id, pluginVersion: plugin.manifest.version, phase: "describe", negotiatedVersion: plugin.protocolVersion, workspaceRoot: nil,
             startTimeout: nil, runTimeout: .seconds(timeoutSeconds), cancelGrace: .seconds(1), killGrace: .seconds(1),
             strict: true)
         return await supervise(spec, observer: observer)
     }
 
     static func supervise(_ spec: ProcessSpec, observer: any PluginEventObserver) async -> InvocationOutcome {
+        ims_become_subreaper()
         let signal = CancellationSignal()
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<InvocationOutcome, Never>) in

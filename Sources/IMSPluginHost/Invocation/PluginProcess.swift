@@ -16,6 +16,7 @@ struct ProcessSpec: Sendable {
     /// The request line (with newline); nil for `describe`, whose stdin is closed at once.
     var requestLine: [UInt8]?
     var pluginID: String
+    var pluginVersion: String
     var phase: String
     var negotiatedVersion: Int
     /// Artifact paths must resolve inside this directory.
@@ -81,7 +82,7 @@ final class PluginProcessSupervisor {
     private let spec: ProcessSpec
     private let observer: any PluginEventObserver
     private let cancellation: CancellationSignal
-    private let decoder = WireFormat.makeDecoder()
+    private let parser = MessageParser()
     private let clock = ContinuousClock()
 
     private var pid: pid_t = 0
@@ -446,15 +447,22 @@ final class PluginProcessSupervisor {
         }
         let envelope: PluginEnvelope
         do {
-            envelope = try decoder.decode(PluginEnvelope.self, from: Data(bytes))
+            envelope = try parser.parse(bytes)
         } catch {
+            let reason: String
+            switch error {
+            case .notJSON: reason = "not valid JSON"
+            case .invalidEnvelope(let why): reason = why
+            }
             recordViolation(
                 HostErrorCode.malformedMessage,
-                "plugin '\(spec.pluginID)' wrote a malformed protocol message: \(Self.describeDecodingError(error))",
+                "plugin '\(spec.pluginID)' wrote a malformed protocol message: \(reason)",
                 extra: ["line": .string(String(text.prefix(200)))])
             return
         }
-        if envelope.version != spec.negotiatedVersion {
+        // A plugin refusing a request before hello answers in its own major; accept that error.
+        let earlyRefusal = hello == nil && terminal == nil && envelope.message.type == "error"
+        if envelope.version != spec.negotiatedVersion && !earlyRefusal {
             recordViolation(
                 HostErrorCode.malformedMessage,
                 "plugin '\(spec.pluginID)' sent a protocol \(envelope.version) message after protocol \(spec.negotiatedVersion) was negotiated")
@@ -601,6 +609,8 @@ final class PluginProcessSupervisor {
         // Kill whatever is left of the group (grandchildren) while the zombie still pins the group id.
         _ = kill(-pid, SIGKILL)
         let raw = ims_wait(pid)
+        // Grandchildren re-parented to us (the host is a child subreaper) are reaped too.
+        _ = ims_reap_group(pid, 500)
         guard raw >= 0 else { return exitObserved }
         var value: Int32 = 0
         switch ims_decode_status(raw, &value) {
@@ -725,6 +735,7 @@ final class PluginProcessSupervisor {
     ) -> ErrorInfo {
         var details: [String: JSONValue] = [
             "plugin_id": .string(spec.pluginID),
+            "plugin_version": .string(spec.pluginVersion),
             "phase": .string(spec.phase),
             "argv": .array(spec.argv.map { .string($0) }),
         ]
