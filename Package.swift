@@ -75,6 +75,10 @@ let package = Package(
         ),
 
         .testTarget(name: "IMSProtocolTests", dependencies: ["IMSProtocol"]),
-        .testTarget(name: "IMSPluginHostTests", dependencies: ["IMSPluginHost", "IMSProtocol", "IMSCommands"]),
+        .testTarget(name: "IMSCLITests", dependencies: ["ims"]),
+        .testTarget(
+            name: "IMSPluginHostTests",
+            dependencies: ["IMSPluginHost", "IMSProtocol", "IMSCommands", .product(name: "Crypto", package: "swift-crypto")]
+        ),
     ]
 )

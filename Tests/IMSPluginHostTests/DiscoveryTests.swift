@@ -172,3 +172,31 @@ struct DiscoveryTests {
         }
     }
 }
+
+@Suite("Manifest validator agrees with the JSON Schema")
+struct ManifestSchemaParityTests {
+    static func files(_ directory: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasPrefix("manifest") && $0.hasSuffix(".json") }.sorted().map { directory + "/" + $0 }
+    }
+
+    @Test("schema-valid manifests pass the in-process validator")
+    func validOnes() throws {
+        let files = Self.files(Fixtures.repositoryRoot + "/protocol/examples")
+        #expect(files.count >= 3)
+        for path in files {
+            let data = try #require(FileManager.default.contents(atPath: path))
+            #expect(throws: Never.self, "\(path)") { try ManifestValidator.load(data: data, path: path) }
+        }
+    }
+
+    @Test("schema-invalid manifests fail the in-process validator")
+    func invalidOnes() throws {
+        let files = Self.files(Fixtures.repositoryRoot + "/protocol/examples/invalid")
+        #expect(files.count >= 5)
+        for path in files {
+            let data = try #require(FileManager.default.contents(atPath: path))
+            #expect(throws: PluginHostError.self, "\(path)") { try ManifestValidator.load(data: data, path: path) }
+        }
+    }
+}

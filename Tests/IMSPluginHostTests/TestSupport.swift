@@ -85,3 +85,11 @@ final class EventRecorder: PluginEventObserver, @unchecked Sendable {
         events.compactMap { if case .message(let message) = $0 { return message } else { return nil } }
     }
 }
+
+import Crypto
+
+enum SHA256Hex {
+    static func of(_ data: Data) -> String {
+        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+}

@@ -146,7 +146,12 @@ public enum ManifestValidator {
         if manifest.id.count > 128 || !isValidID(manifest.id) {
             problems.append("'id' \"\(manifest.id)\" must be lowercase letters and digits separated by '.', '-' or '_'")
         }
-        if manifest.version.isEmpty { problems.append("'version' must not be empty") }
+        if !isValidVersion(manifest.version) {
+            problems.append("'version' \"\(manifest.version)\" must be a dotted version such as 1.2.0 (optionally with -suffix)")
+        }
+        if manifest.requires?.contains(where: \.isEmpty) == true {
+            problems.append("'requires' must not contain empty command names")
+        }
         let entry = manifest.entrypoint
         if entry.isEmpty || entry.hasPrefix("/") || entry.split(separator: "/").contains("..") {
             problems.append("'entrypoint' \"\(entry)\" must be a relative path inside the plugin directory")
@@ -191,6 +196,18 @@ public enum ManifestValidator {
             }
         }
         return !previousWasSeparator
+    }
+
+    /// Digits separated by dots, optionally followed by `-`, `+` or `~` and a suffix (the schema's pattern).
+    public static func isValidVersion(_ version: String) -> Bool {
+        let separator = version.firstIndex(where: { $0 == "-" || $0 == "+" || $0 == "~" })
+        let numeric = version[..<(separator ?? version.endIndex)]
+        let numbersOK = !numeric.isEmpty
+            && numeric.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
+        guard numbersOK else { return false }
+        guard let separator else { return true }
+        let suffix = version[version.index(after: separator)...]
+        return !suffix.isEmpty && suffix.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || ".+~_-".contains($0)) }
     }
 
     /// A lowercase letter followed by lowercase letters, digits and '-'.
