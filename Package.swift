@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C libraries the engine links against (see docs/architecture.md).
@@ -41,6 +42,20 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Recipe archives through libarchive: safe extraction with limits, reproducible packing.
+        .target(
+            name: "IMSArchive",
+            dependencies: ["CLibArchive", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictSettings
+        ),
+        // KIWI-NG image descriptions through libxml2: typed model, normalisation, validation.
+        .target(name: "IMSKiwi", dependencies: ["CLibXML2"], swiftSettings: strictSettings),
+        // Recipes: loading from directories or archives, templating, repository rewriting and readiness.
+        .target(
+            name: "IMSRecipes",
+            dependencies: ["IMSArchive", "IMSKiwi", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strictSettings
+        ),
         // The Swift SDK for plugin authors.
         .target(
             name: "IMSPluginKit",
@@ -51,7 +66,7 @@ let package = Package(
         .target(
             name: "IMSCommands",
             dependencies: [
-                "IMSProtocol", "IMSPluginHost",
+                "IMSProtocol", "IMSPluginHost", "IMSRecipes", "IMSKiwi", "IMSArchive",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -76,6 +91,9 @@ let package = Package(
 
         .testTarget(name: "IMSProtocolTests", dependencies: ["IMSProtocol"]),
         .testTarget(name: "IMSCLITests", dependencies: ["ims"]),
+        .testTarget(name: "IMSArchiveTests", dependencies: ["IMSArchive", "CLibArchive"]),
+        .testTarget(name: "IMSKiwiTests", dependencies: ["IMSKiwi"]),
+        .testTarget(name: "IMSRecipesTests", dependencies: ["IMSRecipes", "IMSKiwi", "IMSArchive"]),
         .testTarget(
             name: "IMSPluginHostTests",
             dependencies: ["IMSPluginHost", "IMSProtocol", "IMSCommands", .product(name: "Crypto", package: "swift-crypto")]

@@ -84,7 +84,7 @@ public final class TextEventRenderer: PluginEventObserver, @unchecked Sendable {
             }
         }
         if let message = progress.message { text += " \(message)" }
-        if progress.state == .end { text += " done" }
+        if progress.state == .end, progress.message == nil { text += " done" }
         if isTerminal {
             let data = Data(("\r\u{1B}[K" + text + (progress.state == .end ? "\n" : "")).utf8)
             try? fileHandle.write(contentsOf: data)

@@ -1,0 +1,2 @@
+/// Placeholder until the archive layer lands.
+enum IMSArchiveModule {}

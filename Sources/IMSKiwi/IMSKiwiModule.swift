@@ -1,0 +1,2 @@
+/// Placeholder until the KIWI layer lands.
+enum IMSKiwiModule {}

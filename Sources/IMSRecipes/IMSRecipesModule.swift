@@ -1,0 +1,4 @@
+import IMSArchive
+import IMSKiwi
+/// Placeholder until the recipe layer lands.
+enum IMSRecipesModule {}
