@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // C libraries the engine links against (see docs/architecture.md).
@@ -53,7 +55,33 @@ let package = Package(
         // Recipes: loading from directories or archives, templating, repository rewriting and readiness.
         .target(
             name: "IMSRecipes",
-            dependencies: ["IMSArchive", "IMSKiwi", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "IMSArchive", "IMSKiwi",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Records (recipes, images, jobs, public keys) in SQLite through GRDB.
+        .target(
+            name: "IMSCatalog",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSettings
+        ),
+        // Artifact stores (the local file:// store; S3 through store plugins) and IMS's manifest.json.
+        .target(
+            name: "IMSStore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictSettings
+        ),
+        // The lifecycle engine: pipelines, jobs, site settings.
+        .target(
+            name: "IMSEngine",
+            dependencies: [
+                "IMSProtocol", "IMSPluginHost", "IMSRecipes", "IMSKiwi", "IMSArchive", "IMSCatalog", "IMSStore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         // The Swift SDK for plugin authors.
@@ -66,7 +94,7 @@ let package = Package(
         .target(
             name: "IMSCommands",
             dependencies: [
-                "IMSProtocol", "IMSPluginHost", "IMSRecipes", "IMSKiwi", "IMSArchive",
+                "IMSProtocol", "IMSPluginHost", "IMSRecipes", "IMSKiwi", "IMSArchive", "IMSCatalog", "IMSStore", "IMSEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -93,6 +121,9 @@ let package = Package(
         .testTarget(name: "IMSCLITests", dependencies: ["ims"]),
         .testTarget(name: "IMSArchiveTests", dependencies: ["IMSArchive", "CLibArchive"]),
         .testTarget(name: "IMSKiwiTests", dependencies: ["IMSKiwi"]),
+        .testTarget(name: "IMSCatalogTests", dependencies: ["IMSCatalog"]),
+        .testTarget(name: "IMSStoreTests", dependencies: ["IMSStore"]),
+        .testTarget(name: "IMSEngineTests", dependencies: ["IMSEngine", "IMSCatalog", "IMSStore", "IMSPluginHost", "IMSProtocol"]),
         .testTarget(name: "IMSRecipesTests", dependencies: ["IMSRecipes", "IMSKiwi", "IMSArchive"]),
         .testTarget(
             name: "IMSPluginHostTests",

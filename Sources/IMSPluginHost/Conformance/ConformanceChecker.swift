@@ -171,11 +171,17 @@ public struct ConformanceChecker: Sendable {
             return CaseResult(name: "cancel_honoured", passed: true, detail: "the plugin finished before the cancel took effect", seconds: seconds)
         }
         let cause = outcome.error?.causes?.first
-        let cancelledProperly = outcome.error?.category == .cancelled && (cause == nil || cause?.code == HostErrorCode.cancelled || outcome.error?.code == HostErrorCode.cancelled)
-        return CaseResult(
-            name: "cancel_honoured", passed: cancelledProperly,
-            detail: cancelledProperly ? "the plugin stopped within the grace period after the cancel message" : "unexpected outcome: \(outcome.error?.message ?? "")",
-            seconds: seconds)
+        if outcome.error?.code == HostErrorCode.cancelled, let cause {
+            // The plugin answered the cancel with its own terminal message before any signal.
+            let detail = cause.code == HostErrorCode.cancelled
+                ? "the plugin stopped within the grace period after the cancel message"
+                : "the plugin finished (\(cause.code)) within the grace period after the cancel message"
+            return CaseResult(name: "cancel_honoured", passed: true, detail: detail, seconds: seconds)
+        }
+        if outcome.hostSynthesized {
+            return CaseResult(name: "cancel_honoured", passed: false, detail: "no terminal message after the cancel: \(outcome.error?.message ?? "")", seconds: seconds)
+        }
+        return CaseResult(name: "cancel_honoured", passed: true, detail: "the plugin finished before the cancel took effect", seconds: seconds)
     }
 
     private func expectPluginError(

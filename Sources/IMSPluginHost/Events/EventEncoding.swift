@@ -58,6 +58,21 @@ public enum EventEncoding {
         return data
     }
 
+    /// The event name and its `data` as JSON (the same shape the NDJSON lines carry).
+    public static func kindAndData(_ event: PluginEvent) -> (String, JSONValue) {
+        let (name, payload) = parts(event)
+        switch payload {
+        case .message(let message): return (name, jsonValue(MessageBody(message: message)))
+        case .value(let value): return (name, value)
+        case .error(let info): return (name, jsonValue(info))
+        }
+    }
+
+    private struct MessageBody: Encodable {
+        var message: PluginToHostMessage
+        func encode(to encoder: any Encoder) throws { try message.encodeBody(to: encoder) }
+    }
+
     /// A JSON summary of an outcome.
     public static func outcomeJSON(_ outcome: InvocationOutcome) -> JSONValue {
         var object: [String: JSONValue] = [

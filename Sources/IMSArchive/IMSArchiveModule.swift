@@ -1,2 +1,0 @@
-/// Placeholder until the archive layer lands.
-enum IMSArchiveModule {}

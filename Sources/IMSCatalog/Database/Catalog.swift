@@ -1,0 +1,157 @@
+import Foundation
+import GRDB
+
+/// The records of one ims installation (recipes, images, public keys, jobs and job events) in SQLite.
+///
+/// A `Catalog` wraps a GRDB `DatabasePool` on `<data-dir>/catalog.sqlite` in WAL mode with a busy timeout, so
+/// several `ims` processes (and threads) can use one data directory at once: readers never wait, writers
+/// queue for up to the busy timeout. Every change that touches more than one row runs in one IMMEDIATE
+/// transaction, so a read-modify-write (appending to a status history, say) cannot lose another process's
+/// update.
+///
+/// Methods are synchronous and thread-safe; each runs one short transaction. The catalog never touches
+/// artifact stores: operations that move artifacts (soft delete, undelete) return the links the caller must
+/// move.
+public final class Catalog: Sendable {
+    /// The database file.
+    public let path: String
+    let pool: DatabasePool
+
+    /// The default time a writer waits for another process's transaction before failing.
+    public static let defaultBusyTimeout: TimeInterval = 30
+
+    /// Opens (creating and migrating as needed) the catalog in a data directory.
+    ///
+    /// - Parameters:
+    ///   - dataDirectory: the data directory; created (mode 0700) if missing.
+    ///   - busyTimeout: how long a write waits for other processes' writes.
+    /// - Throws: ``CatalogError/dataDirectory(path:reason:)`` or ``CatalogError/database(operation:message:)``.
+    public convenience init(dataDirectory: DataDirectory, busyTimeout: TimeInterval = Catalog.defaultBusyTimeout) throws(CatalogError) {
+        try dataDirectory.create()
+        try self.init(path: dataDirectory.catalogPath, busyTimeout: busyTimeout)
+    }
+
+    /// Opens (creating and migrating as needed) the catalog database at `path`.
+    ///
+    /// - Parameters:
+    ///   - path: the SQLite file; its directory must exist.
+    ///   - busyTimeout: how long a write waits for other processes' writes.
+    /// - Throws: ``CatalogError/database(operation:message:)``.
+    public init(path: String, busyTimeout: TimeInterval = Catalog.defaultBusyTimeout) throws(CatalogError) {
+        self.path = path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.foreignKeysEnabled = true
+        configuration.label = "ims.catalog"
+        configuration.prepareDatabase { db in
+            // WAL is durable across process crashes with NORMAL; each commit still reaches the WAL file.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw CatalogError.database(operation: "opening \(path)", message: Catalog.message(error))
+        }
+        try migrate()
+    }
+
+    /// Applies pending migrations. Several processes may open a new catalog at once: a migration that another
+    /// process applied first is not an error.
+    private func migrate() throws(CatalogError) {
+        let migrator = CatalogSchema.migrator
+        var lastError: (any Error)?
+        for _ in 0..<5 {
+            do {
+                if try pool.read({ db in try migrator.hasCompletedMigrations(db) }) { return }
+                try migrator.migrate(pool)
+                return
+            } catch {
+                lastError = error
+                if (try? pool.read({ db in try migrator.hasCompletedMigrations(db) })) == true { return }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+        }
+        throw CatalogError.database(operation: "migrating \(path)", message: lastError.map(Catalog.message) ?? "unknown error")
+    }
+
+    /// The identifiers of the applied schema migrations, oldest first.
+    public func appliedMigrations() throws(CatalogError) -> [String] {
+        try read("reading the schema version") { db in try CatalogSchema.migrator.appliedMigrations(db) }
+    }
+
+    // MARK: - Transactions
+
+    /// Runs `body` in a read-only snapshot.
+    func read<T>(_ operation: String, _ body: (Database) throws -> T) throws(CatalogError) -> T {
+        do {
+            return try pool.read(body)
+        } catch {
+            throw Catalog.map(error, operation: operation)
+        }
+    }
+
+    /// Runs `body` in one IMMEDIATE write transaction (committed when it returns, rolled back when it throws).
+    func write<T>(_ operation: String, _ body: (Database) throws -> T) throws(CatalogError) -> T {
+        do {
+            return try pool.write(body)
+        } catch {
+            throw Catalog.map(error, operation: operation)
+        }
+    }
+
+    static func map(_ error: any Error, operation: String) -> CatalogError {
+        if let catalogError = error as? CatalogError { return catalogError }
+        return CatalogError.database(operation: operation, message: message(error))
+    }
+
+    static func message(_ error: any Error) -> String {
+        if let databaseError = error as? DatabaseError {
+            return databaseError.message ?? databaseError.description
+        }
+        return String(describing: error)
+    }
+
+    // MARK: - Process helpers
+
+    /// The host name used in job records (`gethostname`).
+    public static var currentHost: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        let name = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "localhost" : name
+    }
+
+    /// Whether a process with this id exists on this machine (`kill(pid, 0)`; EPERM means it exists).
+    public static func processIsAlive(_ pid: Int32) -> Bool {
+        guard pid > 0 else { return false }
+        if kill(pid, 0) == 0 { return true }
+        return errno == EPERM
+    }
+}
+
+/// Which records a lookup considers.
+public enum RecordScope: Sendable {
+    /// Live records only (the default everywhere).
+    case live
+    /// Soft-deleted records only.
+    case deleted
+    /// Both.
+    case any
+}
+
+/// A record whose link changed as part of a soft delete or undelete, with the link it had before.
+///
+/// The caller moves the stored objects from `previousLink` to `record.link` (soft delete: under `deleted/`;
+/// undelete: back). If that fails, it reverses the catalog change (``Catalog/undeleteRecipe(_:relink:)`` after
+/// a soft delete, and so on) so the record and the store agree again.
+public struct Relinked<Record: Sendable & Hashable>: Sendable, Hashable {
+    /// The record after the change.
+    public var record: Record
+    /// The link before the change.
+    public var previousLink: ArtifactLink?
+
+    public init(record: Record, previousLink: ArtifactLink?) {
+        self.record = record
+        self.previousLink = previousLink
+    }
+}

@@ -1,0 +1,219 @@
+import ArgumentParser
+import Foundation
+import IMSCatalog
+import IMSStore
+
+/// Options shared by the record commands (`ims recipes create|list|…`, `ims images …`, `ims public-keys …`).
+struct CatalogOptions: ParsableArguments {
+    @Option(
+        name: .customLong("data-dir"),
+        help: ArgumentHelp(
+            "The data directory holding catalog.sqlite and the local store (default: $IMS_DATA_DIR, else /var/lib/ims as root, else $XDG_DATA_HOME/ims or ~/.local/share/ims).",
+            valueName: "dir"))
+    var dataDir: String?
+
+    @Option(
+        name: .customLong("store"),
+        help: ArgumentHelp("The artifact store URL (default: $IMS_STORE, else file://<data-dir>/store).", valueName: "url"))
+    var store: String?
+
+    @Flag(name: .long, help: "Print machine-readable JSON (IMS field names) instead of text.")
+    var json = false
+
+    /// The resolved data directory.
+    var dataDirectory: DataDirectory {
+        DataDirectory.resolve(explicit: dataDir)
+    }
+
+    /// The resolved store URL.
+    var storeURL: String {
+        if let store, !store.isEmpty { return store }
+        if let fromEnvironment = ProcessInfo.processInfo.environment["IMS_STORE"], !fromEnvironment.isEmpty { return fromEnvironment }
+        return dataDirectory.storeURL
+    }
+
+    /// Opens the catalog, reporting failures.
+    func openCatalog() throws -> Catalog {
+        do {
+            return try Catalog(dataDirectory: dataDirectory)
+        } catch {
+            throw RecordsCLI.report(error, json: json)
+        }
+    }
+
+    /// Opens the artifact store, reporting failures.
+    func openStore() throws -> any ArtifactStore {
+        do {
+            return try ArtifactStores.open(url: storeURL)
+        } catch {
+            throw RecordsCLI.report(error, json: json)
+        }
+    }
+}
+
+/// Output, errors and argument parsing shared by the record commands.
+enum RecordsCLI {
+    /// Prints an error (to stderr; also as a JSON object on stdout with `--json`) and returns the exit code to
+    /// throw. See docs/exit-codes.md: 1 failure (not found, conflict, I/O), 65 bad input (invalid values,
+    /// files, links and manifests), 69 unavailable (store or data directory cannot be used).
+    static func report(_ error: any Error, json: Bool) -> ExitCode {
+        let code: String
+        let message: String
+        let exit: ExitCode
+        switch error {
+        case let error as CatalogError:
+            code = error.code
+            message = error.description
+            switch error {
+            case .invalidValue, .invalidField, .invalidJob: exit = CLIExitCode.dataError
+            case .dataDirectory: exit = CLIExitCode.unavailable
+            default: exit = CLIExitCode.failure
+            }
+        case let error as StoreError:
+            code = error.code
+            message = error.description
+            switch error {
+            case .invalidKey, .notInStore, .invalidManifest, .sourceFailed, .tooLarge: exit = CLIExitCode.dataError
+            case .unsupportedStore: exit = CLIExitCode.unavailable
+            default: exit = CLIExitCode.failure
+            }
+        case let error as InputError:
+            code = "input.invalid"
+            message = error.message
+            exit = CLIExitCode.dataError
+        case let error as ExitCode:
+            return error
+        default:
+            code = "ims.internal"
+            message = String(describing: error)
+            exit = CLIExitCode.failure
+        }
+        Output.error(message)
+        if json { try? Output.json(ErrorReport(code: code, message: message, exitCode: exit.rawValue)) }
+        return exit
+    }
+
+    /// Runs `body`, turning any error into a printed report and an exit code.
+    static func run<T>(json: Bool, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            throw report(error, json: json)
+        }
+    }
+
+    /// A problem with a file or value the user gave (exit 65).
+    struct InputError: Error {
+        var message: String
+    }
+
+    struct ErrorReport: Encodable {
+        var code: String
+        var message: String
+        var exitCode: Int32
+
+        enum CodingKeys: String, CodingKey {
+            case code, message
+            case exitCode = "exit_code"
+        }
+    }
+
+    /// Writes bytes to stdout.
+    static func write(_ bytes: [UInt8]) {
+        FileHandle.standardOutput.write(Data(bytes))
+    }
+
+    /// Prints one record as JSON.
+    static func printJSON<T: RecordJSONWritable>(_ record: T) {
+        write(RecordJSONWriter.object(record))
+    }
+
+    /// Prints records as a JSON array.
+    static func printJSON<T: RecordJSONWritable>(_ records: [T]) {
+        write(RecordJSONWriter.array(records))
+    }
+
+    /// Renders a text table: a header row, then rows, columns padded to their widest cell.
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        var widths = header.map(\.count)
+        for row in rows {
+            for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }
+        }
+        func render(_ cells: [String]) -> String {
+            var line = ""
+            for (index, cell) in cells.enumerated() {
+                if index == cells.count - 1 {
+                    line += cell
+                } else {
+                    line += cell + String(repeating: " ", count: widths[index] - cell.count + 2)
+                }
+            }
+            return line
+        }
+        var lines = [render(header)]
+        lines.reserveCapacity(rows.count + 1)
+        for row in rows { lines.append(render(row)) }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Prints `key: value` lines for `describe`.
+    static func printFields(_ fields: [(String, String)]) {
+        let width = fields.map(\.0.count).max() ?? 0
+        var text = ""
+        for (key, value) in fields { text += key + ":" + String(repeating: " ", count: width - key.count + 1) + value + "\n" }
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
+    static func date(_ date: Date?) -> String {
+        guard let date else { return "-" }
+        return String(IMSTimestamp.string(date).prefix(19)).replacingOccurrences(of: "T", with: " ")
+    }
+
+    /// Parses a record id argument.
+    static func uuid(_ text: String, kind: String) throws -> UUID {
+        guard let id = UUID(uuidString: text) else { throw ValidationError("'\(text)' is not a \(kind) id (a UUID)") }
+        return id
+    }
+
+    /// Parses repeated `KEY=VALUE` options.
+    static func pairs(_ values: [String], option: String) throws -> [(String, String)] {
+        try values.map { text in
+            guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+                throw ValidationError("'\(option)' takes KEY=VALUE, got '\(text)'")
+            }
+            return (String(text[..<equals]), String(text[text.index(after: equals)...]))
+        }
+    }
+
+    /// Parses `true`/`false` (also yes/no, 1/0).
+    static func bool(_ text: String) throws -> Bool {
+        switch text.lowercased() {
+        case "true", "yes", "1", "on": return true
+        case "false", "no", "0", "off": return false
+        default: throw ValidationError("'\(text)' is not true or false")
+        }
+    }
+
+    /// The object behind a link the user gave, which must exist in the store.
+    static func storedLink(_ url: String, store: any ArtifactStore) async throws -> ArtifactLink {
+        let object = try await RecipeArtifacts(store: store).check(url: url)
+        return try ArtifactLink(url: url, etag: object.etag)
+    }
+
+    static func artifactLink(_ link: ManifestLink) throws -> ArtifactLink {
+        try ArtifactLink(url: link.path, etag: link.etag)
+    }
+}
+
+/// Parses an enumeration option, listing the allowed values on error.
+func enumerationOption<E: RecordEnumeration>(_ type: E.Type) -> @Sendable (String) throws -> E {
+    { text in
+        do {
+            return try E.parse(text)
+        } catch {
+            throw ValidationError("allowed: \(E.allowedValues.joined(separator: ", "))")
+        }
+    }
+}

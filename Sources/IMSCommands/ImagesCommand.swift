@@ -1,0 +1,293 @@
+import ArgumentParser
+import Foundation
+import IMSCatalog
+import IMSStore
+
+/// `ims images …`: image records (IMS `/images`).
+struct ImagesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "images",
+        abstract: "Register, list, inspect, change and delete image records.",
+        discussion: """
+            An image record names an image and links to its manifest.json, which lists the rootfs, kernel, \
+            initrd and boot parameters in the artifact store. Setting a link validates the manifest as IMS does.
+            """,
+        subcommands: [Create.self, List.self, Describe.self, Update.self, Delete.self, Undelete.self, SeedBenchmark.self]
+    )
+
+    static func describe(_ image: ImageRecord) {
+        var fields: [(String, String)] = [
+            ("id", image.id.imsString), ("name", image.name), ("created", IMSTimestamp.string(image.created)),
+            ("arch", image.arch.rawValue),
+            ("link", image.link.map { "\($0.path) (type \($0.type.rawValue), etag \($0.etag.isEmpty ? "-" : $0.etag))" } ?? "-"),
+            ("metadata", image.metadata.isEmpty ? "-" : image.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")),
+        ]
+        if let deleted = image.deleted { fields.append(("deleted", IMSTimestamp.string(deleted))) }
+        RecordsCLI.printFields(fields)
+    }
+
+    /// Validates a manifest link through the store (IMS §6.3), printing ETag warnings.
+    static func validatedLink(_ url: String, store: any ArtifactStore) async throws -> ArtifactLink {
+        let validation = try await ImageArtifacts(store: store).validate(manifestURL: url)
+        for warning in validation.warnings { Output.error("warning: \(warning)") }
+        return try ArtifactLink(url: url, etag: validation.manifestObject.etag)
+    }
+}
+
+extension ImagesCommand {
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register an image record (IMS POST /images).",
+            discussion: """
+                --link names an existing manifest.json in the store; it is validated first (version 1.0, every \
+                artifact present, exactly one rootfs).
+
+                Example:
+                    ims images create --name compute --link file:///var/lib/ims/store/boot-images/<id>/manifest.json
+                """)
+
+        @OptionGroup var options: CatalogOptions
+        @Option(help: "The image's name.") var name: String
+        @Option(help: ArgumentHelp("The URL of the image's manifest.json in the store.", valueName: "url")) var link: String?
+        @Option(help: "The architecture.", transform: enumerationOption(Arch.self)) var arch: Arch = .x86_64
+        @Option(help: ArgumentHelp("A metadata entry KEY=VALUE (repeatable).", valueName: "key=value")) var metadata: [String] = []
+
+        func validate() throws {
+            if name.isEmpty { throw ValidationError("'--name' must not be empty") }
+            _ = try RecordsCLI.pairs(metadata, option: "--metadata")
+        }
+
+        func run() async throws {
+            try await RecordsCLI.run(json: options.json) {
+                let catalog = try options.openCatalog()
+                var record = ImageRecord(name: name, arch: arch)
+                for (key, value) in try RecordsCLI.pairs(metadata, option: "--metadata") { record.metadata[key] = value }
+                if let link { record.link = try await ImagesCommand.validatedLink(link, store: try options.openStore()) }
+                let created = try catalog.createImage(record)
+                if options.json { RecordsCLI.printJSON(created) } else { Output.line("created image \(created.id.imsString) (\(created.name))") }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List image records, oldest first.",
+            discussion: "With --deleted, list soft-deleted images instead.")
+
+        @OptionGroup var options: CatalogOptions
+        @Flag(help: "List soft-deleted images.") var deleted = false
+
+        func run() async throws {
+            try await RecordsCLI.run(json: options.json) {
+                let images = try options.openCatalog().images(deleted: deleted)
+                if options.json {
+                    RecordsCLI.printJSON(images)
+                    return
+                }
+                let rows = images.map { image in
+                    [image.id.imsString, image.name, image.arch.rawValue, RecordsCLI.date(deleted ? image.deleted : image.created),
+                     image.metadata.isEmpty ? "-" : image.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
+                     image.link?.path ?? "-"]
+                }
+                FileHandle.standardOutput.write(Data(RecordsCLI.table(["ID", "NAME", "ARCH", deleted ? "DELETED" : "CREATED", "METADATA", "LINK"], rows).utf8))
+            }
+        }
+    }
+
+    struct Describe: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one image record (live or soft-deleted).")
+
+        @OptionGroup var options: CatalogOptions
+        @Argument(help: ArgumentHelp("The image id.", valueName: "id")) var id: String
+
+        func run() async throws {
+            let imageID = try RecordsCLI.uuid(id, kind: "image")
+            try await RecordsCLI.run(json: options.json) {
+                let image = try options.openCatalog().image(imageID, scope: .any)
+                if options.json { RecordsCLI.printJSON(image) } else { ImagesCommand.describe(image) }
+            }
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change an image record (IMS PATCH: link, arch, metadata).",
+            discussion: """
+                --link validates the manifest through the store and sets it; the link the image already has is \
+                accepted again (no-op), a different one is a conflict (exit 1, code catalog.conflict), and a \
+                manifest another image links to is refused. --metadata-set upserts, --metadata-remove removes \
+                (a missing key is fine); sets apply before removes. All changes apply together or not at all.
+
+                Example:
+                    ims images update <id> --metadata-set tag=prod --metadata-remove old
+                """)
+
+        @OptionGroup var options: CatalogOptions
+        @Argument(help: ArgumentHelp("The image id.", valueName: "id")) var id: String
+        @Option(help: ArgumentHelp("The URL of the image's manifest.json in the store.", valueName: "url")) var link: String?
+        @Option(help: "The architecture.", transform: enumerationOption(Arch.self)) var arch: Arch?
+        @Option(help: "A new name.") var name: String?
+        @Option(help: ArgumentHelp("Set a metadata entry KEY=VALUE (repeatable).", valueName: "key=value")) var metadataSet: [String] = []
+        @Option(help: ArgumentHelp("Remove a metadata key (repeatable).", valueName: "key")) var metadataRemove: [String] = []
+
+        func validate() throws {
+            _ = try RecordsCLI.pairs(metadataSet, option: "--metadata-set")
+            if metadataRemove.contains(where: \.isEmpty) { throw ValidationError("'--metadata-remove' takes a non-empty key") }
+        }
+
+        func run() async throws {
+            let imageID = try RecordsCLI.uuid(id, kind: "image")
+            try await RecordsCLI.run(json: options.json) {
+                let catalog = try options.openCatalog()
+                var update = ImageUpdate(arch: arch, name: name)
+                update.metadata = try RecordsCLI.pairs(metadataSet, option: "--metadata-set").map { MetadataChange.set($0.0, $0.1) }
+                    + metadataRemove.map(MetadataChange.remove)
+                if let link {
+                    let current = try catalog.image(imageID)
+                    if let existing = current.link {
+                        // Same link: no-op; different link: the catalog reports the conflict without a store round trip.
+                        update.link = existing.path == link ? existing : ArtifactLink(path: link, etag: "", type: link.hasPrefix("s3://") ? .s3 : .file)
+                    } else {
+                        update.link = try await ImagesCommand.validatedLink(link, store: try options.openStore())
+                    }
+                }
+                let updated = try catalog.updateImage(imageID, update)
+                if options.json { RecordsCLI.printJSON(updated) } else { ImagesCommand.describe(updated) }
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Soft-delete an image (or delete it for good with --permanent).",
+            discussion: """
+                A soft delete keeps every field and moves the manifest and every artifact it lists under \
+                deleted/, writing deleted/<id>/deleted_manifest.json; 'ims images undelete ID' restores them. \
+                --permanent deletes every artifact, the manifest and the record.
+                """)
+
+        @OptionGroup var options: CatalogOptions
+        @Argument(help: ArgumentHelp("The image id.", valueName: "id")) var id: String
+        @Flag(help: "Delete the record and its artifacts for good.") var permanent = false
+
+        func run() async throws {
+            let imageID = try RecordsCLI.uuid(id, kind: "image")
+            try await RecordsCLI.run(json: options.json) {
+                let catalog = try options.openCatalog()
+                let store = try options.openStore()
+                let artifacts = ImageArtifacts(store: store)
+                if permanent {
+                    let record = try catalog.image(imageID, scope: .any)
+                    if let link = record.link {
+                        if store.key(for: link.path) != nil {
+                            try await artifacts.hardDelete(manifestURL: link.path)
+                        } else {
+                            Output.error("warning: \(link.path) is not in the store \(store.url); only the record is deleted")
+                        }
+                    }
+                    let removed = try catalog.deleteImagePermanently(imageID)
+                    if options.json { RecordsCLI.printJSON(removed) } else { Output.line("deleted image \(imageID.imsString) permanently") }
+                    return
+                }
+                // The store first (the deleted manifest's etag is known only once written), then the record; if
+                // the record cannot be changed, the objects move back.
+                let record = try catalog.image(imageID)
+                var relocated: ImageArtifacts.Relocation?
+                if let link = record.link, store.key(for: link.path) != nil {
+                    relocated = try await artifacts.softDelete(imageID: imageID, manifestURL: link.path)
+                }
+                let deleted: Relinked<ImageRecord>
+                do {
+                    deleted = try catalog.softDeleteImage(imageID) { link in
+                        guard let relocated else { return link }
+                        return try RecordsCLI.artifactLink(relocated.link)
+                    }
+                } catch {
+                    if let relocated { _ = try? await artifacts.undelete(deletedManifestURL: relocated.link.path) }
+                    throw error
+                }
+                if options.json {
+                    RecordsCLI.printJSON(deleted.record)
+                } else {
+                    Output.line("deleted image \(imageID.imsString) (restore it with 'ims images undelete \(imageID.imsString)')")
+                }
+            }
+        }
+    }
+
+    struct Undelete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Restore a soft-deleted image with every field and its artifacts.")
+
+        @OptionGroup var options: CatalogOptions
+        @Argument(help: ArgumentHelp("The image id.", valueName: "id")) var id: String
+
+        func run() async throws {
+            let imageID = try RecordsCLI.uuid(id, kind: "image")
+            try await RecordsCLI.run(json: options.json) {
+                let catalog = try options.openCatalog()
+                let store = try options.openStore()
+                let artifacts = ImageArtifacts(store: store)
+                let record = try catalog.image(imageID, scope: .deleted)
+                var relocated: ImageArtifacts.Relocation?
+                if let link = record.link, let key = store.key(for: link.path), key.isDeleted {
+                    relocated = try await artifacts.undelete(deletedManifestURL: link.path)
+                }
+                let restored: Relinked<ImageRecord>
+                do {
+                    restored = try catalog.undeleteImage(imageID) { link in
+                        guard let relocated else { return link }
+                        return try RecordsCLI.artifactLink(relocated.link)
+                    }
+                } catch {
+                    if let relocated { _ = try? await artifacts.softDelete(imageID: imageID, manifestURL: relocated.link.path) }
+                    throw error
+                }
+                if options.json {
+                    RecordsCLI.printJSON(restored.record)
+                } else {
+                    Output.line("restored image \(imageID.imsString) (\(restored.record.name))")
+                }
+            }
+        }
+    }
+
+    /// Hidden: fills a catalog with synthetic images for scripts/bench-catalog.
+    struct SeedBenchmark: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "seed-benchmark", abstract: "Add synthetic image records (benchmarking only).", shouldDisplay: false)
+
+        @OptionGroup var options: CatalogOptions
+        @Option(help: "How many images to add.") var count: Int = 100_000
+
+        func validate() throws {
+            if count < 1 { throw ValidationError("'--count' must be at least 1") }
+        }
+
+        func run() async throws {
+            try await RecordsCLI.run(json: options.json) {
+                let catalog = try options.openCatalog()
+                let storeRoot = options.dataDirectory.storePath
+                let start = IMSTimestamp.now().addingTimeInterval(-Double(count))
+                var added = 0
+                while added < count {
+                    let batch = min(10_000, count - added)
+                    let records = (0..<batch).map { offset -> ImageRecord in
+                        let index = added + offset
+                        let id = UUID()
+                        var record = ImageRecord(
+                            id: id, created: start.addingTimeInterval(Double(index)), name: "bench-image-\(index)",
+                            link: ArtifactLink(
+                                path: "file://\(storeRoot)/boot-images/\(id.imsString)/manifest.json",
+                                etag: String(format: "%032x", index), type: .file),
+                            arch: index % 5 == 0 ? .aarch64 : .x86_64)
+                        if index % 4 == 0 { record.metadata = ["tag": "bench", "index": String(index)] }
+                        return record
+                    }
+                    try catalog.createImages(records)
+                    added += batch
+                }
+                Output.line("added \(added) images to \(options.dataDirectory.catalogPath)")
+            }
+        }
+    }
+}

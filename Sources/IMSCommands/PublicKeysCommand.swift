@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import IMSCatalog
+
+/// `ims public-keys …`: SSH public keys jobs install for access (IMS `/public-keys`).
+struct PublicKeysCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "public-keys",
+        abstract: "Register, list, inspect and delete SSH public keys for jobs.",
+        subcommands: [Create.self, List.self, Describe.self, Delete.self, Undelete.self]
+    )
+
+    static func describe(_ key: PublicKeyRecord) {
+        var fields: [(String, String)] = [
+            ("id", key.id.imsString), ("name", key.name), ("created", IMSTimestamp.string(key.created)), ("public_key", key.publicKey),
+        ]
+        if let deleted = key.deleted { fields.append(("deleted", IMSTimestamp.string(deleted))) }
+        RecordsCLI.printFields(fields)
+    }
+}
+
+extension PublicKeysCommand {
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register a public key from an authorized_keys line.",
+            discussion: """
+                The file holds one authorized_keys line: optional options, a key type (ssh-rsa, ssh-ed25519, \
+                ecdsa-sha2-nistp256/384/521, sk-…@openssh.com), the base64 key, an optional comment.
+
+                Example:
+                    ims public-keys create --name admin --public-key ~/.ssh/id_ed25519.pub
+                """)
+
+        @OptionGroup var options: CatalogOptions
+        @Option(help: "The key's name.") var name: String
+        @Option(help: ArgumentHelp("A file holding the authorized_keys line ('-' for stdin).", valueName: "file")) var publicKey: String
+
+        func validate() throws {
+            if name.isEmpty { throw ValidationError("'--name' must not be empty") }
+        }
+
+        func run() async throws {
+            try await RecordsCLI.run(json: options.json) {
+                let data: Data
+                if publicKey == "-" {
+                    data = FileHandle.standardInput.readDataToEndOfFile()
+                } else {
+                    guard let contents = FileManager.default.contents(atPath: publicKey) else {
+                        throw RecordsCLI.InputError(message: "\(publicKey): cannot read the file")
+                    }
+                    data = contents
+                }
+                guard data.count <= 64 * 1024, let text = String(data: data, encoding: .utf8) else {
+                    throw RecordsCLI.InputError(message: "\(publicKey): not a public key file (expected one authorized_keys line)")
+                }
+                let line: String
+                do {
+                    line = try PublicKeyRecord.validateAuthorizedKey(text)
+                } catch {
+                    throw RecordsCLI.InputError(message: "\(publicKey): \(error.description)")
+                }
+                let created = try options.openCatalog().createPublicKey(PublicKeyRecord(name: name, publicKey: line))
+                if options.json { RecordsCLI.printJSON(created) } else { Output.line("created public key \(created.id.imsString) (\(created.name))") }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List public keys, oldest first.")
+
+        @OptionGroup var options: CatalogOptions
+        @Flag(help: "List soft-deleted keys.") var deleted = false
+
+        func run() async throws {
+            try await RecordsCLI.run(json: options.json) {
+                let keys = try options.openCatalog().publicKeys(deleted: deleted)
+                if options.json {
+                    RecordsCLI.printJSON(keys)
+                    return
+                }
+                let rows = keys.map { key -> [String] in
+                    let fields = key.publicKey.split(separator: " ")
+                    let summary = fields.count > 2 ? "\(fields[0]) …\(fields[1].suffix(8)) \(fields[2...].joined(separator: " "))" : String(key.publicKey.prefix(40))
+                    return [key.id.imsString, key.name, RecordsCLI.date(deleted ? key.deleted : key.created), summary]
+                }
+                FileHandle.standardOutput.write(Data(RecordsCLI.table(["ID", "NAME", deleted ? "DELETED" : "CREATED", "KEY"], rows).utf8))
+            }
+        }
+    }
+
+    struct Describe: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one public key (live or soft-deleted).")
+
+        @OptionGroup var options: CatalogOptions
+        @Argument(help: ArgumentHelp("The public key id.", valueName: "id")) var id: String
+
+        func run() async throws {
+            let keyID = try RecordsCLI.uuid(id, kind: "public key")
+            try await RecordsCLI.run(json: options.json) {
+                let key = try options.openCatalog().publicKey(keyID, scope: .any)
+                if options.json { RecordsCLI.printJSON(key) } else { PublicKeysCommand.describe(key) }
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Soft-delete a public key (or delete it for good with --permanent).")
+
+        @OptionGroup var options: CatalogOptions
+        @Argument(help: ArgumentHelp("The public key id.", valueName: "id")) var id: String
+        @Flag(help: "Delete the record for good.") var permanent = false
+
+        func run() async throws {
+            let keyID = try RecordsCLI.uuid(id, kind: "public key")
+            try await RecordsCLI.run(json: options.json) {
+                let catalog = try options.openCatalog()
+                let key = permanent ? try catalog.deletePublicKeyPermanently(keyID) : try catalog.softDeletePublicKey(keyID)
+                if options.json {
+                    RecordsCLI.printJSON(key)
+                } else {
+                    Output.line(permanent ? "deleted public key \(keyID.imsString) permanently" : "deleted public key \(keyID.imsString) (restore it with 'ims public-keys undelete \(keyID.imsString)')")
+                }
+            }
+        }
+    }
+
+    struct Undelete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Restore a soft-deleted public key.")
+
+        @OptionGroup var options: CatalogOptions
+        @Argument(help: ArgumentHelp("The public key id.", valueName: "id")) var id: String
+
+        func run() async throws {
+            let keyID = try RecordsCLI.uuid(id, kind: "public key")
+            try await RecordsCLI.run(json: options.json) {
+                let key = try options.openCatalog().undeletePublicKey(keyID)
+                if options.json { RecordsCLI.printJSON(key) } else { Output.line("restored public key \(keyID.imsString) (\(key.name))") }
+            }
+        }
+    }
+}

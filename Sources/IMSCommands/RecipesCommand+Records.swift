@@ -1,0 +1,287 @@
+import ArgumentParser
+import Foundation
+import IMSCatalog
+import IMSStore
+
+extension RecipesCommand {
+    /// The commands that work on recipe records (create, list, describe, update, delete, undelete).
+    static let recordCommands: [any ParsableCommand.Type] = [
+        RecordCreate.self, RecordList.self, RecordDescribe.self, RecordUpdate.self, RecordDelete.self, RecordUndelete.self,
+    ]
+
+    /// `ims recipes create`: register a recipe (IMS `POST /recipes`), storing its archive.
+    struct RecordCreate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "create",
+            abstract: "Register a recipe, storing its archive in the artifact store.",
+            discussion: """
+                With --file, the archive is stored at recipes/<id>/recipe.tar.gz in the 'ims' bucket and becomes \
+                the recipe's link; if storing fails, no record is created. With --link, the object must already \
+                exist in the store. Prints the new record.
+
+                Examples:
+                    ims recipes create --name compute --file compute.tar.gz --linux-distribution sles15
+                    ims recipes create --name rocky --file rocky.tgz --linux-distribution rocky9 --arch aarch64 \\
+                        --template-dictionary CSM_RELEASE=1.6 --require-dkms false --json
+                """)
+
+        @OptionGroup var options: CatalogOptions
+        @Option(help: "The recipe's name.") var name: String
+        @Option(help: ArgumentHelp("A recipe archive to store (a file).", valueName: "path")) var file: String?
+        @Option(help: ArgumentHelp("An existing object in the store to link instead.", valueName: "url")) var link: String?
+        @Option(help: ArgumentHelp("The distribution the recipe builds.", valueName: "distro"), transform: enumerationOption(LinuxDistribution.self))
+        var linuxDistribution: LinuxDistribution
+        @Option(help: "The architecture (x86_64 or aarch64).", transform: enumerationOption(Arch.self)) var arch: Arch = .x86_64
+        @Option(help: ArgumentHelp("A template variable KEY=VALUE (repeatable, in order).", valueName: "key=value"))
+        var templateDictionary: [String] = []
+        @Option(help: ArgumentHelp("Whether builds need DKMS (true or false).", valueName: "bool")) var requireDkms: String = "true"
+        @Option(help: "kiwi-ng or packer.", transform: enumerationOption(RecipeType.self)) var recipeType: RecipeType = .kiwiNG
+
+        func validate() throws {
+            if file != nil && link != nil { throw ValidationError("give either '--file' or '--link', not both") }
+            if name.isEmpty { throw ValidationError("'--name' must not be empty") }
+            _ = try RecordsCLI.bool(requireDkms)
+            _ = try RecordsCLI.pairs(templateDictionary, option: "--template-dictionary")
+        }
+
+        func run() async throws {
+            try await RecordsCLI.run(json: options.json) {
+                let catalog = try options.openCatalog()
+                let store = try options.openStore()
+                var record = RecipeRecord(
+                    name: name, recipeType: recipeType, linuxDistribution: linuxDistribution,
+                    templateDictionary: try RecordsCLI.pairs(templateDictionary, option: "--template-dictionary").map { TemplateVariable(key: $0.0, value: $0.1) },
+                    requireDKMS: try RecordsCLI.bool(requireDkms), arch: arch)
+                var storedKey: ObjectKey?
+                if let file {
+                    var isDirectory: ObjCBool = false
+                    guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else {
+                        throw RecordsCLI.InputError(message: "\(file): no such file")
+                    }
+                    guard !isDirectory.boolValue else {
+                        throw RecordsCLI.InputError(message: "\(file) is a directory; pack it into an archive first (directory packing is not wired in yet)")
+                    }
+                    let object = try await RecipeArtifacts(store: store).store(recipeID: record.id, archive: file)
+                    storedKey = object.key
+                    record.link = try ArtifactLink(url: object.url, etag: object.etag)
+                } else if let link {
+                    record.link = try await RecordsCLI.storedLink(link, store: store)
+                }
+                let created: RecipeRecord
+                do {
+                    created = try catalog.createRecipe(record)
+                } catch {
+                    if let storedKey { try? await store.delete(storedKey) }  // nothing half-registered
+                    throw error
+                }
+                if options.json {
+                    RecordsCLI.printJSON(created)
+                } else {
+                    Output.line("created recipe \(created.id.imsString) (\(created.name))")
+                    if let link = created.link { Output.line("link: \(link.path)") }
+                }
+            }
+        }
+    }
+
+    /// `ims recipes list`.
+    struct RecordList: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "List recipe records, oldest first.",
+            discussion: "With --deleted, list soft-deleted recipes instead (restore one with 'ims recipes undelete ID').")
+
+        @OptionGroup var options: CatalogOptions
+        @Flag(help: "List soft-deleted recipes.") var deleted = false
+
+        func run() async throws {
+            try await RecordsCLI.run(json: options.json) {
+                let recipes = try options.openCatalog().recipes(deleted: deleted)
+                if options.json {
+                    RecordsCLI.printJSON(recipes)
+                    return
+                }
+                let rows = recipes.map { recipe in
+                    [recipe.id.imsString, recipe.name, recipe.linuxDistribution.rawValue, recipe.arch.rawValue, recipe.recipeType.rawValue,
+                     RecordsCLI.date(deleted ? recipe.deleted : recipe.created), recipe.link?.path ?? "-"]
+                }
+                FileHandle.standardOutput.write(Data(RecordsCLI.table(["ID", "NAME", "DISTRO", "ARCH", "TYPE", deleted ? "DELETED" : "CREATED", "LINK"], rows).utf8))
+            }
+        }
+    }
+
+    /// `ims recipes describe ID`.
+    struct RecordDescribe: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "describe", abstract: "Show one recipe record (live or soft-deleted).")
+
+        @OptionGroup var options: CatalogOptions
+        @Argument(help: ArgumentHelp("The recipe id.", valueName: "id")) var id: String
+
+        func run() async throws {
+            let recipeID = try RecordsCLI.uuid(id, kind: "recipe")
+            try await RecordsCLI.run(json: options.json) {
+                let recipe = try options.openCatalog().recipe(recipeID, scope: .any)
+                if options.json {
+                    RecordsCLI.printJSON(recipe)
+                } else {
+                    RecipesCommand.describe(recipe)
+                }
+            }
+        }
+    }
+
+    static func describe(_ recipe: RecipeRecord) {
+        var fields: [(String, String)] = [
+            ("id", recipe.id.imsString), ("name", recipe.name), ("created", IMSTimestamp.string(recipe.created)),
+            ("recipe_type", recipe.recipeType.rawValue), ("linux_distribution", "\(recipe.linuxDistribution.rawValue) (\(recipe.linuxDistribution.family.rawValue) family)"),
+            ("arch", recipe.arch.rawValue), ("require_dkms", String(recipe.requireDKMS)),
+            ("link", recipe.link.map { "\($0.path) (type \($0.type.rawValue), etag \($0.etag.isEmpty ? "-" : $0.etag))" } ?? "-"),
+            ("template_dictionary", recipe.templateDictionary.isEmpty ? "-" : recipe.templateDictionary.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")),
+        ]
+        if let deleted = recipe.deleted { fields.append(("deleted", IMSTimestamp.string(deleted))) }
+        RecordsCLI.printFields(fields)
+    }
+
+    /// `ims recipes update ID` (IMS recipe PATCH).
+    struct RecordUpdate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "update", abstract: "Change a recipe record (IMS PATCH).",
+            discussion: """
+                --link sets the recipe's link: the object must exist in the store and no other recipe may use it; \
+                setting the link the recipe already has does nothing, and a different link when one is set is a \
+                conflict (exit 1, code catalog.conflict). --template-dictionary replaces the whole list \
+                (--clear-template-dictionary empties it). All changes apply together or not at all.
+                """)
+
+        @OptionGroup var options: CatalogOptions
+        @Argument(help: ArgumentHelp("The recipe id.", valueName: "id")) var id: String
+        @Option(help: "A new name.") var name: String?
+        @Option(help: ArgumentHelp("The URL of the recipe archive in the store.", valueName: "url")) var link: String?
+        @Option(help: ArgumentHelp("A template variable KEY=VALUE (repeatable); replaces the list.", valueName: "key=value"))
+        var templateDictionary: [String] = []
+        @Flag(help: "Replace the template dictionary with an empty one.") var clearTemplateDictionary = false
+        @Option(help: "The architecture.", transform: enumerationOption(Arch.self)) var arch: Arch?
+        @Option(help: ArgumentHelp("true or false.", valueName: "bool")) var requireDkms: String?
+        @Option(help: ArgumentHelp("The distribution.", valueName: "distro"), transform: enumerationOption(LinuxDistribution.self))
+        var linuxDistribution: LinuxDistribution?
+
+        func validate() throws {
+            if clearTemplateDictionary && !templateDictionary.isEmpty {
+                throw ValidationError("give either '--template-dictionary' or '--clear-template-dictionary', not both")
+            }
+            if let requireDkms { _ = try RecordsCLI.bool(requireDkms) }
+            _ = try RecordsCLI.pairs(templateDictionary, option: "--template-dictionary")
+        }
+
+        func run() async throws {
+            let recipeID = try RecordsCLI.uuid(id, kind: "recipe")
+            try await RecordsCLI.run(json: options.json) {
+                let catalog = try options.openCatalog()
+                var update = RecipeUpdate(arch: arch, requireDKMS: try requireDkms.map(RecordsCLI.bool), name: name, linuxDistribution: linuxDistribution)
+                if clearTemplateDictionary { update.templateDictionary = [] }
+                if !templateDictionary.isEmpty {
+                    update.templateDictionary = try RecordsCLI.pairs(templateDictionary, option: "--template-dictionary").map { TemplateVariable(key: $0.0, value: $0.1) }
+                }
+                if let link {
+                    let current = try catalog.recipe(recipeID)
+                    if let existing = current.link, existing.path == link {
+                        update.link = existing  // idempotent: no store round trip
+                    } else {
+                        update.link = try await RecordsCLI.storedLink(link, store: try options.openStore())
+                    }
+                }
+                let updated = try catalog.updateRecipe(recipeID, update)
+                if options.json { RecordsCLI.printJSON(updated) } else { RecipesCommand.describe(updated) }
+            }
+        }
+    }
+
+    /// `ims recipes delete ID`.
+    struct RecordDelete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "delete", abstract: "Soft-delete a recipe (or delete it for good with --permanent).",
+            discussion: """
+                A soft delete keeps every field of the record and moves its archive under deleted/ in the store; \
+                'ims recipes undelete ID' restores both. --permanent removes the archive and the record, live or \
+                soft-deleted.
+                """)
+
+        @OptionGroup var options: CatalogOptions
+        @Argument(help: ArgumentHelp("The recipe id.", valueName: "id")) var id: String
+        @Flag(help: "Delete the record and its archive for good.") var permanent = false
+
+        func run() async throws {
+            let recipeID = try RecordsCLI.uuid(id, kind: "recipe")
+            try await RecordsCLI.run(json: options.json) {
+                let catalog = try options.openCatalog()
+                let store = try options.openStore()
+                let artifacts = RecipeArtifacts(store: store)
+                if permanent {
+                    let record = try catalog.recipe(recipeID, scope: .any)
+                    if let link = record.link {
+                        if store.key(for: link.path) != nil {
+                            try await artifacts.hardDelete(url: link.path)
+                        } else {
+                            Output.error("warning: \(link.path) is not in the store \(store.url); only the record is deleted")
+                        }
+                    }
+                    let removed = try catalog.deleteRecipePermanently(recipeID)
+                    if options.json { RecordsCLI.printJSON(removed) } else { Output.line("deleted recipe \(recipeID.imsString) permanently") }
+                    return
+                }
+                // The catalog first (the new link is known in advance: a move keeps the etag), then the store;
+                // if moving fails, the record is restored.
+                let deleted = try catalog.softDeleteRecipe(recipeID) { link in
+                    guard store.key(for: link.path) != nil else { return link }
+                    return ArtifactLink(path: try store.deletedURL(for: link.path), etag: link.etag, type: link.type)
+                }
+                if let previous = deleted.previousLink, store.key(for: previous.path) != nil {
+                    do {
+                        _ = try await artifacts.softDelete(url: previous.path)
+                    } catch {
+                        _ = try? catalog.undeleteRecipe(recipeID) { _ in previous }
+                        throw error
+                    }
+                }
+                if options.json {
+                    RecordsCLI.printJSON(deleted.record)
+                } else {
+                    Output.line("deleted recipe \(recipeID.imsString) (restore it with 'ims recipes undelete \(recipeID.imsString)')")
+                }
+            }
+        }
+    }
+
+    /// `ims recipes undelete ID`.
+    struct RecordUndelete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "undelete", abstract: "Restore a soft-deleted recipe with every field and its archive.")
+
+        @OptionGroup var options: CatalogOptions
+        @Argument(help: ArgumentHelp("The recipe id.", valueName: "id")) var id: String
+
+        func run() async throws {
+            let recipeID = try RecordsCLI.uuid(id, kind: "recipe")
+            try await RecordsCLI.run(json: options.json) {
+                let catalog = try options.openCatalog()
+                let store = try options.openStore()
+                let restored = try catalog.undeleteRecipe(recipeID) { link in
+                    guard let key = store.key(for: link.path), key.isDeleted else { return link }
+                    return ArtifactLink(path: try store.restoredURL(for: link.path), etag: link.etag, type: link.type)
+                }
+                if let previous = restored.previousLink, let key = store.key(for: previous.path), key.isDeleted {
+                    do {
+                        _ = try await RecipeArtifacts(store: store).undelete(url: previous.path)
+                    } catch {
+                        _ = try? catalog.softDeleteRecipe(recipeID) { _ in previous }
+                        throw error
+                    }
+                }
+                if options.json {
+                    RecordsCLI.printJSON(restored.record)
+                } else {
+                    Output.line("restored recipe \(recipeID.imsString) (\(restored.record.name))")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import IMSCatalog
+import IMSPluginHost
+import IMSStore
+import Logging
+
+/// Everything a job needs from its surroundings.
+public struct EngineEnvironment: Sendable {
+    public var catalog: Catalog
+    public var store: any ArtifactStore
+    public var plugins: PluginCatalog
+    public var settings: SiteSettings
+    /// The site configuration directory (pipelines/, ims.yaml), if any.
+    public var siteDirectory: String?
+    /// Where job workspaces are created: `<jobsDirectory>/<job-id>`.
+    public var jobsDirectory: String
+    public var logger: Logger
+
+    public init(
+        catalog: Catalog, store: any ArtifactStore, plugins: PluginCatalog, settings: SiteSettings,
+        siteDirectory: String?, jobsDirectory: String, logger: Logger = Logger(label: "ims.engine")
+    ) {
+        self.catalog = catalog
+        self.store = store
+        self.plugins = plugins
+        self.settings = settings
+        self.siteDirectory = siteDirectory
+        self.jobsDirectory = jobsDirectory
+        self.logger = logger
+    }
+}
+
+/// When a job's workspace is kept.
+public enum WorkspacePolicy: String, Sendable, Codable {
+    /// Removed whatever happens.
+    case remove
+    /// Kept when the job fails (for debugging), removed on success. The default.
+    case keepOnFailure = "keep_on_failure"
+    /// Always kept.
+    case keep
+}
+
+/// Options for running one job.
+public struct JobRunOptions: Sendable {
+    /// The pipeline; by default the effective one for the job type.
+    public var pipeline: Pipeline?
+    public var workspacePolicy: WorkspacePolicy
+    /// The job-level timeout; by default the site's (4 h).
+    public var timeout: Duration?
+    /// KIWI profiles to build (nil: the description's default).
+    public var profiles: [String]?
+    public var undefinedVariables: UndefinedVariablePolicyOption
+    /// Overrides the inferred distro family.
+    public var distroFamily: String?
+    public var listener: (any JobEventListener)?
+    /// `SOURCE_DATE_EPOCH` for plugins (reproducible builds).
+    public var sourceDateEpoch: Int?
+
+    public init(
+        pipeline: Pipeline? = nil, workspacePolicy: WorkspacePolicy = .keepOnFailure, timeout: Duration? = nil,
+        profiles: [String]? = nil, undefinedVariables: UndefinedVariablePolicyOption = .error, distroFamily: String? = nil,
+        listener: (any JobEventListener)? = nil, sourceDateEpoch: Int? = nil
+    ) {
+        self.pipeline = pipeline
+        self.workspacePolicy = workspacePolicy
+        self.timeout = timeout
+        self.profiles = profiles
+        self.undefinedVariables = undefinedVariables
+        self.distroFamily = distroFamily
+        self.listener = listener
+        self.sourceDateEpoch = sourceDateEpoch
+    }
+}
+
+/// The templating policy, re-exported so callers need not import IMSRecipes.
+public enum UndefinedVariablePolicyOption: String, Sendable, Codable {
+    case error
+    case renderEmpty = "render_empty"
+}
+
+/// How a job ended.
+public struct JobOutcome: Sendable {
+    public var job: JobRecord
+    public var image: ImageRecord?
+    /// The manifest of the new image, as stored.
+    public var manifest: String?
+    public var error: EngineError?
+    public var workspace: String?
+    public var workspaceKept: Bool
+    public var duration: Duration
+
+    public var succeeded: Bool { error == nil }
+}

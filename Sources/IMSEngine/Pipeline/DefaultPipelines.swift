@@ -1,0 +1,65 @@
+/// The pipelines that ship with ims. A site overrides or extends them with files in
+/// `<site-config-dir>/pipelines/<name>.yaml` (see docs/pipelines.md).
+public enum DefaultPipelines {
+    public static let create = """
+        # The create pipeline: a recipe becomes a registered image.
+        version: 1
+        name: create
+        steps:
+          - name: fetch-recipe
+            builtin: fetch-recipe
+            status: fetching_recipe
+          - name: prepare-recipe
+            builtin: prepare-recipe
+          - name: wait-for-repos
+            builtin: wait-for-repos
+            status: waiting_for_repos
+          - name: build-root
+            phase: build-root
+            status: building_image
+            timeout_seconds: 7200
+          - name: inject-ca
+            phase: inject-ca
+            when: ca_cert
+          - name: configure-dns
+            phase: configure-dns
+            when: dns
+          - name: package
+            phase: package
+            status: packaging_artifacts
+            timeout_seconds: 3600
+          - name: upload-artifacts
+            builtin: upload-artifacts
+            retry: {attempts: 3, backoff_seconds: 5}
+          - name: register-image
+            builtin: register-image
+        """
+
+    public static let customize = """
+        # The customize pipeline: an image is changed and repackaged.
+        version: 1
+        name: customize
+        steps:
+          - name: customize
+            phase: customize
+            status: waiting_on_user
+            timeout_seconds: 86400
+          - name: package
+            phase: package
+            status: packaging_artifacts
+            timeout_seconds: 3600
+          - name: upload-artifacts
+            builtin: upload-artifacts
+            retry: {attempts: 3, backoff_seconds: 5}
+          - name: register-image
+            builtin: register-image
+        """
+
+    public static func text(for name: String) -> String? {
+        switch name {
+        case "create": create
+        case "customize": customize
+        default: nil
+        }
+    }
+}

@@ -1,2 +1,0 @@
-/// Placeholder until the KIWI layer lands.
-enum IMSKiwiModule {}

@@ -1,4 +1,0 @@
-import IMSArchive
-import IMSKiwi
-/// Placeholder until the recipe layer lands.
-enum IMSRecipesModule {}

@@ -1,0 +1,68 @@
+import Foundation
+import IMSCatalog
+import Testing
+
+@Suite("Record JSON")
+struct RecordJSONTests {
+    static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
+        return encoder
+    }
+
+    static func foundationJSON<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try encoder().encode(value), as: UTF8.self) + "\n"
+    }
+
+    @Test("the fast writer writes exactly what JSONEncoder writes")
+    func fastWriterMatchesEncoder() throws {
+        var deletedImage = fullImage()
+        deletedImage.deleted = IMSTimestamp.now()
+        deletedImage.metadata["ctl\u{1}\n\t"] = "back\\slash/\"q\""
+        let images = [fullImage(), ImageRecord(name: "plain"), deletedImage]
+        #expect(String(decoding: RecordJSONWriter.array(images), as: UTF8.self) == (try Self.foundationJSON(images)))
+        #expect(String(decoding: RecordJSONWriter.array([ImageRecord]()), as: UTF8.self) == (try Self.foundationJSON([ImageRecord]())))
+        let recipes = [fullRecipe(), RecipeRecord(name: "r", linuxDistribution: .sles15)]
+        #expect(String(decoding: RecordJSONWriter.array(recipes), as: UTF8.self) == (try Self.foundationJSON(recipes)))
+        let key = PublicKeyRecord(name: "k", publicKey: "ssh-ed25519 AAAA x@y", deleted: IMSTimestamp.now())
+        #expect(String(decoding: RecordJSONWriter.object(key), as: UTF8.self) == (try Self.foundationJSON(key)))
+        let compact = String(decoding: RecordJSONWriter.object(fullImage(), pretty: false), as: UTF8.self)
+        let plainEncoder = JSONEncoder()
+        plainEncoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        #expect(compact == String(decoding: try plainEncoder.encode(fullImage()), as: UTF8.self) + "\n")
+    }
+
+    @Test("records use IMS field names and null links, and decode back")
+    func imsFieldNames() throws {
+        let recipe = RecipeRecord(name: "r", linuxDistribution: .sles15)
+        let object = try #require(try JSONSerialization.jsonObject(with: try JSONEncoder().encode(recipe)) as? [String: Any])
+        #expect(Set(object.keys) == ["id", "created", "name", "link", "recipe_type", "linux_distribution", "template_dictionary", "require_dkms", "arch"])
+        #expect(object["link"] is NSNull)
+        #expect(object["id"] as? String == recipe.id.uuidString.lowercased())
+        #expect(object["recipe_type"] as? String == "kiwi-ng" && object["require_dkms"] as? Bool == true)
+        #expect(try JSONDecoder().decode(RecipeRecord.self, from: try JSONEncoder().encode(recipe)) == recipe)
+        // IMS defaults apply to fields an old record lacks.
+        let old = #"{"id":"\#(recipe.id.imsString)","created":"2020-01-01T00:00:00+00:00","name":"r","recipe_type":"kiwi-ng","linux_distribution":"sles15"}"#
+        let decoded = try JSONDecoder().decode(RecipeRecord.self, from: Data(old.utf8))
+        #expect(decoded.arch == .x86_64 && decoded.requireDKMS && decoded.templateDictionary.isEmpty && decoded.link == nil)
+        let image = fullImage()
+        #expect(try JSONDecoder().decode(ImageRecord.self, from: try JSONEncoder().encode(image)) == image)
+    }
+
+    @Test("job records carry every IMS field plus ims's own")
+    func jobFields() throws {
+        let job = JobRecord(jobType: .create, artifactID: UUID(), imageRootArchiveName: "img", arch: .aarch64)
+        #expect(job.kernelFileName == "Image" && job.buildEnvSize == 60 && job.jobMemSize == 8 && job.status == .creating)
+        #expect(job.statusHistory.map(\.status) == [.creating])
+        let object = try #require(try JSONSerialization.jsonObject(with: try JSONEncoder().encode(job)) as? [String: Any])
+        let expected: Set<String> = [
+            "job_type", "artifact_id", "public_key_id", "image_root_archive_name", "enable_debug", "build_env_size",
+            "job_mem_size", "kernel_file_name", "initrd_file_name", "kernel_parameters_file_name", "ssh_containers",
+            "require_dkms", "id", "created", "status", "resultant_image_id", "arch", "kubernetes_job",
+            "kubernetes_service", "kubernetes_configmap", "kubernetes_pvc", "kubernetes_secret", "kubernetes_namespace",
+            "remote_build_node", "status_history", "error", "workspace", "pid", "host", "timeout_seconds",
+        ]
+        #expect(Set(object.keys) == expected)
+        #expect(try JSONDecoder().decode(JobRecord.self, from: try JSONEncoder().encode(job)) == job)
+    }
+}

@@ -1,0 +1,407 @@
+"""builder-zypper and builder-dnf, driven over the protocol against the HTTPS test repository.
+
+Run: python3 -m pytest Tests/PluginTests -q   (as root, on Debian 12 with scripts/install-deps done)
+"""
+import json
+import os
+import subprocess
+
+import pytest
+
+import rpm_harness as h
+
+TOOLS = ["zypper", "dnf"]
+IMAGE_REPO_DIR = {"zypper": "etc/zypp/repos.d", "dnf": "etc/yum.repos.d"}
+ANCHORS = {"zypper": "etc/pki/trust/anchors", "dnf": "etc/pki/ca-trust/source/anchors"}
+BUNDLE = {"zypper": "var/lib/ca-certificates/ca-bundle.pem", "dnf": "etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"}
+
+
+@pytest.fixture(scope="module", params=TOOLS)
+def built(request):
+    """(tool, run, rootfs) of the full build with the site CA."""
+    run = h.full_build(request.param)
+    assert run.ok, run.describe()
+    return request.param, run, run.result["outputs"]["rootfs"]["path"]
+
+
+def read(root, path):
+    with open(os.path.join(root, path), encoding="utf-8") as f:
+        return f.read()
+
+
+# ------------------------------------------------------------------------------------------
+# the successful build
+
+
+def test_result_outputs_and_facts(built):
+    tool, run, root = built
+    result = run.result
+    assert result["outputs"]["rootfs"] == {"path": os.path.join(run.workspace["out"], "rootfs"), "kind": "dir"}
+    listing = result["outputs"]["package_list"]
+    assert listing["path"] == os.path.join(run.workspace["out"], "packages.json")
+    assert listing["digest"].startswith("sha256:") and listing["size"] == os.path.getsize(listing["path"])
+    with open(listing["path"]) as f:
+        packages = json.load(f)
+    assert result["facts"]["package_count"] == len(packages)
+    assert result["metadata"]["builder"] == tool
+    assert set(result["metadata"]["stage_seconds"]) >= {"repositories", "bootstrap", "image", "overlay", "users",
+                                                        "config.sh", "delete", "rpmdb"}
+
+
+def test_packages_installed_with_dependencies_and_collection(built):
+    tool, _, root = built
+    installed = h.rpm_qa(root)
+    for name in ("ims-test-filesystem", "ims-test-shell", "ims-test-app", "ims-test-ca-certificates",
+                 "ims-test-kernel", "ims-test-tool"):
+        assert name in installed, (name, installed)
+    assert "ims-test-lib" in installed, "the dependency of ims-test-app was not pulled in"
+    assert installed["ims-test-app"] == "2.1-3"
+    assert os.path.isfile(os.path.join(root, "usr/share/ims-test/tool.txt")), "collection member missing"
+    assert os.path.isfile(os.path.join(root, "boot/vmlinuz-6.1.0-ims"))
+    assert os.readlink(os.path.join(root, "boot/initrd")) == "initrd-6.1.0-ims"
+
+
+def test_package_list_matches_rpmdb(built):
+    _, run, root = built
+    with open(run.result["outputs"]["package_list"]["path"]) as f:
+        packages = json.load(f)
+    assert [p["name"] for p in packages] == sorted(p["name"] for p in packages)
+    assert {p["name"]: f"{p['version']}-{p['release']}" for p in packages} == h.rpm_qa(root)
+    app = next(p for p in packages if p["name"] == "ims-test-app")
+    assert app == {"name": "ims-test-app", "epoch": None, "version": "2.1", "release": "3", "arch": "noarch"}
+    shell = next(p for p in packages if p["name"] == "ims-test-shell")
+    assert shell["arch"] == os.uname().machine
+
+
+def test_post_scriptlet_ran(built):
+    _, _, root = built
+    assert read(root, "var/lib/ims-test/post-ran").startswith("ims-test-app 2.1-3 post ran")
+
+
+def test_delete_and_uninstall_sections(built):
+    _, _, root = built
+    installed = h.rpm_qa(root)
+    assert "ims-test-release" not in installed and not os.path.exists(os.path.join(root, "etc/ims-test-release"))
+    assert "ims-test-extra" not in installed and not os.path.exists(os.path.join(root, "usr/share/ims-test-extra"))
+
+
+def test_config_sh_and_images_sh_ran_in_chroot(built):
+    tool, run, root = built
+    lines = read(root, "var/lib/ims-test/config-sh-ran").splitlines()
+    assert lines[0] == f"ims-test-{tool}|1.2.3|compute,test|0"
+    assert "dev-null-ok" in lines and "proc-ok" in lines
+    assert read(root, "var/lib/ims-test/images-sh-ran") == "images.sh ran\n"
+    assert any("Configure image: [ims-test-" in line for line in run.logs("config.sh"))
+    # nothing of the script machinery is left behind
+    assert not os.path.exists(os.path.join(root, "image"))
+    assert not os.path.exists(os.path.join(root, ".profile"))
+    assert not os.path.ismount(os.path.join(root, "proc"))
+    assert os.listdir(os.path.join(root, "dev")) == []
+
+
+def test_overlay_modes_and_symlinks(built):
+    _, _, root = built
+    assert read(root, "etc/ims-overlay/motd") == "overlay file\n"
+    assert os.readlink(os.path.join(root, "etc/ims-overlay/motd.link")) == "motd"
+    assert os.stat(os.path.join(root, "usr/local/bin/ims-overlay-tool")).st_mode & 0o7777 == 0o750
+    assert os.stat(os.path.join(root, "srv/private")).st_mode & 0o7777 == 0o700
+
+
+def test_archive_extracted(built):
+    _, _, root = built
+    path = os.path.join(root, "opt/ims-archive/hello.txt")
+    assert read(root, "opt/ims-archive/hello.txt") == "from the archive\n"
+    assert os.stat(path).st_mode & 0o777 == 0o640 and os.stat(path).st_uid == 0
+
+
+def test_users_and_groups(built):
+    _, _, root = built
+    passwd = read(root, "etc/passwd").splitlines()
+    group = {line.split(":")[0]: line.split(":") for line in read(root, "etc/group").splitlines()}
+    shadow = {line.split(":")[0]: line.split(":") for line in read(root, "etc/shadow").splitlines()}
+    ops_gid = group["ops"][2]
+    assert f"operator:x:1500:{ops_gid}:Test Operator:/home/operator:/bin/sh" in passwd
+    assert "root:x:0:0:root:/root:/bin/bash" in passwd
+    assert "operator" in group["wheel"][3].split(",")
+    assert shadow["root"][1] == "$1$ims$abcdefghijklmnopqrstu."
+    hashed = shadow["operator"][1]
+    assert hashed.startswith("$6$")
+    salt = hashed.split("$")[2]
+    again = subprocess.run(["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input="secret\n",
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert again == hashed, "the plain password was not hashed correctly"
+    home = os.stat(os.path.join(root, "home/operator"))
+    assert (home.st_uid, home.st_mode & 0o777) == (1500, 0o700)
+    assert read(root, "etc/locale.conf") == "LANG=en_US.UTF-8\n"
+
+
+def test_imageinclude_repositories_written_with_the_image_view(built):
+    tool, _, root = built
+    repo_dir = os.path.join(root, IMAGE_REPO_DIR[tool])
+    assert sorted(os.listdir(repo_dir)) == ["base.repo", "image-only.repo"]
+    text = read(repo_dir, "base.repo")
+    url = h.served_repos()["plain"].url
+    assert f"baseurl={url}\n" in text and "priority=10" in text
+    assert "ssl_capath" not in text and "sslcacert" not in text, "host-side TLS settings leaked into the image"
+    assert "baseurl=https://mirror.example.invalid/updates/" in read(repo_dir, "image-only.repo")
+
+
+def test_site_ca_in_the_image_trust_store(built):
+    tool, _, root = built
+    with open(h.served_repos()["plain"].ca) as f:
+        ca = f.read().strip()
+    assert read(root, os.path.join(ANCHORS[tool], "ims-site-ca.pem")).strip() == ca
+    # seeded before the first package: the trust-store package's own %post put it into the bundle
+    assert ca in read(root, BUNDLE[tool])
+
+
+def test_rpmdb_location(built):
+    _, run, root = built
+    assert os.path.isfile(os.path.join(root, "usr/lib/sysimage/rpm/rpmdb.sqlite"))
+    assert not os.path.exists(os.path.join(root, "root/.rpmdb")), "Debian's default ~/.rpmdb was used"
+    assert os.path.realpath(os.path.join(root, "var/lib/rpm")) == os.path.join(root, "usr/lib/sysimage/rpm")
+    assert any("skipping 'rpmdb --rebuilddb'" in line for line in run.logs())
+    assert run.result["facts"]["rpmdb_path"] == "/usr/lib/sysimage/rpm"
+
+
+def test_tool_output_streamed_as_logs_with_progress(built):
+    tool, run, _ = built
+    assert any("ims-test-app" in line for line in run.logs(tool)), "no tool output in log messages"
+    states = [p["state"] for p in run.of_type("progress") if p["task"] == "build-root"]
+    assert states[0] == "begin" and states[-1] == "end" and states.count("report") >= 10
+    messages = [p.get("message", "") for p in run.of_type("progress")]
+    for stage in ("repositories", "bootstrap", "image", "overlay", "users", "config.sh", "rpmdb"):
+        assert any(m.startswith(stage + ":") for m in messages), stage
+
+
+def test_no_build_machinery_left_in_the_root(built):
+    tool, _, root = built
+    assert not os.path.exists(os.path.join(root, "tmp", os.path.basename(h.WORK)))
+    if tool == "zypper":
+        assert os.listdir(os.path.join(root, "var/cache/zypp")) == []
+        assert not os.path.exists(os.path.join(root, "run/zypp.pid"))
+    else:
+        assert os.listdir(os.path.join(root, "var/cache/dnf")) == []
+
+
+# ------------------------------------------------------------------------------------------
+# signed repositories
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_signed_repository_with_the_right_key(tool):
+    repo = h.served_repos()["signed"]
+    desc = h.minimal_description(tool, repo.url)
+    desc["repositories"][0].update(repository_gpgcheck=True, package_gpgcheck=True)
+    run = h.build_root(tool, desc, ca=repo.ca, signing_keys=[repo.key], label="signed repo, right key")
+    assert run.ok, run.describe()
+    root = run.result["outputs"]["rootfs"]["path"]
+    keys = subprocess.run(["rpm", "--root", root, "--dbpath", h.RPMDB, "-q", "gpg-pubkey"], capture_output=True,
+                          text=True, env={"PATH": h.HOST_PATH, "HOME": "/nonexistent"})
+    assert keys.returncode == 0, "the signing key was not imported into the image's rpmdb"
+    assert "gpg-pubkey" not in json.dumps([p["name"] for p in
+                                           json.load(open(run.result["outputs"]["package_list"]["path"]))])
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+@pytest.mark.parametrize("key", ["wrong", "missing"])
+def test_signed_repository_with_a_wrong_or_missing_key_fails(tool, key):
+    repo = h.served_repos()["signed"]
+    desc = h.minimal_description(tool, repo.url)
+    desc["repositories"][0].update(repository_gpgcheck=True, package_gpgcheck=True)
+    keys = [repo.decoy_key] if key == "wrong" else None
+    run = h.build_root(tool, desc, ca=repo.ca, signing_keys=keys)
+    error = run.error
+    assert (error["code"], error["category"]) == ("build-root.signature_invalid", "config"), run.describe()
+    assert "'base'" in error["message"] and repo.url in error["message"]
+    assert error["details"]["alias"] == "base"
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_unsigned_repository_with_checks_on_fails(tool):
+    repo = h.served_repos()["plain"]
+    desc = h.minimal_description(tool, repo.url)
+    run = h.build_root(tool, desc, ca=repo.ca, signing_keys=[h.served_repos()["signed"].key])
+    assert run.error["code"] == "build-root.signature_invalid", run.describe()
+
+
+# ------------------------------------------------------------------------------------------
+# failures
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_without_the_ca_tls_fails_naming_the_repository(tool):
+    repo = h.served_repos()["plain"]
+    run = h.build_root(tool, h.minimal_description(tool, repo.url), ca=None, label="no CA (TLS failure)")
+    error = run.error
+    assert (error["code"], error["category"]) == ("build-root.tls_untrusted", "environment"), run.describe()
+    assert error["message"].startswith(f"TLS certificate verification failed for repository 'base' ({repo.url})")
+    assert "is the site CA configured?" in error["message"]
+    assert error["details"]["url"] == repo.url
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_unknown_package(tool):
+    repo = h.served_repos()["plain"]
+    desc = h.minimal_description(tool, repo.url)
+    desc["repositories"].append(dict(desc["repositories"][0], alias="updates", priority=None))
+    desc["packages"]["image"] = ["ims-test-app", "nope"]
+    run = h.build_root(tool, desc, ca=repo.ca)
+    error = run.error
+    assert (error["code"], error["category"]) == ("build-root.package_not_found", "user"), run.describe()
+    assert error["message"] == "package 'nope' not found in repositories base, updates"
+    assert error["details"]["missing"] == ["nope"] and error["path"] == "/packages/image"
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_unknown_collection(tool):
+    repo = h.served_repos()["plain"]
+    desc = h.minimal_description(tool, repo.url)
+    desc["collections"]["image"] = ["no_such_group"]
+    run = h.build_root(tool, desc, ca=repo.ca)
+    error = run.error
+    assert (error["code"], error["category"]) == ("build-root.collection_not_found", "user"), run.describe()
+    assert "'no_such_group'" in error["message"] and "base" in error["message"]
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_repository_down(tool):
+    repo = h.served_repos()["plain"]
+    url = h.free_port_url()
+    desc = h.minimal_description(tool, repo.url)
+    desc["repositories"].append(dict(desc["repositories"][0], alias="mirror", source=url))
+    run = h.build_root(tool, desc, ca=repo.ca)
+    error = run.error
+    assert (error["code"], error["category"]) == ("build-root.repository_unreachable", "transient"), run.describe()
+    assert f"repository 'mirror' ({url}) is unreachable" in error["message"]
+    assert error["details"]["alias"] == "mirror" and error["details"]["url"] == url
+    assert error.get("retry_after_seconds", 0) > 0
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_config_sh_failure(tool):
+    repo = h.served_repos()["plain"]
+    ws = h.Workspace(f"{tool}-config-fail")
+    recipe = h.make_recipe(os.path.join(ws.step("fetch")["out"], "recipe"),
+                           config_sh="#!/bin/sh\necho 'configuring...'\necho 'something broke' >&2\nexit 3\n",
+                           overlay=False, archive=False)
+    desc = h.minimal_description(tool, repo.url, config_sh="config.sh")
+    run = h.build_root(tool, desc, ca=repo.ca, recipe=recipe, workspace=ws)
+    error = run.error
+    assert (error["code"], error["category"]) == ("build-root.script_failed", "user"), run.describe()
+    assert error["message"].startswith("config.sh exited with status 3")
+    assert "something broke" in error["message"]
+    assert error["details"]["script"] == "config.sh" and error["details"]["exit_code"] == 3
+    assert "something broke" in run.logs("config.sh")
+    root = os.path.join(run.workspace["out"], "rootfs")
+    assert not os.path.ismount(os.path.join(root, "proc")), "/proc left mounted after the failure"
+    assert not os.path.exists(os.path.join(root, "image"))
+
+
+def test_zypper_signature_and_tls_errors_are_checked_before_packages():
+    """A broken repository fails in the repositories stage, before any package is installed."""
+    repo = h.served_repos()["plain"]
+    run = h.build_root("zypper", h.minimal_description("zypper", repo.url), ca=None)
+    stages = [p.get("message", "") for p in run.of_type("progress")]
+    assert stages[-1].startswith("repositories:")
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_cancel_stops_the_build_and_cleanup_is_idempotent(tool):
+    repo = h.served_repos()["plain"]
+    ws = h.Workspace(f"{tool}-cancel")
+    fetch = ws.step("fetch")
+    recipe = h.make_recipe(os.path.join(fetch["out"], "recipe"), config_sh="#!/bin/sh\nsleep 30\n", overlay=False,
+                           archive=False)
+    desc = h.minimal_description(tool, repo.url, config_sh="config.sh")
+    desc_path = os.path.join(ws.step("prepare")["out"], "description.json")
+    with open(desc_path, "w") as f:
+        json.dump(desc, f)
+    inputs = {"recipe": {"path": recipe, "kind": "dir"}, "description": {"path": desc_path, "kind": "file"}}
+    config = {"distro_family": desc["distro_family"], "package_manager": desc["package_manager"],
+              "arch": desc["arch"], "ca_bundle": repo.ca}
+    run = h.run_plugin(h.BUILDER[tool], "build-root", "build-root/v1", workspace=ws, inputs=inputs, config=config,
+                       cancel_after=3.0)
+    assert (run.error["code"], run.error["category"]) == ("ims.cancelled", "cancelled"), run.describe()
+    assert run.seconds < 20, "the plugin did not stop promptly after the cancel"
+    root = os.path.join(run.workspace["out"], "rootfs")
+    assert not os.path.ismount(os.path.join(root, "proc"))
+    for _ in range(2):
+        cleanup = h.run_plugin(h.BUILDER[tool], "build-root", "build-root/v1", workspace=ws, inputs=inputs,
+                               config=config, verb="cleanup")
+        assert cleanup.ok, cleanup.describe()
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_cleanup_unmounts_what_a_killed_run_left(tool):
+    """A run killed with SIGKILL cannot unmount /proc; cleanup does, from the record in state/."""
+    repo = h.served_repos()["plain"]
+    ws = h.Workspace(f"{tool}-killed")
+    step = ws.step("build-root")
+    root = os.path.join(step["out"], "rootfs")
+    os.makedirs(os.path.join(root, "proc"))
+    subprocess.run(["mount", "-t", "proc", "proc", os.path.join(root, "proc")], check=True)
+    try:
+        with open(os.path.join(step["state"], "ims-rootfs-mounts.json"), "w") as f:
+            json.dump({"mounts": [os.path.join(root, "proc")]}, f)
+        cleanup = h.run_plugin(h.BUILDER[tool], "build-root", "build-root/v1", workspace=ws, verb="cleanup")
+        assert cleanup.ok, cleanup.describe()
+        assert not os.path.ismount(os.path.join(root, "proc"))
+        assert cleanup.result["metadata"]["unmounted"] == [os.path.join(root, "proc")]
+    finally:
+        if os.path.ismount(os.path.join(root, "proc")):
+            subprocess.run(["umount", "-l", os.path.join(root, "proc")])
+
+
+FAKE_RPM = """#!/bin/sh
+# stands in for the image's own rpm (the test distro has none)
+case "$1" in
+--eval) echo "$IMS_FAKE_DBPATH" ;;
+-qa) printf 'fake-pkg\\t(none)\\t1.0\\t1\\tnoarch\\ngpg-pubkey\\t(none)\\tabc\\tdef\\t(none)\\n' ;;
+esac
+"""
+FAKE_RPMDB = """#!/bin/sh
+echo "$@" > /var/lib/ims-test/rpmdb-args
+"""
+
+
+@pytest.mark.parametrize("native", ["/usr/lib/sysimage/rpm", "/var/lib/rpm"])
+def test_rpmdb_rebuilt_with_the_images_own_rpm(native):
+    """When the image has rpm, the builder runs 'rpmdb --rebuilddb' in a chroot and lists packages with
+    the image's rpm; a database path other than /usr/lib/sysimage/rpm is converted via _dbpath_rebuild."""
+    repo = h.served_repos()["plain"]
+    ws = h.Workspace("zypper-image-rpm")
+    recipe = h.make_recipe(os.path.join(ws.step("fetch")["out"], "recipe"), archive=False, images_sh=None,
+                           config_sh="#!/bin/sh\nmkdir -p /var/lib/ims-test\n"
+                                     "if [ -L /var/lib/rpm ]; then rm /var/lib/rpm; mkdir /var/lib/rpm; fi\n")
+    overlay = os.path.join(recipe, "root", "usr", "bin")
+    os.makedirs(overlay, exist_ok=True)
+    for name, text in (("rpm", FAKE_RPM.replace("$IMS_FAKE_DBPATH", native)), ("rpmdb", FAKE_RPMDB)):
+        with open(os.path.join(overlay, name), "w") as f:
+            f.write(text)
+        os.chmod(os.path.join(overlay, name), 0o755)
+    desc = h.minimal_description("zypper", repo.url, config_sh="config.sh", overlay="root")
+    run = h.build_root("zypper", desc, ca=repo.ca, recipe=recipe, workspace=ws)
+    assert run.ok, run.describe()
+    root = run.result["outputs"]["rootfs"]["path"]
+    args = read(root, "var/lib/ims-test/rpmdb-args").strip()
+    if native == "/usr/lib/sysimage/rpm":
+        assert args == "--rebuilddb"
+        assert os.path.isfile(os.path.join(root, "usr/lib/sysimage/rpm/rpmdb.sqlite"))
+    else:
+        assert args == "--rebuilddb --define _dbpath /usr/lib/sysimage/rpm --define _dbpath_rebuild /var/lib/rpm"
+        assert not os.path.exists(os.path.join(root, "usr/lib/sysimage/rpm")), "the host-written database was kept"
+    assert run.result["facts"] == {"package_count": 1, "rpmdb_path": native}
+    with open(run.result["outputs"]["package_list"]["path"]) as f:
+        assert json.load(f) == [{"name": "fake-pkg", "epoch": None, "version": "1.0", "release": "1", "arch": "noarch"}]
+
+
+def test_zz_report_timings(capsys):
+    """Prints how long the builds took (also written to <work dir>/timings.json)."""
+    timings = {k: round(v, 2) for k, v in sorted(h.TIMINGS.items())}
+    with open(os.path.join(h.WORK, "timings.json"), "w") as f:
+        json.dump(timings, f, indent=1)
+    with capsys.disabled():
+        print("\nbuild timings (seconds):")
+        for label, seconds in timings.items():
+            print(f"  {label:55s} {seconds:6.2f}")
