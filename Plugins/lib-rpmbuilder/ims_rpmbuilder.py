@@ -50,8 +50,9 @@ RPMDB = "/usr/lib/sysimage/rpm"
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SITE_CA_NAME = "ims-site-ca.pem"
 PACKAGE_QUERY = "%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\n"
-KNOWN_CONFIG = {"distro_family", "package_manager", "arch", "profile", "repositories", "ca_bundle",
+KNOWN_CONFIG = {"distro_family", "package_manager", "arch", "profile", "profiles", "repositories", "ca_bundle",
                 "signing_keys", "releasever"}
+STANDARD_SECTIONS = ("bootstrap", "image", "delete", "uninstall")
 _ALIAS_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]*$")
 _NAME_OK = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*\$?$")
 
@@ -175,16 +176,36 @@ class Description:
         self.rpm_check_signatures = bool(prefs.get("rpm_check_signatures"))
         self.rpm_excludedocs = bool(prefs.get("rpm_excludedocs"))
         self.release_version = prefs.get("release_version") if isinstance(prefs.get("release_version"), str) else None
-        types = prefs.get("types") if isinstance(prefs.get("types"), list) else []
-        self.image_type = next((t.get("image") for t in types if isinstance(t, dict) and t.get("image")), None)
+        types = [t for t in (prefs.get("types") if isinstance(prefs.get("types"), list) else [])
+                 if isinstance(t, dict) and isinstance(t.get("image"), str)]
+        primary = [t for t in types if str((t.get("attributes") or {}).get("primary", "")).lower() == "true"]
+        self.image_type = (primary or types or [{}])[0].get("image")
         repos = data.get("repositories") if data.get("repositories") is not None else []
         if not isinstance(repos, list):
             raise fail("invalid_description", "user", "/repositories must be a list", path="/repositories")
         self.repositories = [Repo(i, r if isinstance(r, dict) else {}, recipe, "description") for i, r in enumerate(repos)]
+        # Sections are keyed by kiwi's <packages type=…>: bootstrap, image, delete, uninstall, and image
+        # types (oem, iso, tbz, …). The section of the image type being built (the primary one, else
+        # the first) is installed with the image packages; other types' sections are not.
         packages = data.get("packages") if isinstance(data.get("packages"), dict) else {}
-        self.packages = {k: _str_list(packages.get(k), f"/packages/{k}") for k in ("bootstrap", "image", "delete", "uninstall")}
+        self.packages = {k: _str_list(packages.get(k), f"/packages/{k}") for k in STANDARD_SECTIONS}
         collections = data.get("collections") if isinstance(data.get("collections"), dict) else {}
         self.collections = {k: _str_list(collections.get(k), f"/collections/{k}") for k in ("bootstrap", "image")}
+        self.type_sections_used: List[str] = []
+        self.type_sections_ignored: List[str] = []
+        for key in sorted(set(packages) | set(collections)):
+            if key in STANDARD_SECTIONS:
+                continue
+            if key == self.image_type:
+                for name in _str_list(packages.get(key), f"/packages/{key}"):
+                    if name not in self.packages["image"]:
+                        self.packages["image"].append(name)
+                for name in _str_list(collections.get(key), f"/collections/{key}"):
+                    if name not in self.collections["image"]:
+                        self.collections["image"].append(name)
+                self.type_sections_used.append(key)
+            else:
+                self.type_sections_ignored.append(key)
         self.archives: List[Dict[str, str]] = []
         for i, archive in enumerate(data.get("archives") or []):
             if isinstance(archive, str):
@@ -193,9 +214,16 @@ class Description:
                 raise fail("invalid_description", "user", f"/archives/{i} needs a name", path=f"/archives/{i}")
             section = archive.get("section") or "image"
             if section not in ("bootstrap", "image"):
-                raise fail("invalid_description", "user", f"/archives/{i}: section must be bootstrap or image",
-                           path=f"/archives/{i}/section")
-            self.archives.append({"name": archive["name"], "section": section, "pointer": f"/archives/{i}"})
+                if section != self.image_type:
+                    self.type_sections_ignored.append(f"archive {archive['name']} ({section})")
+                    continue
+                section = "image"
+            target = archive.get("target_dir") or "/"
+            if not isinstance(target, str) or ".." in target.split("/"):
+                raise fail("invalid_description", "user", f"/archives/{i}: target_dir must be a path without '..'",
+                           path=f"/archives/{i}/target_dir")
+            self.archives.append({"name": archive["name"], "section": section, "target_dir": target,
+                                  "pointer": f"/archives/{i}"})
         self.users: List[Dict[str, Any]] = []
         for i, user in enumerate(data.get("users") or []):
             if not isinstance(user, dict) or not isinstance(user.get("name"), str) or not _NAME_OK.match(user["name"]):
@@ -309,14 +337,11 @@ class RootBuilder:
         ctx = self.ctx
         config = ctx.config
         for key in ("distro_family", "package_manager", "arch"):
-            if not isinstance(config.get(key), str) or not config.get(key):
-                raise fail("invalid_config", "config", f"config.{key} is required", path=f"/{key}")
+            if config.get(key) is not None and (not isinstance(config.get(key), str) or not config.get(key)):
+                raise fail("invalid_config", "config", f"config.{key} must be a non-empty string", path=f"/{key}")
         for key in sorted(set(config) - KNOWN_CONFIG):
             if not key.startswith("x-"):
                 self.warn(f"config.{key} is not used by {self.tool} builder; ignored")
-        self.distro_family = config["distro_family"]
-        self.package_manager = config["package_manager"]
-        self.arch = config["arch"]
         recipe = ctx.input_path("recipe")
         if not recipe or not os.path.isdir(recipe):
             raise fail("missing_input", "config", "input 'recipe' (a directory) is required",
@@ -332,6 +357,17 @@ class RootBuilder:
         except (OSError, ValueError) as exc:
             raise fail("invalid_description", "user", f"cannot read {description_path}: {exc}")
         self.desc = Description(data, self.recipe)
+        # config decides; the description fills in what the engine left out.
+        self.distro_family = config.get("distro_family") or self.desc.distro_family or self.family
+        self.package_manager = config.get("package_manager") or self.desc.package_manager or self.tool
+        self.arch = config.get("arch") or self.desc.arch
+        if not isinstance(self.arch, str) or not self.arch:
+            raise fail("invalid_config", "config", "config.arch is required", path="/arch")
+        if self.desc.type_sections_used:
+            self.log("info", f"installing the '{self.desc.image_type}' package section with the image packages")
+        if self.desc.type_sections_ignored:
+            self.log("info", f"not building image type(s) {', '.join(self.desc.type_sections_ignored)}: their "
+                             "package sections are skipped")
         extra = config.get("repositories") or []
         if not isinstance(extra, list):
             raise fail("invalid_config", "config", "config.repositories must be a list", path="/repositories")
@@ -597,9 +633,16 @@ class RootBuilder:
                     out.write(f.read().rstrip(b"\n") + b"\n")
             for cert in self.ca_certs:
                 out.write(cert + b"\n")
-        for number, cert in enumerate(self.ca_certs):
-            with open(os.path.join(capath, f"site-ca-{number}.pem"), "wb") as f:
-                f.write(cert + b"\n")
+        # The CA directory holds the host's system CAs too, so that it is complete on its own whatever
+        # libzypp/libcurl do with their default bundle when ssl_capath is set.
+        system_certs: List[bytes] = []
+        if system:
+            with open(system, "rb") as f:
+                system_certs = pem_certificates(f.read())
+        for prefix, certs in (("site-ca", self.ca_certs), ("system", system_certs)):
+            for number, cert in enumerate(certs):
+                with open(os.path.join(capath, f"{prefix}-{number}.pem"), "wb") as f:
+                    f.write(cert + b"\n")
         result = self.run_tool(["openssl", "rehash", capath], source="openssl", echo=False)
         if not result.ok:
             raise fail("missing_tool", "environment", f"openssl rehash failed: {'; '.join(result.tail(3))}",
@@ -652,6 +695,7 @@ class RootBuilder:
         except (tarfile.TarError, OSError) as exc:
             raise fail("archive_invalid", "user", f"archive '{name}' cannot be read: {exc}", {"archive": name},
                        path=archive["pointer"])
+        base = makedirs_in_root(self.root, archive.get("target_dir") or "/")
         links = set()
         for member in members:
             member_name = member.name
@@ -671,7 +715,7 @@ class RootBuilder:
                     if prefix in links:
                         problem = f"goes through the symlink '{prefix}' of the same archive"
                         break
-                    host = os.path.join(self.root, prefix)
+                    host = os.path.join(base, prefix)
                     if os.path.islink(host) and not is_inside(self.root, host):
                         problem = f"goes through /{prefix}, a symlink in the image that leads outside the root"
                         break
@@ -680,11 +724,11 @@ class RootBuilder:
                            {"archive": name, "member": member.name}, path=archive["pointer"])
             if member.issym():
                 links.add("/".join(parts))
-        result = self.run_tool(["tar", "-C", self.root, "--numeric-owner", "-xpf", path], source="tar")
+        result = self.run_tool(["tar", "-C", base, "--numeric-owner", "-xpf", path], source="tar")
         if not result.ok:
             raise fail("archive_invalid", "user", f"archive '{name}' could not be extracted: {'; '.join(result.tail(3))}",
                        {"archive": name}, path=archive["pointer"])
-        self.log("info", f"extracted archive '{name}' ({len(members)} entries)")
+        self.log("info", f"extracted archive '{name}' ({len(members)} entries) into {archive.get('target_dir') or '/'}")
 
     def stage_trust(self) -> None:
         if not self.ca_certs:

@@ -155,6 +155,8 @@ public enum ArchivePacker {
             status = archive_write_set_format_zip(handle)
         }
         guard status == ARCHIVE_OK else { throw failure("cannot configure the \(format.rawValue) writer") }
+        // No zero padding after the compressed stream: zstd readers reject it as a bad frame.
+        archive_write_set_bytes_in_last_block(handle, 1)
 
         let context = Unmanaged.passUnretained(sink).toOpaque()
         status = archive_write_open2(handle, context, nil, { _, context, buffer, length in

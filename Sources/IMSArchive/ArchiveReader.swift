@@ -46,8 +46,9 @@ final class ArchiveReader {
         archive_error_string(handle).map { String(cString: $0) } ?? "unknown libarchive error"
     }
 
-    /// The error for a failed libarchive call: before the first header, an unrecognised input is an
-    /// unsupported format; afterwards any failure means the archive is corrupt.
+    /// The error for a failed libarchive call: before the first header, an input that no enabled
+    /// reader recognises (libarchive's `ARCHIVE_ERRNO_FILE_FORMAT`, `EILSEQ` on Linux) is an unsupported
+    /// format; any other failure (a truncated or damaged stream) means the archive is corrupt.
     func failure(beforeFirstHeader: Bool, entry: String? = nil) -> ArchiveError {
         let code = archive_errno(handle)
         let message = errorString
@@ -55,12 +56,12 @@ final class ArchiveReader {
         if beforeFirstHeader && fileErrors.contains(code) {
             return ArchiveError(.io, archivePath: archivePath, reason: "cannot open: \(message)")
         }
-        if beforeFirstHeader && archive_format(handle) == 0 {
+        if beforeFirstHeader && code == EILSEQ && archive_format(handle) == 0 {
             let filters = filterNames
             let what = filters.isEmpty ? "" : " (\(filters.joined(separator: ", ")) compressed)"
             return ArchiveError(
                 .unsupportedFormat, archivePath: archivePath,
-                reason: "not a tar or zip archive\(what), or truncated: \(message)")
+                reason: "not a tar or zip archive\(what), nor compressed with gzip, bzip2, xz or zstd: \(message)")
         }
         return ArchiveError(.corrupt, archivePath: archivePath, entry: entry, reason: "corrupt archive: \(message)")
     }

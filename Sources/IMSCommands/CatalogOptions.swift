@@ -122,7 +122,7 @@ enum RecordsCLI {
 
     /// Writes bytes to stdout.
     static func write(_ bytes: [UInt8]) {
-        FileHandle.standardOutput.write(Data(bytes))
+        Output.write(Data(bytes))
     }
 
     /// Prints one record as JSON.
@@ -163,7 +163,7 @@ enum RecordsCLI {
         let width = fields.map(\.0.count).max() ?? 0
         var text = ""
         for (key, value) in fields { text += key + ":" + String(repeating: " ", count: width - key.count + 1) + value + "\n" }
-        FileHandle.standardOutput.write(Data(text.utf8))
+        Output.write(Data(text.utf8))
     }
 
     static func date(_ date: Date?) -> String {

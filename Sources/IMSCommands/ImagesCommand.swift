@@ -89,7 +89,7 @@ extension ImagesCommand {
                      image.metadata.isEmpty ? "-" : image.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
                      image.link?.path ?? "-"]
                 }
-                FileHandle.standardOutput.write(Data(RecordsCLI.table(["ID", "NAME", "ARCH", deleted ? "DELETED" : "CREATED", "METADATA", "LINK"], rows).utf8))
+                Output.write(Data(RecordsCLI.table(["ID", "NAME", "ARCH", deleted ? "DELETED" : "CREATED", "METADATA", "LINK"], rows).utf8))
             }
         }
     }

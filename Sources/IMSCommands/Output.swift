@@ -9,15 +9,25 @@ enum Output {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
         var data = try encoder.encode(value)
         data.append(0x0A)
-        FileHandle.standardOutput.write(data)
+        write(data)
     }
 
     static func line(_ text: String) {
-        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+        write(Data((text + "\n").utf8))
     }
 
     static func error(_ text: String) {
-        FileHandle.standardError.write(Data(("error: " + text + "\n").utf8))
+        write(Data(("error: " + text + "\n").utf8), to: .standardError)
+    }
+
+    /// Writes to stdout (or `handle`). When the reader went away (EPIPE, e.g. `ims … | head`), ims stops quietly
+    /// with the conventional status 141 instead of crashing.
+    static func write(_ data: Data, to handle: FileHandle = .standardOutput) {
+        do {
+            try handle.write(contentsOf: data)
+        } catch {
+            exit(141)
+        }
     }
 
     static var stdoutIsTerminal: Bool { isatty(1) == 1 }

@@ -57,7 +57,7 @@ extension PublicKeysCommand {
                 do {
                     line = try PublicKeyRecord.validateAuthorizedKey(text)
                 } catch {
-                    throw RecordsCLI.InputError(message: "\(publicKey): \(error.description)")
+                    throw RecordsCLI.InputError(message: "\(publicKey): \(error)")
                 }
                 let created = try options.openCatalog().createPublicKey(PublicKeyRecord(name: name, publicKey: line))
                 if options.json { RecordsCLI.printJSON(created) } else { Output.line("created public key \(created.id.imsString) (\(created.name))") }
@@ -83,7 +83,7 @@ extension PublicKeysCommand {
                     let summary = fields.count > 2 ? "\(fields[0]) …\(fields[1].suffix(8)) \(fields[2...].joined(separator: " "))" : String(key.publicKey.prefix(40))
                     return [key.id.imsString, key.name, RecordsCLI.date(deleted ? key.deleted : key.created), summary]
                 }
-                FileHandle.standardOutput.write(Data(RecordsCLI.table(["ID", "NAME", deleted ? "DELETED" : "CREATED", "KEY"], rows).utf8))
+                Output.write(Data(RecordsCLI.table(["ID", "NAME", deleted ? "DELETED" : "CREATED", "KEY"], rows).utf8))
             }
         }
     }

@@ -104,7 +104,7 @@ extension RecipesCommand {
                     [recipe.id.imsString, recipe.name, recipe.linuxDistribution.rawValue, recipe.arch.rawValue, recipe.recipeType.rawValue,
                      RecordsCLI.date(deleted ? recipe.deleted : recipe.created), recipe.link?.path ?? "-"]
                 }
-                FileHandle.standardOutput.write(Data(RecordsCLI.table(["ID", "NAME", "DISTRO", "ARCH", "TYPE", deleted ? "DELETED" : "CREATED", "LINK"], rows).utf8))
+                Output.write(Data(RecordsCLI.table(["ID", "NAME", "DISTRO", "ARCH", "TYPE", deleted ? "DELETED" : "CREATED", "LINK"], rows).utf8))
             }
         }
     }

@@ -39,6 +39,7 @@ public struct RecipeArtifacts: Sendable {
     /// - Throws: ``StoreError/notDeleted(url:)`` when the key does not start with `deleted/`.
     public func undelete(url: String) async throws(StoreError) -> ManifestLink {
         let key = try store.requireKey(for: url)
+        guard key.isDeleted else { throw StoreError.notDeleted(url: url) }
         return try await relocate(url: url, to: try key.restored())
     }
 

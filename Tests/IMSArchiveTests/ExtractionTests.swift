@@ -115,8 +115,7 @@ struct ExtractionTests {
     @Test("files larger than a batch, and many small files, arrive intact", .timeLimit(.minutes(1)))
     func largeAndMany() throws {
         let box = try Sandbox("big.tar.zst")
-        var generator = SystemRandomNumberGenerator()
-        let big = (0..<(3 << 20) + 12345).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let big = randomBytes((3 << 20) + 12345)
         var entries = [TestEntry(path: "big.bin", kind: .file(big), mode: 0o600)]
         for index in 0..<3000 { entries.append(.file("many/\(index % 7)/f\(index)", String(repeating: "\(index) ", count: index % 50))) }
         try buildArchive(at: box.archive, filter: .zstd, entries: entries)
@@ -124,6 +123,37 @@ struct ExtractionTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: "\(box.destination)/big.bin")) == Data(big))
         #expect(try box.read("many/3/f2999") == String(repeating: "2999 ", count: 2999 % 50))
         #expect(report.files == 3001)
+    }
+
+    @Test("sparse files keep their holes and size")
+    func sparseFiles() throws {
+        let box = try Sandbox("sparse.tar")
+        let tree = "\(box.root)/tree"
+        try FileManager.default.createDirectory(atPath: tree, withIntermediateDirectories: false)
+        let handle = try #require(FileHandle(forWritingAtPath: try {
+            FileManager.default.createFile(atPath: "\(tree)/disk.img", contents: nil)
+            return "\(tree)/disk.img"
+        }()))
+        try handle.seek(toOffset: 5 << 20)
+        try handle.write(contentsOf: Data("middle".utf8))
+        try handle.truncate(atOffset: 12 << 20)
+        try handle.close()
+        _ = try run("/bin/tar", ["-C", tree, "--sparse", "--format=pax", "-cf", box.archive, "disk.img"])
+        let report = try ArchiveExtractor().extract(archive: box.archive, to: box.destination)
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(box.destination)/disk.img"))
+        #expect(data.count == 12 << 20)
+        #expect(data[(5 << 20)..<((5 << 20) + 6)] == Data("middle".utf8))
+        #expect(data.prefix(5 << 20).allSatisfy { $0 == 0 })
+        #expect(report.bytesWritten < 1 << 20)
+    }
+
+    @Test("a file-system failure in the writer is reported with the entry and cleaned up")
+    func writerFailure() throws {
+        let box = try Sandbox()
+        let long = "dir/" + String(repeating: "n", count: 300)
+        let entries = [TestEntry.file("a", "x")] + (0..<50).map { TestEntry.file("pad/\($0)", "y") } + [.file(long, "z")]
+        let error = try box.expectRefused(entries, code: .io, entry: long)
+        #expect(error?.reason.contains("File name too long") == true)
     }
 
     @Test("a UTF-8 file name round-trips through pax and zip", arguments: [TestFormat.pax, .zip])

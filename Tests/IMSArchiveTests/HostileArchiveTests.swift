@@ -47,10 +47,21 @@ struct HostileArchiveTests {
         #expect(error?.description.contains("symbolic link 'link'") == true)
     }
 
-    @Test("a symlink whose target escapes is refused", arguments: ["../../..", "..", "a/../../x", "sub/../../escaped"])
+    @Test("a symlink whose target escapes is refused", arguments: ["../../..", "../..", "x/../../../y", "../../escaped", "../sub/../../x"])
     func escapingSymlink(target: String) throws {
         let box = try Sandbox()
-        try box.expectRefused([.directory("sub"), .symlink("sub/link", to: target)], code: .linkEscape, entry: "sub/link")
+        let error = try box.expectRefused([.directory("sub"), .symlink("sub/link", to: target)], code: .linkEscape, entry: "sub/link")
+        #expect(error?.reason.contains("'\(target)'") == true)
+        let top = try Sandbox()
+        try top.expectRefused([.symlink("link", to: "..")], code: .linkEscape, entry: "link")
+    }
+
+    @Test("symlinks that stay inside are accepted", arguments: ["..", "../sub/x", "x/../../y", "./.", "../../sub/.."])
+    func innocentSymlink(target: String) throws {
+        let box = try Sandbox()
+        try buildArchive(at: box.archive, entries: [.directory("sub/deeper"), .symlink("sub/deeper/link", to: target)])
+        _ = try ArchiveExtractor().extract(archive: box.archive, to: box.destination)
+        #expect(box.linkTarget("sub/deeper/link") == target)
     }
 
     @Test("a chain of symlinks that escapes only when followed is refused, in either order")
@@ -91,7 +102,8 @@ struct HostileArchiveTests {
     @Test("a file then a directory with the same name is refused")
     func fileThenDirectory() throws {
         let box = try Sandbox()
-        try box.expectRefused([.file("conf", "x"), .directory("conf")], code: .duplicateEntry, entry: "conf")
+        // libarchive's pax writer names directories with a trailing slash; errors quote the name as stored.
+        try box.expectRefused([.file("conf", "x"), .directory("conf")], code: .duplicateEntry, entry: "conf/")
         let nested = try Sandbox()
         try nested.expectRefused([.file("conf", "x"), .file("conf/inner", "y")], code: .duplicateEntry, entry: "conf/inner")
     }
@@ -172,8 +184,7 @@ struct HostileArchiveTests {
     @Test("a truncated archive is reported as corrupt", arguments: [TestFilter.gzip, .xz, .zstd])
     func truncated(filter: TestFilter) throws {
         let box = try Sandbox("truncated.tar")
-        var generator = SystemRandomNumberGenerator()
-        let noise = (0..<200_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let noise = randomBytes(200_000)
         try buildArchive(
             at: box.archive, filter: filter, entries: [.file("a.txt", "first"), TestEntry(path: "noise.bin", kind: .file(noise), mode: 0o644)])
         let handle = try FileHandle(forUpdating: URL(fileURLWithPath: box.archive))
@@ -198,7 +209,7 @@ struct HostileArchiveTests {
         box.expectRefusedArchive(code: .unsupportedFormat, entry: nil)
         try Data().write(to: URL(fileURLWithPath: box.archive))
         box.expectRefusedArchive(code: .unsupportedFormat, entry: nil)
-        let gzipped = try Sandbox("text.gz")
+        let gzipped = try Sandbox("data.gz")
         let text = "\(gzipped.root)/text"
         try Data(String(repeating: "plain text ", count: 1000).utf8).write(to: URL(fileURLWithPath: text))
         _ = try run("/bin/gzip", ["-n", text])

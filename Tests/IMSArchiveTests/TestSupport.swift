@@ -225,6 +225,24 @@ final class Sandbox {
     }
 }
 
+/// `count` random bytes, generated eight at a time.
+func randomBytes(_ count: Int) -> [UInt8] {
+    var generator = SystemRandomNumberGenerator()
+    var bytes = [UInt8](repeating: 0, count: count)
+    bytes.withUnsafeMutableBytes { raw in
+        var offset = 0
+        while offset < raw.count {
+            withUnsafeBytes(of: generator.next()) { word in
+                for byte in word where offset < raw.count {
+                    raw[offset] = byte
+                    offset += 1
+                }
+            }
+        }
+    }
+    return bytes
+}
+
 /// The peak resident set size of this process, in bytes.
 func peakResidentBytes() -> Int {
     var usage = rusage()

@@ -26,10 +26,11 @@ struct RecordJSONTests {
         #expect(String(decoding: RecordJSONWriter.array(recipes), as: UTF8.self) == (try Self.foundationJSON(recipes)))
         let key = PublicKeyRecord(name: "k", publicKey: "ssh-ed25519 AAAA x@y", deleted: IMSTimestamp.now())
         #expect(String(decoding: RecordJSONWriter.object(key), as: UTF8.self) == (try Self.foundationJSON(key)))
-        let compact = String(decoding: RecordJSONWriter.object(fullImage(), pretty: false), as: UTF8.self)
+        let image = fullImage()
+        let compact = String(decoding: RecordJSONWriter.object(image, pretty: false), as: UTF8.self)
         let plainEncoder = JSONEncoder()
         plainEncoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        #expect(compact == String(decoding: try plainEncoder.encode(fullImage()), as: UTF8.self) + "\n")
+        #expect(compact == String(decoding: try plainEncoder.encode(image), as: UTF8.self) + "\n")
     }
 
     @Test("records use IMS field names and null links, and decode back")

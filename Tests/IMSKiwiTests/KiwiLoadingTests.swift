@@ -166,6 +166,32 @@ struct KiwiLoadingTests {
         #expect(description.distroFamily == .debian)
     }
 
+    @Test("drivers sections are kept generically and scoped by their profiles attribute")
+    func drivers() throws {
+        let description = try KiwiLoader.load(directory: KiwiFixtures.valid + "/kiwi-td-isoboot")
+        let drivers = description.driverSections
+        #expect(drivers.count == 2)
+        #expect(drivers.first?.profiles == [])
+        let profiled = try #require(drivers.first { $0.profiles == ["xen"] })
+        #expect(profiled.location.line == 77)
+        #expect(KiwiSelection(profiles: ["xen"], arch: nil).includes(profiled))
+        #expect(!KiwiSelection(profiles: ["std"], arch: nil).includes(profiled))
+        #expect(drivers.first?.children.first?.name == "file")
+    }
+
+    @Test("the benchmark API loads and validates the given descriptions")
+    func benchmark() throws {
+        try KiwiFixtures.requireCorpus()
+        let result = KiwiBenchmark.run(
+            paths: [KiwiFixtures.valid + "/kiwi-td-apt", KiwiFixtures.valid + "/cray-sles15sp5-barebones-template/config-template.xml.j2"],
+            iterations: 2)
+        #expect(result.descriptions == 2)
+        #expect(result.iterations == 2)
+        #expect(result.failures == 0)
+        #expect(result.descriptionsPerSecond > 0)
+        #expect(String(decoding: try JSONEncoder().encode(result), as: UTF8.self).contains("descriptions_per_second"))
+    }
+
     @Test("non-ASCII text and CDATA survive")
     func nonASCII() throws {
         let description = try KiwiLoader.load(directory: KiwiFixtures.valid + "/kiwi-td-dot-profile")

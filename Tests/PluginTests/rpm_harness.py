@@ -389,7 +389,8 @@ def description(tool: str, repo_url: str, **overrides: Any) -> Dict[str, Any]:
         "package_manager": pm, "distro_family": family, "arch": os.uname().machine,
         "profiles": ["compute", "test"],
         "preferences": {"locale": "en_US", "keytable": "us", "timezone": "UTC", "rpm_check_signatures": False,
-                        "rpm_excludedocs": False, "types": [{"image": "tbz", "attributes": {}}]},
+                        "rpm_excludedocs": False,
+                        "types": [{"image": "oem", "attributes": {}}, {"image": "tbz", "attributes": {"primary": "true"}}]},
         "repositories": [
             {"alias": "base", "type": "rpm-md", "source": repo_url, "priority": 10, "imageinclude": True,
              "imageonly": False, "repository_gpgcheck": None, "package_gpgcheck": None, "username": None,
@@ -400,13 +401,15 @@ def description(tool: str, repo_url: str, **overrides: Any) -> Dict[str, Any]:
         ],
         "packages": {
             "bootstrap": ["ims-test-filesystem", "ims-test-shell"],
-            "image": ["ims-test-app", "ims-test-ca-certificates", "ims-test-kernel", "ims-test-release",
-                      "ims-test-extra"],
+            "image": ["ims-test-app", "ims-test-ca-certificates", "ims-test-release", "ims-test-extra"],
             "delete": ["ims-test-release"],
             "uninstall": ["ims-test-extra"],
+            "tbz": ["ims-test-kernel"],            # the primary type's section: installed
+            "oem": ["only-for-oem-images"],        # another type's section: skipped
         },
         "collections": {"bootstrap": [], "image": ["ims_test"] if tool == "zypper" else ["ims-test-tools"]},
-        "archives": [{"name": "extra.tar.gz", "section": "image"}],
+        "archives": [{"name": "extra.tar.gz", "section": "image"},
+                     {"name": "extra.tar.gz", "section": "bootstrap", "target_dir": "/srv/archive-target"}],
         "users": [
             {"name": "root", "password": "$1$ims$abcdefghijklmnopqrstu.", "pwdformat": "encrypted", "home": "/root",
              "shell": "/bin/bash", "id": 0, "groups": ["root"], "realname": None},

@@ -112,6 +112,42 @@ def test_archive_extracted(built):
     path = os.path.join(root, "opt/ims-archive/hello.txt")
     assert read(root, "opt/ims-archive/hello.txt") == "from the archive\n"
     assert os.stat(path).st_mode & 0o777 == 0o640 and os.stat(path).st_uid == 0
+    # the bootstrap archive with target_dir
+    assert read(root, "srv/archive-target/opt/ims-archive/hello.txt") == "from the archive\n"
+
+
+def test_image_type_package_sections(built):
+    """packages of the primary image type (tbz) are installed, another type's (oem) are not."""
+    _, run, root = built
+    assert "ims-test-kernel" in h.rpm_qa(root)
+    assert any("not building image type(s) oem" in line for line in run.logs())
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_hostile_archive_is_refused(tool):
+    import io
+    import tarfile
+    repo = h.served_repos()["plain"]
+    ws = h.Workspace(f"{tool}-hostile-archive")
+    recipe = h.make_recipe(os.path.join(ws.step("fetch")["out"], "recipe"), config_sh=None, images_sh=None,
+                           overlay=False, archive=False)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        link = tarfile.TarInfo("etc")
+        link.type, link.linkname = tarfile.SYMTYPE, "/"
+        tar.addfile(link)
+        data = b"pwned\n"
+        info = tarfile.TarInfo("etc/ims-escape")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with open(os.path.join(recipe, "evil.tar.gz"), "wb") as f:
+        f.write(buf.getvalue())
+    desc = h.minimal_description(tool, repo.url, archives=[{"name": "evil.tar.gz", "section": "image"}])
+    run = h.build_root(tool, desc, ca=repo.ca, recipe=recipe, workspace=ws)
+    error = run.error
+    assert (error["code"], error["category"]) == ("build-root.archive_unsafe", "user"), run.describe()
+    assert "evil.tar.gz" in error["message"] and "etc/ims-escape" in error["message"]
+    assert not os.path.exists("/etc/ims-escape")
 
 
 def test_users_and_groups(built):

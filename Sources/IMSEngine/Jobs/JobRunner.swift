@@ -291,7 +291,7 @@ final class JobExecution: @unchecked Sendable {
             ])
         }
         let resolved = ResolvedDescription.resolve(
-            prepared.description, profiles: options.profiles, arch: job.arch.rawValue, distroFamily: prepared.distroFamily,
+            prepared.description, profiles: options.profiles ?? [], arch: job.arch.rawValue, distroFamily: prepared.distroFamily,
             recipeDirectory: recipeDirectory)
         let descriptionPath = try stepDirectory(step) + "/description.json"
         try resolved.write(to: descriptionPath)

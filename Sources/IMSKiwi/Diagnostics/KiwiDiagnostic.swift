@@ -80,6 +80,8 @@ extension KiwiDiagnosticCode {
     public static let descriptionAmbiguous: Self = "kiwi.description.ambiguous"
     /// A description or include file could not be read, or is not a regular file.
     public static let fileUnreadable: Self = "kiwi.file.unreadable"
+    /// A description file could not be written (rewriter).
+    public static let fileUnwritable: Self = "kiwi.file.unwritable"
     /// A description or include file is larger than the size limit.
     public static let fileTooLarge: Self = "kiwi.file.too_large"
 

@@ -178,7 +178,7 @@ enum KiwiFileSystem {
             return mkstemp(base)
         }
         guard fd >= 0 else {
-            throw KiwiError(.fileUnreadable, "cannot create a temporary file next to it: \(String(cString: strerror(errno)))", file: display)
+            throw KiwiError(.fileUnwritable, "cannot create a temporary file next to it: \(String(cString: strerror(errno)))", file: display)
         }
         let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         var ok = false
@@ -194,18 +194,18 @@ enum KiwiFileSystem {
             if count < 0 {
                 if errno == EINTR { continue }
                 close(fd)
-                throw KiwiError(.fileUnreadable, "cannot write the temporary file: \(String(cString: strerror(errno)))", file: display)
+                throw KiwiError(.fileUnwritable, "cannot write the temporary file: \(String(cString: strerror(errno)))", file: display)
             }
             written += count
         }
         fchmod(fd, mode)
         if fsync(fd) != 0 {
             close(fd)
-            throw KiwiError(.fileUnreadable, "cannot sync the temporary file: \(String(cString: strerror(errno)))", file: display)
+            throw KiwiError(.fileUnwritable, "cannot sync the temporary file: \(String(cString: strerror(errno)))", file: display)
         }
         close(fd)
         guard rename(temporary, path) == 0 else {
-            throw KiwiError(.fileUnreadable, "cannot replace the file: \(String(cString: strerror(errno)))", file: display)
+            throw KiwiError(.fileUnwritable, "cannot replace the file: \(String(cString: strerror(errno)))", file: display)
         }
         ok = true
     }

@@ -132,13 +132,13 @@ public enum KiwiSourceRewriter {
                     source = withXMLString("source") { xmlNewChild(node, nil, $0, nil) }
                 }
                 guard let source else {
-                    throw KiwiError(.fileUnreadable, "libxml2 could not add a <source> element", file: display)
+                    throw KiwiError(.fileUnwritable, "libxml2 could not add a <source> element", file: display)
                 }
                 let attribute = withXMLString("path") { name in
                     withXMLString(change.newPath) { value in xmlSetProp(source, name, value) }
                 }
                 if attribute == nil {
-                    throw KiwiError(.fileUnreadable, "libxml2 could not set the source path", file: display)
+                    throw KiwiError(.fileUnwritable, "libxml2 could not set the source path", file: display)
                 }
             }
             return try serialize(document, display: display)
@@ -166,7 +166,7 @@ public enum KiwiSourceRewriter {
         var size: Int32 = 0
         encoding.withCString { xmlDocDumpMemoryEnc(document, &memory, &size, $0) }
         guard let memory, size > 0 else {
-            throw KiwiError(.fileUnreadable, "libxml2 could not serialise the document in \(encoding)", file: display)
+            throw KiwiError(.fileUnwritable, "libxml2 could not serialise the document in \(encoding)", file: display)
         }
         defer { free(memory) }
         return Array(UnsafeBufferPointer(start: memory, count: Int(size)))

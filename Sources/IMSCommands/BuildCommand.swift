@@ -1,0 +1,140 @@
+import ArgumentParser
+import Foundation
+import IMSCatalog
+import IMSEngine
+import IMSProtocol
+import IMSStore
+
+/// `ims build`: register a recipe (when given a path) and run a create job in the foreground.
+struct BuildCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "build",
+        abstract: "Build an image from a recipe in one step.",
+        discussion: """
+            RECIPE is a recipe directory or archive (registered first) or the id of a registered recipe. The \
+            create job runs in the foreground with a progress display, or NDJSON events with --json; at the \
+            end ims prints the new image's id and its manifest.
+
+            Site settings (CA, DNS, repository rewrites, signing keys) come from <config-dir>/ims.yaml; the \
+            options below override them for this build.
+
+            Examples:
+                ims build examples/sles15 --name compute-sles15
+                ims build recipe.tgz --ca-cert site-ca.pem --repo-rewrite '*=https://nexus/repository/{alias}' --json
+            """)
+
+    @OptionGroup var engine: EngineOptions
+    @Argument(help: ArgumentHelp("A recipe path or a registered recipe id.", valueName: "recipe")) var recipe: String
+    @Option(help: "The image name (IMS's image_root_archive_name; default: the recipe name).") var name: String?
+    @Option(help: "x86_64 or aarch64 (default: the recipe's).") var arch: String?
+    @Option(help: ArgumentHelp("A pipeline file to use instead of the site's create pipeline.", valueName: "file")) var pipeline: String?
+    @Option(help: "The recipe's linux_distribution when registering a path (default: from its package manager).") var linuxDistribution: String?
+    @Option(name: .customLong("template-dictionary"), help: ArgumentHelp("A template value when registering a path (repeatable).", valueName: "KEY=VALUE")) var templateValues: [String] = []
+    @Option(name: .customLong("ca-cert"), help: ArgumentHelp("The site root CA (PEM) to inject and trust.", valueName: "file")) var caCert: String?
+    @Option(name: .customLong("dns-nameserver"), help: ArgumentHelp("A nameserver for the image (repeatable).", valueName: "ip")) var nameservers: [String] = []
+    @Option(name: .customLong("dns-search"), help: ArgumentHelp("A DNS search domain (repeatable).", valueName: "domain")) var searchDomains: [String] = []
+    @Option(name: .customLong("repo-rewrite"), help: ArgumentHelp("A repository rewrite rule (repeatable).", valueName: "FROM=TO")) var rewrites: [String] = []
+    @Option(name: .customLong("signing-key"), help: ArgumentHelp("A package signing key to trust (repeatable).", valueName: "file")) var signingKeys: [String] = []
+    @Option(help: "A KIWI profile to build (repeatable).") var profile: [String] = []
+    @Option(help: "The job timeout in seconds (default: the site's, 4 h).") var timeout: Double?
+    @Option(help: "Fixed timestamps for a reproducible rootfs (SOURCE_DATE_EPOCH).") var sourceDateEpoch: Int?
+    @Option(help: "Undefined template variables: error (default) or render-empty.") var undefined: String = "error"
+    @Flag(help: "Keep the job workspace even on success.") var keepWorkspace = false
+    @Flag(name: .shortAndLong, help: "Show plugin stderr and debug logs.") var verbose = false
+
+    func validate() throws {
+        if let arch, Arch(rawValue: arch) == nil { throw ValidationError("'--arch' must be x86_64 or aarch64") }
+        guard ["error", "render-empty"].contains(undefined) else { throw ValidationError("'--undefined' must be 'error' or 'render-empty'") }
+    }
+
+    func run() async throws {
+        var overrides = SiteSettings()
+        if let caCert { overrides.caCert = (caCert as NSString).standardizingPath.hasPrefix("/") ? caCert : FileManager.default.currentDirectoryPath + "/" + caCert }
+        if !nameservers.isEmpty { overrides.dns = DNSSettings(nameservers: nameservers, search: searchDomains.isEmpty ? nil : searchDomains) }
+        if !rewrites.isEmpty { overrides.repoRewrites = rewrites }
+        if !signingKeys.isEmpty { overrides.signingKeys = signingKeys }
+        do { try overrides.check(source: "command line") } catch {
+            Output.error(error.description)
+            throw CLIExitCode.dataError
+        }
+        let environment = try engine.environment(overrides: overrides)
+        let catalog = environment.catalog
+        let json = engine.json
+
+        let recipeRecord: RecipeRecord
+        if let id = UUID(uuidString: recipe) {
+            do { recipeRecord = try catalog.recipe(id) } catch {
+                Output.error(error.description)
+                throw CLIExitCode.dataError
+            }
+        } else {
+            do {
+                let distribution = try linuxDistribution.map { value throws(CatalogError) in try LinuxDistribution.parse(value) }
+                let values = try templateValues.map { value throws(CatalogError) in try TemplateVariable(parsing: value) }
+                recipeRecord = try await RecipeRegistrar(catalog: catalog, store: environment.store).register(
+                    path: recipe, name: nil, linuxDistribution: distribution, arch: arch.flatMap(Arch.init(rawValue:)) ?? .x86_64,
+                    templateDictionary: values)
+            } catch {
+                Output.error("\(recipe): \(error)")
+                throw CLIExitCode.dataError
+            }
+            if !json { Output.write(Data("registered recipe \(recipeRecord.id.uuidString.lowercased()) (\(recipeRecord.name))\n".utf8), to: .standardError) }
+        }
+
+        var pipelineValue: Pipeline?
+        if let pipeline {
+            do { pipelineValue = try PipelineLoader.load(file: pipeline) } catch {
+                Output.error(error.description)
+                throw CLIExitCode.dataError
+            }
+        }
+        let job: JobRecord
+        do {
+            job = try catalog.createJob(JobRequest(
+                jobType: .create, artifactID: recipeRecord.id, imageRootArchiveName: name ?? recipeRecord.name, pid: getpid()))
+        } catch {
+            Output.error(error.description)
+            throw CLIExitCode.dataError
+        }
+        let console = JobConsole(json: json, verbose: verbose)
+        let outcome = await JobRunner(environment: environment).run(jobID: job.id, options: JobRunOptions(
+            pipeline: pipelineValue, workspacePolicy: keepWorkspace ? .keep : .keepOnFailure, timeout: timeout.map { .seconds($0) },
+            profiles: profile.isEmpty ? nil : profile, undefinedVariables: undefined == "error" ? .error : .renderEmpty,
+            listener: console, sourceDateEpoch: sourceDateEpoch))
+        try JobsCommand.report(outcome, json: json)
+    }
+}
+
+extension JobsCommand {
+    /// Prints the end of a job: the image and its manifest, or the error.
+    static func report(_ outcome: JobOutcome, json: Bool) throws {
+        if json {
+            var summary: [String: JSONValue] = [
+                "event": "result", "status": .string(outcome.job.status.rawValue),
+                "job_id": .string(outcome.job.id.uuidString.lowercased()),
+                "duration_seconds": .number((Double(outcome.duration.components.seconds) + Double(outcome.duration.components.attoseconds) / 1e18).rounded()),
+            ]
+            if let image = outcome.image {
+                summary["image"] = EventEncodingBridge.json(image)
+            }
+            if let manifest = outcome.manifest, let data = manifest.data(using: .utf8), let value = try? JSONDecoder().decode(JSONValue.self, from: data) {
+                summary["manifest"] = value
+            }
+            if let error = outcome.job.error { summary["error"] = EventEncodingBridge.json(error) }
+            if let workspace = outcome.workspace { summary["workspace"] = .string(workspace) }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            var line = try encoder.encode(JSONValue.object(summary))
+            line.append(0x0A)
+            Output.write(line)
+        } else if let image = outcome.image {
+            Output.line("image \(image.id.uuidString.lowercased()) (\(image.name), \(image.arch.rawValue))")
+            Output.line("manifest \(image.link?.path ?? "")")
+            if let manifest = outcome.manifest { Output.line(manifest) }
+        } else {
+            Output.error("job \(outcome.job.id.uuidString.lowercased()) failed: \(outcome.job.error?.message ?? outcome.error?.description ?? "unknown error")")
+            if let workspace = outcome.workspace { Output.error("the workspace is kept at \(workspace)") }
+        }
+        if !outcome.succeeded { throw CLIExitCode.failure }
+    }
+}

@@ -1,0 +1,304 @@
+import ArgumentParser
+import CIMSSystem
+import Foundation
+import IMSCatalog
+import IMSEngine
+import IMSProtocol
+
+/// `ims jobs …`: create, run, list, describe, follow and delete jobs (mirrors `cray ims jobs`).
+struct JobsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jobs",
+        abstract: "Create, list, describe, follow and delete image jobs.",
+        discussion: """
+            A create job turns a recipe into a registered image; a customize job changes an existing image. \
+            Statuses follow IMS: creating, fetching_recipe, waiting_for_repos, building_image, \
+            packaging_artifacts, then success or error.
+            """,
+        subcommands: [Create.self, Run.self, List.self, Describe.self, Logs.self, Delete.self]
+    )
+
+    static func parseID(_ text: String) throws -> UUID {
+        guard let id = UUID(uuidString: text) else { throw ValidationError("'\(text)' is not a job id (a UUID)") }
+        return id
+    }
+
+    static func jobJSON(_ job: JobRecord) -> JSONValue { EventEncodingBridge.json(job) }
+
+    static func fail(_ error: any Error, json: Bool) -> ExitCode {
+        Output.error(String(describing: error))
+        if json { try? Output.json(JSONValue.object(["error": .string(String(describing: error))])) }
+        if let catalogError = error as? CatalogError {
+            switch catalogError {
+            case .notFound: return CLIExitCode.failure
+            case .invalidValue, .invalidField, .invalidJob: return CLIExitCode.dataError
+            default: return CLIExitCode.failure
+            }
+        }
+        return CLIExitCode.failure
+    }
+}
+
+extension JobsCommand {
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a job and run it (in the foreground, or in the background with --detach).",
+            discussion: """
+                Examples:
+                    ims jobs create --job-type create --artifact-id <recipe-id> --image-root-archive-name compute
+                    ims jobs create --job-type create --artifact-id <recipe-id> --image-root-archive-name compute --detach --json
+                """)
+
+        @OptionGroup var engine: EngineOptions
+        @Option(help: "create or customize.") var jobType: String
+        @Option(help: "The recipe id (create) or image id (customize).") var artifactId: String
+        @Option(help: "The name of the new image.") var imageRootArchiveName: String
+        @Option(help: "A registered public key id (for customize access).") var publicKeyId: String?
+        @Option(help: "The kernel file name under /boot (default: vmlinuz on x86_64, Image on aarch64).") var kernelFileName: String?
+        @Option(help: "The initrd file name under /boot.") var initrdFileName: String = "initrd"
+        @Option(help: "The kernel parameters file name under /boot.") var kernelParametersFileName: String = "kernel-parameters"
+        @Flag(help: "Keep the workspace after the job (IMS: a debug shell on failure).") var enableDebug = false
+        @Option(help: "The job timeout in seconds.") var timeout: Double?
+        @Flag(help: "Run the job in the background and return at once with its id.") var detach = false
+
+        func run() async throws {
+            guard let type = JobType(rawValue: jobType) else { throw ValidationError("'--job-type' must be create or customize") }
+            let artifact = try JobsCommand.parseID(artifactId)
+            let publicKey = try publicKeyId.map(JobsCommand.parseID)
+            let environment = try engine.environment()
+            let job: JobRecord
+            do {
+                job = try environment.catalog.createJob(JobRequest(
+                    jobType: type, artifactID: artifact, publicKeyID: publicKey, imageRootArchiveName: imageRootArchiveName,
+                    enableDebug: enableDebug, kernelFileName: kernelFileName, initrdFileName: initrdFileName,
+                    kernelParametersFileName: kernelParametersFileName, timeoutSeconds: timeout.map { Int($0) },
+                    pid: detach ? nil : getpid()))
+            } catch {
+                throw JobsCommand.fail(error, json: engine.json)
+            }
+            if detach {
+                try spawnRunner(job.id)
+                if engine.json { try Output.json(JobsCommand.jobJSON(job)) } else { Output.line("job \(job.id.uuidString.lowercased()) created; follow it with: ims jobs logs \(job.id.uuidString.lowercased()) --follow") }
+                return
+            }
+            let outcome = await JobRunner(environment: environment).run(jobID: job.id, options: JobRunOptions(
+                workspacePolicy: enableDebug ? .keep : .keepOnFailure, timeout: timeout.map { .seconds($0) },
+                listener: JobConsole(json: engine.json)))
+            try JobsCommand.report(outcome, json: engine.json)
+        }
+
+        /// Starts `ims jobs run ID` in its own session, detached from this terminal.
+        func spawnRunner(_ id: UUID) throws {
+            let executable = GlobalOptions.executablePath() ?? CommandLine.arguments[0]
+            var arguments = [executable, "jobs", "run", id.uuidString.lowercased(), "--data-dir", engine.catalog.dataDirectory.path, "--config-dir", engine.siteDirectory]
+            if let store = engine.catalog.store { arguments += ["--store", store] }
+            for path in engine.pluginPaths { arguments += ["--plugin-path", path] }
+            var cArgs: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+            var cEnv: [UnsafeMutablePointer<CChar>?] = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+            defer {
+                cArgs.forEach { free($0) }
+                cEnv.forEach { free($0) }
+            }
+            var pid: pid_t = 0
+            var stdinFD: Int32 = -1
+            var stdoutFD: Int32 = -1
+            var stderrFD: Int32 = -1
+            let rc = ims_spawn(executable, &cArgs, &cEnv, FileManager.default.currentDirectoryPath, &pid, &stdinFD, &stdoutFD, &stderrFD)
+            guard rc == 0 else { throw ValidationError("cannot start the background runner: \(String(cString: strerror(rc)))") }
+            // The runner logs to the catalog; its pipes are not needed. Closing them gives it EOF/EPIPE only.
+            close(stdinFD)
+            close(stdoutFD)
+            close(stderrFD)
+        }
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run a created job (used by 'create --detach').", shouldDisplay: false)
+
+        @OptionGroup var engine: EngineOptions
+        @Argument(help: "The job id.") var id: String
+
+        func run() async throws {
+            let jobID = try JobsCommand.parseID(id)
+            let environment = try engine.environment()
+            // Own the job so a crash of this runner is detected later.
+            _ = try? environment.catalog.setRunner(jobID, pid: getpid())
+            let outcome = await JobRunner(environment: environment).run(jobID: jobID, options: JobRunOptions())
+            if !outcome.succeeded { throw CLIExitCode.failure }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List jobs, newest last.",
+            discussion: "Filters follow IMS: --status (repeatable), --job-type, --older-than/--newer-than AGE (e.g. 30m, 2h, 1d).")
+
+        @OptionGroup var catalog: CatalogOptions
+        @Option(help: "Only jobs with this status (repeatable).") var status: [String] = []
+        @Option(help: "Only create or customize jobs.") var jobType: String?
+        @Option(help: "Only jobs older than this age.") var olderThan: String?
+        @Option(help: "Only jobs newer than this age.") var newerThan: String?
+
+        func run() async throws {
+            let store = try catalog.openCatalog()
+            _ = try? store.markInterrupted()
+            let jobs: [JobRecord]
+            do {
+                let filter = JobFilter(
+                    statuses: Set(try status.map { value throws(CatalogError) in try JobStatus.parse(value) }),
+                    jobType: try jobType.map { value throws(CatalogError) in try JobType.parse(value) },
+                    olderThan: try olderThan.map { value throws(CatalogError) in try JobFilter.parseAge(value) },
+                    newerThan: try newerThan.map { value throws(CatalogError) in try JobFilter.parseAge(value) })
+                jobs = try store.jobs(matching: filter)
+            } catch {
+                throw JobsCommand.fail(error, json: catalog.json)
+            }
+            if catalog.json {
+                try Output.json(JSONValue.array(jobs.map(JobsCommand.jobJSON)))
+                return
+            }
+            if jobs.isEmpty { Output.line("no jobs") }
+            for job in jobs {
+                Output.line("\(job.id.uuidString.lowercased())  \(job.jobType.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(job.status.rawValue.padding(toLength: 19, withPad: " ", startingAt: 0)) \(job.imageRootArchiveName)  \(IMSTimestamp.string(job.created))")
+            }
+        }
+    }
+
+    struct Describe: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one job with its status history and error.")
+
+        @OptionGroup var catalog: CatalogOptions
+        @Argument(help: "The job id.") var id: String
+
+        func run() async throws {
+            let jobID = try JobsCommand.parseID(id)
+            let store = try catalog.openCatalog()
+            _ = try? store.markInterrupted()
+            let job: JobRecord
+            do { job = try store.job(jobID) } catch { throw JobsCommand.fail(error, json: catalog.json) }
+            if catalog.json {
+                try Output.json(JobsCommand.jobJSON(job))
+                return
+            }
+            Output.line("job \(job.id.uuidString.lowercased()) (\(job.jobType.rawValue)) \(job.status.rawValue)")
+            Output.line("  artifact \(job.artifactID.uuidString.lowercased()), image name \(job.imageRootArchiveName), arch \(job.arch.rawValue)")
+            for change in job.statusHistory {
+                Output.line("  \(IMSTimestamp.string(change.time))  \(change.status.rawValue)" + (change.reason.map { "  (\($0))" } ?? ""))
+            }
+            if let image = job.resultantImageID { Output.line("  resultant image \(image.uuidString.lowercased())") }
+            if let error = job.error { Output.line("  error [\(error.code), \(error.category)]\(error.phase.map { " in \($0)" } ?? ""): \(error.message)") }
+            if let workspace = job.workspace, FileManager.default.fileExists(atPath: workspace) { Output.line("  workspace \(workspace)") }
+        }
+    }
+
+    struct Logs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a job's events and plugin logs; --follow waits for more until the job ends.",
+            discussion: "With --json every event is one NDJSON line: {ts, job_id, step, plugin_id, event, data}.")
+
+        @OptionGroup var catalog: CatalogOptions
+        @Argument(help: "The job id.") var id: String
+        @Flag(help: "Keep printing new events until the job finishes.") var follow = false
+
+        func run() async throws {
+            let jobID = try JobsCommand.parseID(id)
+            let store = try catalog.openCatalog()
+            do { _ = try store.job(jobID) } catch { throw JobsCommand.fail(error, json: catalog.json) }
+            var after: Int64 = 0
+            while true {
+                let events: [JobEvent]
+                do { events = try store.jobEvents(jobID, after: after) } catch { throw JobsCommand.fail(error, json: catalog.json) }
+                for event in events {
+                    after = max(after, event.sequence)
+                    print(event)
+                }
+                guard follow else { return }
+                _ = try? store.markInterrupted()
+                if let job = try? store.job(jobID), job.status == .success || job.status == .error {
+                    let rest = (try? store.jobEvents(jobID, after: after)) ?? []
+                    for event in rest { print(event) }
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+        }
+
+        func print(_ event: JobEvent) {
+            if catalog.json {
+                let data = (try? JSONDecoder().decode(JSONValue.self, from: Data(event.data.utf8))) ?? .string(event.data)
+                var object: [String: JSONValue] = [
+                    "ts": .string(WireFormat.timestamp(event.time)), "job_id": .string(id.lowercased()), "event": .string(event.kind),
+                    "data": data, "sequence": .number(Double(event.sequence)),
+                ]
+                if let phase = event.phase { object["step"] = .string(phase) }
+                if let plugin = event.pluginID { object["plugin_id"] = .string(plugin) }
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                if var line = try? encoder.encode(JSONValue.object(object)) {
+                    line.append(0x0A)
+                    Output.write(line)
+                }
+                return
+            }
+            let data = (try? JSONDecoder().decode(JSONValue.self, from: Data(event.data.utf8))) ?? .null
+            let text: String
+            switch event.kind {
+            case "log", "job_log": text = "\(data["level"]?.stringValue ?? "info"): \(data["msg"]?.stringValue ?? "")"
+            case "stderr": text = "| \(data["line"]?.stringValue ?? "")"
+            case "progress":
+                guard data["state"]?.stringValue != "report" else { return }
+                text = "progress \(data["task"]?.stringValue ?? "") \(data["state"]?.stringValue ?? "")"
+            case "job_status": text = "status \(data["status"]?.stringValue ?? "")"
+            case "step_finished": text = "step \(data["status"]?.stringValue ?? "") in \(data["seconds"]?.numberValue ?? 0) s" + (data["error"]?.stringValue.map { ": \($0)" } ?? "")
+            default: text = event.kind + (data.objectValue?.isEmpty == false ? " " + event.data : "")
+            }
+            let prefix = "\(IMSTimestamp.string(event.time)) [\(event.phase ?? "job")\(event.pluginID.map { " \($0)" } ?? "")]"
+            Output.line(prefix + " " + text)
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a job, or every job matching IMS's filters.",
+            discussion: "Examples:\n    ims jobs delete <id>\n    ims jobs delete --status success --older-than 7d")
+
+        @OptionGroup var catalog: CatalogOptions
+        @Argument(help: "The job id (or use the filters).") var id: String?
+        @Option(help: "Only jobs with this status (repeatable).") var status: [String] = []
+        @Option(help: "Only create or customize jobs.") var jobType: String?
+        @Option(help: "Only jobs older than this age.") var olderThan: String?
+
+        func validate() throws {
+            if id == nil && status.isEmpty && jobType == nil && olderThan == nil {
+                throw ValidationError("give a job id, or filters (--status, --job-type, --older-than)")
+            }
+        }
+
+        func run() async throws {
+            let store = try catalog.openCatalog()
+            let removed: [JobRecord]
+            do {
+                if let id {
+                    removed = [try store.deleteJob(try JobsCommand.parseID(id))]
+                } else {
+                    removed = try store.deleteJobs(matching: JobFilter(
+                        statuses: Set(try status.map { value throws(CatalogError) in try JobStatus.parse(value) }),
+                        jobType: try jobType.map { value throws(CatalogError) in try JobType.parse(value) },
+                        olderThan: try olderThan.map { value throws(CatalogError) in try JobFilter.parseAge(value) }))
+                }
+            } catch let error as ValidationError {
+                throw error
+            } catch {
+                throw JobsCommand.fail(error, json: catalog.json)
+            }
+            for job in removed {
+                if let workspace = job.workspace { try? FileManager.default.removeItem(atPath: workspace) }
+            }
+            if catalog.json {
+                try Output.json(JSONValue.object(["deleted": .array(removed.map { .string($0.id.uuidString.lowercased()) })]))
+            } else {
+                Output.line("deleted \(removed.count) job(s)")
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+
+/// `ims build` and `ims jobs` end to end through the binary, with the fake builder fixture and the real packager.
+@Suite("ims build and jobs", .serialized, .timeLimit(.minutes(3)))
+struct BuildCLITests {
+    static let fixtures = CLI.repositoryRoot + "/Tests/Fixtures/engine-plugins"
+
+    static func workspace() throws -> (data: String, recipe: String, pipeline: String) {
+        let root = NSTemporaryDirectory() + "ims-build-cli-" + UUID().uuidString.prefix(8)
+        let recipe = root + "/recipe"
+        try FileManager.default.createDirectory(atPath: recipe, withIntermediateDirectories: true)
+        try """
+            <?xml version="1.0" encoding="utf-8"?>
+            <image schemaversion="7.4" name="cli-test">
+              <description type="system"><author>a</author><contact>b</contact><specification>c</specification></description>
+              <preferences><version>1.0.0</version><packagemanager>zypper</packagemanager><type image="tbz"/></preferences>
+              <repository type="rpm-md" alias="base"><source path="dir:///srv/base"/></repository>
+              <packages type="bootstrap"><package name="ims-test-filesystem"/></packages>
+            </image>
+            """.write(toFile: recipe + "/config.xml", atomically: true, encoding: .utf8)
+        let pipeline = root + "/pipeline.yaml"
+        try "extends: create\noverride:\n  build-root: {plugin: org.ims.test.fake-builder}\n".write(toFile: pipeline, atomically: true, encoding: .utf8)
+        return (root + "/data", recipe, pipeline)
+    }
+
+    @Test("ims build registers the recipe, runs the job and prints the image and manifest as JSON")
+    func buildJSON() throws {
+        let (data, recipe, pipeline) = try Self.workspace()
+        let result = try CLI.run([
+            "build", recipe, "--name", "cli-image", "--pipeline", pipeline, "--data-dir", data, "--config-dir", data + "/no-site",
+            "--plugin-path", Self.fixtures, "--json",
+        ])
+        #expect(result.status == 0, "\(result.stderr)\(result.stdout.suffix(2000))")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        let events = try lines.map { try CLI.json($0) }
+        #expect(events.contains { $0["event"] as? String == "job_status" })
+        #expect(events.contains { $0["event"] as? String == "progress" && $0["plugin_id"] as? String == "org.ims.package.squashfs" })
+        let summary = try #require(events.last)
+        #expect(summary["event"] as? String == "result")
+        #expect(summary["status"] as? String == "success")
+        let image = try #require(summary["image"] as? [String: Any])
+        #expect(image["name"] as? String == "cli-image")
+        let manifest = try #require(summary["manifest"] as? [String: Any])
+        #expect(manifest["version"] as? String == "1.0")
+        #expect((manifest["artifacts"] as? [[String: Any]])?.count == 4, "rootfs, kernel, initrd and boot parameters")
+
+        // The job is listed, described with its history, and its logs can be read back.
+        let jobID = try #require(summary["job_id"] as? String)
+        let list = try CLI.run(["jobs", "list", "--data-dir", data, "--json"])
+        #expect(list.stdout.contains(jobID))
+        let describe = try CLI.run(["jobs", "describe", jobID, "--data-dir", data])
+        #expect(describe.stdout.contains("packaging_artifacts") && describe.stdout.contains("success"))
+        let logs = try CLI.run(["jobs", "logs", jobID, "--data-dir", data, "--follow"])
+        #expect(logs.status == 0)
+        #expect(logs.stdout.contains("org.ims.test.fake-builder"))
+        let images = try CLI.run(["images", "list", "--data-dir", data, "--json"])
+        #expect(images.stdout.contains("cli-image"))
+    }
+
+    @Test("a failing build exits 1 with the step and the reason, and the job shows error")
+    func buildFailure() throws {
+        let (data, recipe, _) = try Self.workspace()
+        let pipeline = (data as NSString).deletingLastPathComponent + "/failing.yaml"
+        try "extends: create\noverride:\n  build-root: {plugin: org.ims.test.fake-builder, config: {fail_code: build-root.package_not_found}}\n"
+            .write(toFile: pipeline, atomically: true, encoding: .utf8)
+        let result = try CLI.run(["build", recipe, "--pipeline", pipeline, "--data-dir", data, "--config-dir", data + "/no-site", "--plugin-path", Self.fixtures])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("build-root") && result.stderr.contains("build-root.package_not_found"))
+        let list = try CLI.run(["jobs", "list", "--data-dir", data, "--status", "error", "--json"])
+        #expect(list.stdout.contains("build-root.package_not_found"))
+    }
+
+    @Test("a bad pipeline file is refused before anything runs, naming the step")
+    func badPipeline() throws {
+        let (data, recipe, _) = try Self.workspace()
+        let pipeline = (data as NSString).deletingLastPathComponent + "/bad.yaml"
+        try "extends: create\ninsert:\n  - after: nowhere\n    step: {name: scan, phase: scan}\n".write(toFile: pipeline, atomically: true, encoding: .utf8)
+        let result = try CLI.run(["build", recipe, "--pipeline", pipeline, "--data-dir", data, "--config-dir", data + "/no-site"])
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("insert #1 ('scan'): no step 'nowhere'"))
+    }
+
+    @Test("jobs delete filters by status")
+    func jobsDelete() throws {
+        let (data, recipe, pipeline) = try Self.workspace()
+        _ = try CLI.run(["build", recipe, "--pipeline", pipeline, "--data-dir", data, "--config-dir", data + "/no-site", "--plugin-path", Self.fixtures])
+        let deleted = try CLI.run(["jobs", "delete", "--status", "success", "--data-dir", data, "--json"])
+        #expect(deleted.status == 0, "\(deleted.stderr)")
+        #expect(deleted.stdout.contains("deleted"))
+        let list = try CLI.run(["jobs", "list", "--data-dir", data, "--json"])
+        let remaining = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [Any]
+        #expect(remaining?.count == 0)
+    }
+}
