@@ -56,7 +56,7 @@ final class JobConsole: JobEventListener, @unchecked Sendable {
     init(json: Bool, verbose: Bool = false) {
         self.json = json
         output = json ? .standardOutput : .standardError
-        text = TextEventRenderer(fileHandle: output, isTerminal: isatty(json ? 1 : 2) == 1, minimumLogLevel: verbose ? .debug : .info, showStderr: verbose)
+        text = TextEventRenderer(fileHandle: output, isTerminal: isatty(json ? 1 : 2) == 1, minimumLogLevel: verbose ? .debug : .info, showStderr: verbose, showToolOutput: verbose)
     }
 
     func jobEvent(_ event: JobStreamEvent) {

@@ -58,11 +58,13 @@ enum EngineFixtures {
         let data = temporaryDirectory("ims-data")
         let catalog = try Catalog(path: data + "/catalog.sqlite")
         let store = try LocalArtifactStore(root: data + "/store")
-        // The test plugins, plus only the real packager from Plugins/ (other bundled plugins would make
-        // build-root and configure-dns ambiguous).
+        // The test plugins, plus the real packager, CA injector and DNS configurator from Plugins/ (the other
+        // bundled builders would make build-root ambiguous with the fake one).
         let bundled = data + "/bundled-plugins"
         try FileManager.default.createDirectory(atPath: bundled, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: bundled + "/package-squashfs", withDestinationPath: repositoryRoot + "/Plugins/package-squashfs")
+        for name in ["package-squashfs", "inject-ca", "configure-dns"] {
+            try FileManager.default.createSymbolicLink(atPath: bundled + "/" + name, withDestinationPath: repositoryRoot + "/Plugins/" + name)
+        }
         let plugins = PluginCatalog(searchPath: PluginSearchPath(entries: [
             .init(directory: repositoryRoot + "/Tests/Fixtures/engine-plugins", origin: .explicit),
             .init(directory: bundled, origin: .checkout),

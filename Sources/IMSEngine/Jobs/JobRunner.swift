@@ -498,7 +498,9 @@ final class JobExecution: @unchecked Sendable {
             if let profiles = options.profiles { config["profiles"] = .array(profiles.map(JSONValue.string)) }
             return config
         case .injectCA:
-            return ["layout": "auto"]
+            // The job knows its family; the plugin falls back to detecting the layout in the root.
+            let family = criteria.distroFamily ?? ""
+            return ["layout": .string(["suse", "rhel"].contains(family) ? family : "auto")]
         case .configureDNS:
             guard let dns = settings.dns else { return ["mode": "image"] }
             var config: [String: JSONValue] = ["mode": "image", "nameservers": .array(dns.nameservers.map(JSONValue.string))]

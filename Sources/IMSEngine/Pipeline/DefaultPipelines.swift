@@ -20,12 +20,15 @@ public enum DefaultPipelines {
             timeout_seconds: 7200
           - name: inject-ca
             phase: inject-ca
+            plugin: org.ims.inject-ca
             when: ca_cert
           - name: configure-dns
             phase: configure-dns
+            plugin: org.ims.configure-dns
             when: dns
           - name: package
             phase: package
+            plugin: org.ims.package.squashfs
             status: packaging_artifacts
             timeout_seconds: 3600
           - name: upload-artifacts

@@ -7,12 +7,16 @@ public final class TextEventRenderer: PluginEventObserver, @unchecked Sendable {
     private let isTerminal: Bool
     private let minimumLogLevel: LogLevel
     private let showStderr: Bool
+    private let showToolOutput: Bool
     private let lock = NSLock()
     private var lastProgressDraw: [String: Date] = [:]
     private var progressLineOpen = false
     private var titles: [String: String] = [:]
 
-    public init(fileHandle: FileHandle, isTerminal: Bool, minimumLogLevel: LogLevel = .info, showStderr: Bool = true) {
+    /// - Parameter showToolOutput: whether log records relayed from a tool (those with a `source`, such as
+    ///   zypper's or dnf's own output) are shown; warnings and errors always are.
+    public init(fileHandle: FileHandle, isTerminal: Bool, minimumLogLevel: LogLevel = .info, showStderr: Bool = true, showToolOutput: Bool = true) {
+        self.showToolOutput = showToolOutput
         self.fileHandle = fileHandle
         self.isTerminal = isTerminal
         self.minimumLogLevel = minimumLogLevel
@@ -32,6 +36,7 @@ public final class TextEventRenderer: PluginEventObserver, @unchecked Sendable {
                 write("\(prefix) hello from \(hello.plugin.id) \(hello.plugin.version) (protocol \(hello.protocol.version))")
             case .log(let record):
                 guard record.level >= minimumLogLevel else { return }
+                if record.source != nil, !showToolOutput, record.level < .warn { return }
                 let source = record.source.map { " \($0):" } ?? ""
                 write("\(prefix) \(record.level.rawValue):\(source) \(record.msg)")
             case .diagnostic(let diagnostic):

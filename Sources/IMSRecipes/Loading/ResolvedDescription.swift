@@ -98,7 +98,7 @@ public struct ResolvedDescription: Sendable, Hashable, Codable {
         case imagesSh = "images_sh"
     }
 
-    /// Resolves `description` for `profiles` (nil: kiwi's default, the imported profiles) and `arch`.
+    /// Resolves `description` for `profiles` (`[]`: kiwi's default, the imported profiles; nil: every profile) and `arch`.
     public static func resolve(
         _ description: KiwiDescription, profiles requested: [String]?, arch: String, distroFamily: String,
         recipeDirectory: String
