@@ -1,0 +1,204 @@
+import Foundation
+import Testing
+
+/// The test package repository (real RPMs, rpm-md metadata) served over HTTPS on 127.0.0.1 with a
+/// throwaway CA, built and started with the scripts in Tests/Support.
+final class TestRepository: @unchecked Sendable {
+    let directory: String
+    let url: String
+    let ca: String
+
+    init() throws {
+        directory = NSTemporaryDirectory() + "ims-e2e-repo-" + UUID().uuidString.prefix(8)
+        _ = try Self.script("build-test-repo", [directory])
+        let started = try Self.script("serve-test-repo", [directory, "--until-pid", String(getpid())])
+        func value(_ key: String) -> String? {
+            started.split(separator: "\n").first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
+        }
+        guard let url = value("URL"), let ca = value("CA") else { throw CocoaError(.fileReadCorruptFile) }
+        self.url = url
+        self.ca = ca
+    }
+
+    func stop() {
+        _ = try? Self.script("serve-test-repo", ["--stop", directory])
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    @discardableResult
+    static func script(_ name: String, _ arguments: [String]) throws -> String {
+        let result = try CLI.runTool(CLI.repositoryRoot + "/Tests/Support/" + name, arguments)
+        guard result.status == 0 else { throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "\(name) failed: \(result.stderr)"]) }
+        return result.stdout
+    }
+}
+
+extension CLI {
+    /// Runs any executable with output to files.
+    static func runTool(_ executable: String, _ arguments: [String]) throws -> Result {
+        let scratch = NSTemporaryDirectory() + "ims-tool-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        FileManager.default.createFile(atPath: scratch + "/out", contents: nil)
+        FileManager.default.createFile(atPath: scratch + "/err", contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch + "/out"))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch + "/err"))
+        try process.run()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus,
+            stdout: (try? String(contentsOfFile: scratch + "/out", encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: scratch + "/err", encoding: .utf8)) ?? "")
+    }
+}
+
+/// Both families build the example recipes from the HTTPS repository through the real engine and the real
+/// zypper/dnf builders; the tests then look inside the packaged image.
+@Suite("End to end: examples built from an HTTPS repository", .serialized, .timeLimit(.minutes(5)))
+struct EndToEndTests {
+    struct Build {
+        var data: String
+        var result: CLI.Result
+        var summary: [String: Any]
+    }
+
+    static func copyExample(_ name: String, edit: ((String) -> String)? = nil, configSh: String? = nil) throws -> String {
+        let target = NSTemporaryDirectory() + "ims-e2e-recipe-" + UUID().uuidString.prefix(8)
+        try FileManager.default.copyItem(atPath: CLI.repositoryRoot + "/examples/" + name, toPath: target)
+        if let edit {
+            let path = target + "/config.xml"
+            try edit(try String(contentsOfFile: path, encoding: .utf8)).write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        if let configSh { try configSh.write(toFile: target + "/config.sh", atomically: true, encoding: .utf8) }
+        return target
+    }
+
+    func build(_ recipe: String, repository: TestRepository, ca: Bool = true, extra: [String] = [], siteYAML: String? = nil) throws -> Build {
+        let data = NSTemporaryDirectory() + "ims-e2e-data-" + UUID().uuidString.prefix(8)
+        let site = data + "-site"
+        try FileManager.default.createDirectory(atPath: site, withIntermediateDirectories: true)
+        try (siteYAML ?? "repository_timeout_seconds: 5\nrepository_poll_seconds: 1\n").write(toFile: site + "/ims.yaml", atomically: true, encoding: .utf8)
+        var arguments = ["build", recipe, "--template-dictionary", "REPO_URL=\(repository.url)", "--dns-nameserver", "10.92.100.225",
+                         "--data-dir", data, "--config-dir", site, "--json"] + extra
+        if ca { arguments += ["--ca-cert", repository.ca] }
+        let result = try CLI.run(arguments)
+        let last = result.stdout.split(separator: "\n").last.map(String.init) ?? "{}"
+        let summary = (try? CLI.json(last)) ?? [:]
+        return Build(data: data, result: result, summary: summary)
+    }
+
+    static func unsquash(_ image: String, data: String) throws -> String {
+        let target = data + "/unsquashed"
+        let result = try CLI.runTool("/usr/bin/unsquashfs", ["-no-progress", "-d", target, data + "/store/boot-images/" + image + "/rootfs"])
+        #expect(result.status == 0, "\(result.stderr)")
+        return target
+    }
+
+    static func installedPackages(_ root: String) throws -> [String] {
+        let result = try CLI.runTool("/usr/bin/rpm", ["--root", root, "--dbpath", "/usr/lib/sysimage/rpm", "-qa", "--qf", "%{NAME}\\n"])
+        return result.stdout.split(separator: "\n").map(String.init).filter { $0 != "gpg-pubkey" }.sorted()
+    }
+
+    @Test("SUSE (zypper) and RHEL (dnf) examples build into registered images with the right content", arguments: ["sles15", "rhel9"])
+    func example(_ name: String) async throws {
+        let repository = try TestRepository()
+        let outcome = try build(try Self.copyExample(name), repository: repository, extra: ["--name", "e2e-\(name)"])
+        #expect(outcome.result.status == 0, "\(outcome.result.stderr)\n\(outcome.result.stdout.suffix(3000))")
+        #expect(outcome.summary["status"] as? String == "success")
+        let image = try #require(outcome.summary["image"] as? [String: Any])
+        let imageID = try #require(image["id"] as? String)
+
+        // The manifest lists rootfs, kernel, initrd and boot parameters, each matching the stored object.
+        let manifest = try #require(outcome.summary["manifest"] as? [String: Any])
+        #expect(manifest["version"] as? String == "1.0")
+        let artifacts = try #require(manifest["artifacts"] as? [[String: Any]])
+        #expect(Set(artifacts.compactMap { $0["type"] as? String }) == [
+            "application/vnd.cray.image.rootfs.squashfs", "application/vnd.cray.image.kernel",
+            "application/vnd.cray.image.initrd", "application/vnd.cray.image.parameters.boot",
+        ])
+        for artifact in artifacts {
+            let link = try #require(artifact["link"] as? [String: Any])
+            let path = try #require((link["path"] as? String)?.replacingOccurrences(of: "file://", with: ""))
+            let md5 = try CLI.runTool("/usr/bin/md5sum", [path]).stdout.prefix(32)
+            #expect(String(md5) == artifact["md5"] as? String)
+            #expect(link["etag"] as? String == artifact["md5"] as? String)
+        }
+
+        // Inside the image: packages, overlay, config.sh, users, the trusted CA, resolv.conf.
+        let root = try Self.unsquash(imageID, data: outcome.data)
+        let packages = try Self.installedPackages(root)
+        for package in ["ims-test-app", "ims-test-lib", "ims-test-kernel", "ims-test-filesystem", "ims-test-shell", "ims-test-ca-certificates", "ims-test-release"] {
+            #expect(packages.contains(package), "\(package) missing from \(packages)")
+        }
+        #expect(try String(contentsOfFile: root + "/etc/motd", encoding: .utf8).contains("ims example image (\(name))"))
+        #expect(try String(contentsOfFile: root + "/etc/ims-configured", encoding: .utf8).contains("ims-example-\(name) 1.0.0"))
+        let passwd = try String(contentsOfFile: root + "/etc/passwd", encoding: .utf8)
+        #expect(passwd.contains("\nims:x:1001:") || passwd.hasPrefix("ims:x:1001:"))
+        let caText = try String(contentsOfFile: repository.ca, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let bundle = name == "sles15" ? "/var/lib/ca-certificates/ca-bundle.pem" : "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"
+        #expect(try String(contentsOfFile: root + bundle, encoding: .utf8).contains(caText), "the site CA is in \(bundle)")
+        #expect(try String(contentsOfFile: root + "/etc/resolv.conf", encoding: .utf8).contains("nameserver 10.92.100.225"))
+        #expect(FileManager.default.fileExists(atPath: root + "/boot/vmlinuz-6.1.0-ims"))
+
+        // The job record went through IMS's statuses in order.
+        let jobID = try #require(outcome.summary["job_id"] as? String)
+        let job = try CLI.json(try CLI.run(["jobs", "describe", jobID, "--data-dir", outcome.data, "--json"]).stdout)
+        let history = (job["status_history"] as? [[String: Any]])?.compactMap { $0["status"] as? String }
+        #expect(history == ["creating", "fetching_recipe", "waiting_for_repos", "building_image", "packaging_artifacts", "success"])
+        #expect(job["resultant_image_id"] as? String == imageID)
+    }
+
+    @Test("without the site CA the build fails with a TLS error naming the repository")
+    func withoutCA() async throws {
+        let repository = try TestRepository()
+        let outcome = try build(try Self.copyExample("sles15"), repository: repository, ca: false)
+        #expect(outcome.result.status == 1)
+        let error = try #require(outcome.summary["error"] as? [String: Any])
+        let message = error["message"] as? String ?? ""
+        #expect(message.contains("ims-test") && message.contains("TLS"), "\(message)")
+        #expect(error["phase"] as? String == "wait-for-repos")
+    }
+
+    @Test("an unknown package fails the build naming the package")
+    func unknownPackage() async throws {
+        let repository = try TestRepository()
+        let recipe = try Self.copyExample("rhel9") { $0.replacingOccurrences(of: "<package name=\"ims-test-app\"/>", with: "<package name=\"ims-test-app\"/>\n    <package name=\"no-such-package\"/>") }
+        let outcome = try build(recipe, repository: repository)
+        #expect(outcome.result.status == 1)
+        let error = try #require(outcome.summary["error"] as? [String: Any])
+        #expect(error["code"] as? String == "build-root.package_not_found")
+        #expect((error["message"] as? String)?.contains("no-such-package") == true)
+    }
+
+    @Test("a config.sh that exits non-zero fails the build naming the script")
+    func failingConfigSh() async throws {
+        let repository = try TestRepository()
+        let recipe = try Self.copyExample("sles15", configSh: "#!/bin/sh\necho 'about to fail' >&2\nexit 3\n")
+        let outcome = try build(recipe, repository: repository)
+        #expect(outcome.result.status == 1)
+        let error = try #require(outcome.summary["error"] as? [String: Any])
+        #expect(error["code"] as? String == "build-root.script_failed")
+        #expect((error["message"] as? String)?.contains("config.sh") == true)
+    }
+
+    @Test("a repository that is down fails in waiting_for_repos naming it, within the timeout")
+    func repositoryDown() async throws {
+        let repository = try TestRepository()
+        repository.stop()
+        let started = Date()
+        let outcome = try build(try Self.copyExample("sles15"), repository: repository)
+        #expect(Date().timeIntervalSince(started) < 60)
+        #expect(outcome.result.status == 1)
+        let error = try #require(outcome.summary["error"] as? [String: Any])
+        #expect(error["phase"] as? String == "wait-for-repos")
+        #expect((error["message"] as? String)?.contains("ims-test") == true)
+    }
+}
