@@ -210,15 +210,15 @@ final class ExtractionSession {
 
     private func extractEntry(_ entry: OpaquePointer) throws(ArchiveError) {
         let number = report.entries
-        guard number <= limits.maxEntries else {
-            throw ArchiveError(.limitExceeded, archivePath: archivePath, reason: "more than \(limits.maxEntries) entries")
-        }
         guard let rawName = archive_entry_pathname(entry) ?? archive_entry_pathname_utf8(entry) else {
             throw ArchiveError(.invalidEntry, archivePath: archivePath, entry: "#\(number)", reason: "the entry has no path")
         }
         let rawLength = strlen(rawName)
         let rawBytes = UnsafeBufferPointer(start: UnsafeRawPointer(rawName).assumingMemoryBound(to: UInt8.self), count: rawLength)
         let name = String(decoding: rawBytes, as: UTF8.self)
+        guard number <= limits.maxEntries else {
+            throw error(.limitExceeded, name, "more than \(limits.maxEntries) entries")
+        }
         guard rawLength <= limits.maxPathLength else {
             throw error(.limitExceeded, name, "path longer than \(limits.maxPathLength) bytes")
         }

@@ -155,7 +155,7 @@ struct HostileArchiveTests {
     func tooManyEntries() throws {
         let box = try Sandbox()
         let entries = (0..<11).map { TestEntry.file("f\($0)", "x") }
-        let error = try box.expectRefused(entries, limits: ExtractionLimits(maxEntries: 10), code: .limitExceeded, entry: nil)
+        let error = try box.expectRefused(entries, limits: ExtractionLimits(maxEntries: 10), code: .limitExceeded, entry: "f10")
         #expect(error?.reason == "more than 10 entries")
     }
 

@@ -201,3 +201,27 @@ struct JobRunnerTests {
         #expect(after.error?.message.contains("pid 999999") == true)
     }
 }
+
+@Suite("Preflight", .serialized, .timeLimit(.minutes(1)))
+struct PreflightTests {
+    @Test("a plugin whose required command is missing stops the job before the build starts")
+    func missingCommand() async throws {
+        let engine = try EngineFixtures.engine()
+        let recipe = try await RecipeRegistrar(catalog: engine.environment.catalog, store: engine.environment.store)
+            .register(path: try EngineFixtures.makeRecipe(), name: "r", linuxDistribution: .sles15)
+        let job = try engine.environment.catalog.createJob(JobRequest(jobType: .create, artifactID: recipe.id, imageRootArchiveName: "x"))
+        let pipeline = try PipelineLoader.parse(text: """
+            extends: create
+            insert:
+              - after: configure-dns
+                step: {name: site-check, phase: needs-tool}
+            """, source: "test")
+        let outcome = await engine.runner.run(jobID: job.id, options: JobRunOptions(pipeline: pipeline))
+        #expect(outcome.job.status == .error)
+        let message = outcome.job.error?.message ?? ""
+        #expect(message.contains("org.ims.test.needs-tool needs ims-no-such-tool"), "\(message)")
+        #expect(outcome.job.error?.phase == "prepare-recipe")
+        let started = try engine.environment.catalog.jobEvents(job.id).filter { $0.kind == "step_started" }.compactMap(\.phase)
+        #expect(!started.contains("build-root"))
+    }
+}

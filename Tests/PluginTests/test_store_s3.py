@@ -11,6 +11,7 @@ The test that kills the server mid-upload runs last and brings the server back a
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -184,7 +185,8 @@ def test_large_multipart_round_trip(store, base, large_file):
     os.unlink(out["path"])
 
 
-def test_cancel_aborts_the_multipart_upload(store, base, server, large_file):
+@pytest.mark.parametrize("how", ["cancel-line", "sigterm"])
+def test_cancel_aborts_the_multipart_upload(store, base, server, large_file, how):
     path, _ = large_file
     key = f"cancelled/{uuid.uuid4()}/rootfs"
     ws = workspace(base)
@@ -194,7 +196,10 @@ def test_cancel_aborts_the_multipart_upload(store, base, server, large_file):
         data = msg.get("data", {})
         if msg["type"] == "progress" and data.get("state") == "report" and data.get("current", 0) > 0 and not sent:
             sent.append(time.monotonic())
-            send_cancel(proc, "user", grace=30)
+            if how == "sigterm":
+                os.killpg(proc.pid, signal.SIGTERM)
+            else:
+                send_cancel(proc, "user", grace=30)
 
     call = store.call("put", f"s3://boot-images/{key}", ws=ws, file=path, part_size_bytes=8 * MiB,
                       multipart_threshold_bytes=8 * MiB, max_concurrency=2, on_message=cancel_after_first_part)
@@ -212,6 +217,20 @@ def test_cancel_aborts_the_multipart_upload(store, base, server, large_file):
     # cleanup after a cancelled run, twice: nothing left to do, success both times.
     for _ in range(2):
         assert store.call("put", "", verb="cleanup", ws=ws).facts == {"aborted": 0, "pending": 0}
+
+
+def test_deadline_bounds_the_upload(store, base, server, large_file):
+    """The step's deadline ends a transfer that cannot finish in time with ims.timeout."""
+    path, _ = large_file
+    key = f"deadline/{uuid.uuid4()}/rootfs"
+    ws = workspace(base)
+    cfg = {"operation": "put", "url": f"s3://boot-images/{key}", "endpoint_url": server.endpoint,
+           "part_size_bytes": 8 * MiB, "multipart_threshold_bytes": 8 * MiB, "max_concurrency": 1}
+    call = run_plugin(STORE_S3, "run", ws, cfg, inputs={"file": {"path": path, "kind": "file"}},
+                      secrets={SECRET: server.credentials}, deadline_seconds=4, timeout=60)
+    assert (call.error["code"], call.error["category"]) == ("ims.timeout", "timeout")
+    assert call.seconds < 15
+    assert server.client().list_multipart_uploads(Bucket="boot-images", Prefix=key).get("Uploads", []) == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -304,6 +304,7 @@ final class JobExecution: @unchecked Sendable {
             artifacts["ca_cert"] = ArtifactRef(path: copy, kind: .file, mediaType: "application/x-pem-file")
         }
         criteria = SelectionCriteria(distroFamily: prepared.distroFamily, packageManager: prepared.packageManager, arch: job.arch.rawValue)
+        try preflight(after: step)
         return [
             "distro_family": .string(prepared.distroFamily),
             "package_manager": prepared.packageManager.map(JSONValue.string) ?? .null,
@@ -399,6 +400,42 @@ final class JobExecution: @unchecked Sendable {
         guard let upload, registeredImage == nil else { return }
         for object in upload.artifacts { try? await environment.store.delete(object.key) }
         try? await environment.store.delete(upload.manifestObject.key)
+    }
+
+    // MARK: Preflight
+
+    /// Before any long work: every later phase step must resolve to exactly one plugin, and the commands
+    /// those plugins declare (`requires`) must exist on this host. A two-hour build should not fail at
+    /// packaging because mksquashfs is missing.
+    func preflight(after step: PipelineStep) throws {
+        guard let index = pipeline.steps.firstIndex(where: { $0.name == step.name }) else { return }
+        var problems: [String] = []
+        for later in pipeline.steps[(index + 1)...] {
+            guard let phase = later.phase, skipReason(later) == nil else { continue }
+            var stepCriteria = criteria
+            if let selectors = later.selectors {
+                if let family = selectors.distroFamily?.first { stepCriteria.distroFamily = family }
+                if let manager = selectors.packageManager?.first { stepCriteria.packageManager = manager }
+                if let arch = selectors.arch?.first { stepCriteria.arch = arch }
+            }
+            do {
+                let plugin = try PluginSelector.select(phase: phase, criteria: stepCriteria, pinned: later.plugin, in: environment.plugins)
+                let missing = (plugin.manifest.requires ?? []).filter { !Self.commandExists($0) }
+                if !missing.isEmpty {
+                    problems.append("step '\(later.name)': plugin \(plugin.id) needs \(missing.joined(separator: ", ")), not found on this host (PATH \(PluginInvoker.systemPath))")
+                }
+            } catch {
+                problems.append("step '\(later.name)': \(error.description)")
+            }
+        }
+        if !problems.isEmpty {
+            throw EngineError(.plugin, "the job cannot run here: " + problems.joined(separator: "; "), step: step.name)
+        }
+    }
+
+    static func commandExists(_ name: String) -> Bool {
+        if name.contains("/") { return FileManager.default.isExecutableFile(atPath: name) }
+        return PluginInvoker.systemPath.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(name)") }
     }
 
     // MARK: Phases
