@@ -113,7 +113,7 @@ let package = Package(
         // Benchmarks (scripts/bench-plugin-host); not part of the test suite.
         .executableTarget(
             name: "ims-benchmarks",
-            dependencies: ["IMSPluginHost", "IMSProtocol", "CIMSSystem"],
+            dependencies: ["IMSPluginHost", "IMSProtocol", "CIMSSystem", "IMSEngine", "IMSCatalog", "IMSStore"],
             swiftSettings: strictSettings
         ),
 

@@ -16,6 +16,10 @@ enum Benchmarks {
     static func main() async throws {
         ims_ignore_sigpipe()
         let arguments = CommandLine.arguments
+        if arguments.count >= 3, arguments[1] == "engine" {
+            try await EngineBenchmark.run(repositoryRoot: arguments[2], jobs: arguments.count > 3 ? Int(arguments[3]) ?? 20 : 20)
+            return
+        }
         if arguments.count == 2, arguments[1] == "decode" {
             decodeMicro()
             return
