@@ -88,7 +88,7 @@ struct RepositoryReadinessTests {
     func missing() async throws {
         let server = try TestHTTPSServer()
         try server.addRepository("present")
-        var readiness = fast
+        var readiness = RepositoryReadiness(timeout: .seconds(5), pollInterval: .milliseconds(200), requestTimeout: .seconds(2))
         readiness.caBundlePath = server.caBundle
         let started = ContinuousClock.now
         let report = try await readiness.wait(for: [
@@ -99,7 +99,7 @@ struct RepositoryReadinessTests {
         #expect(report.repositories.map(\.ready) == [true, false])
         #expect(report.repositories[1].reason?.contains("404") == true)
         #expect(report.repositories[1].attempts >= 2)
-        #expect(started.duration(to: .now) < .seconds(10))
+        #expect(started.duration(to: .now) < .seconds(15))
     }
 
     @Test("a repository that is down is reported as refused")

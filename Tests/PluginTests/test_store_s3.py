@@ -233,6 +233,20 @@ def test_deadline_bounds_the_upload(store, base, server, large_file):
     assert server.client().list_multipart_uploads(Bucket="boot-images", Prefix=key).get("Uploads", []) == []
 
 
+@pytest.mark.parametrize("mode", ["md5", "crc32", "none"])
+def test_part_checksum_modes_round_trip(store, base, mode):
+    """part_checksum: Content-MD5 per part (botocore's default), a CRC32 flexible checksum, or only
+    the SigV4 payload hash (the default over http)."""
+    path = small_file(base, 11 * MiB + 1, 20)
+    want = file_hashes(path)
+    url = f"s3://boot-images/checksum/{mode}-{uuid.uuid4().hex[:8]}"
+    put = store.put(url, path, part_checksum=mode, part_size_bytes=5 * MiB, multipart_threshold_bytes=5 * MiB,
+                    metadata={"md5sum": want["md5"]})
+    assert put.facts["etag"].endswith("-3") and put.facts["md5"] == want["md5"]
+    got = store.call("get", url, part_size_bytes=5 * MiB, multipart_threshold_bytes=5 * MiB)
+    assert got.facts["md5_verified"] and file_hashes(got.result["outputs"]["file"]["path"]) == want
+
+
 # ---------------------------------------------------------------------------------------------
 # the other operations
 # ---------------------------------------------------------------------------------------------
