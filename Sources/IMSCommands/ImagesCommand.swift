@@ -79,11 +79,13 @@ extension ImagesCommand {
 
         func run() async throws {
             try await RecordsCLI.run(json: options.json) {
-                let images = try options.openCatalog().images(deleted: deleted)
+                let catalog = try options.openCatalog()
                 if options.json {
-                    RecordsCLI.printJSON(images)
+                    // Straight from SQLite to JSON: the same bytes as encoding the records, several times faster.
+                    RecordsCLI.write(try catalog.imagesJSON(deleted: deleted))
                     return
                 }
+                let images = try catalog.images(deleted: deleted)
                 let rows = images.map { image in
                     [image.id.imsString, image.name, image.arch.rawValue, RecordsCLI.date(deleted ? image.deleted : image.created),
                      image.metadata.isEmpty ? "-" : image.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),

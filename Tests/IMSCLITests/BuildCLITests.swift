@@ -93,3 +93,43 @@ struct BuildCLITests {
         #expect(remaining?.count == 0)
     }
 }
+
+@Suite("Crash safety", .serialized, .timeLimit(.minutes(2)))
+struct CrashSafetyTests {
+    @Test("after kill -9 of ims during build-root, the next ims run shows the job as error with the reason")
+    func killNine() throws {
+        let (data, recipe, _) = try BuildCLITests.workspace()
+        let pipeline = (data as NSString).deletingLastPathComponent + "/slow.yaml"
+        try "extends: create\noverride:\n  build-root: {plugin: org.ims.test.fake-builder, config: {sleep_seconds: 60}}\n"
+            .write(toFile: pipeline, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.binary)
+        process.arguments = ["build", recipe, "--pipeline", pipeline, "--data-dir", data, "--config-dir", data + "/no-site", "--plugin-path", BuildCLITests.fixtures, "--json"]
+        let output = data + ".out"
+        FileManager.default.createFile(atPath: output, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Wait until the job is building.
+        var building = false
+        for _ in 0..<200 {
+            if let text = try? String(contentsOfFile: output, encoding: .utf8), text.contains("\"building_image\"") {
+                building = true
+                break
+            }
+            usleep(50_000)
+        }
+        #expect(building)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let list = try CLI.run(["jobs", "list", "--data-dir", data, "--json"])
+        let jobs = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
+        let job = try #require(jobs.first)
+        #expect(job["status"] as? String == "error")
+        let error = try #require(job["error"] as? [String: Any])
+        #expect((error["message"] as? String)?.contains("interrupted: the ims process running this job stopped") == true)
+        // Nothing was registered.
+        let images = try CLI.run(["images", "list", "--data-dir", data, "--json"])
+        #expect((try JSONSerialization.jsonObject(with: Data(images.stdout.utf8)) as? [Any])?.isEmpty == true)
+    }
+}

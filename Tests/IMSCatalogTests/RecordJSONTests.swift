@@ -66,4 +66,24 @@ struct RecordJSONTests {
         #expect(Set(object.keys) == expected)
         #expect(try JSONDecoder().decode(JobRecord.self, from: try JSONEncoder().encode(job)) == job)
     }
+
+    @Test("imagesJSON writes exactly the bytes of encoding the listed records")
+    func fastListing() throws {
+        try withTemporaryCatalog { catalog, _ in
+            #expect(String(decoding: try catalog.imagesJSON(), as: UTF8.self) == String(decoding: RecordJSONWriter.array([ImageRecord]()), as: UTF8.self))
+            var odd = fullImage(name: "odd \"name\"\n\u{1}/é", linkPath: "file:///s/boot-images/odd/manifest.json")
+            odd.metadata = ["b": "2", "a": "1", "B": "\\", "ctl\t": "x"]
+            let records = [fullImage(), ImageRecord(name: "plain"), odd, ImageRecord(name: "gone", arch: .aarch64, metadata: ["k": "v"])]
+            try catalog.createImages(records)
+            try catalog.softDeleteImage(records[3].id)
+            for deleted in [false, true] {
+                for pretty in [true, false] {
+                    let expected = RecordJSONWriter.array(try catalog.images(deleted: deleted), pretty: pretty)
+                    let fast = try catalog.imagesJSON(deleted: deleted, pretty: pretty)
+                    #expect(String(decoding: fast, as: UTF8.self) == String(decoding: expected, as: UTF8.self), "deleted: \(deleted), pretty: \(pretty)")
+                }
+            }
+            #expect(try JSONDecoder().decode([ImageRecord].self, from: Data(try catalog.imagesJSON())) == (try catalog.images()))
+        }
+    }
 }

@@ -140,6 +140,7 @@ def test_bootstrap_build_with_site_ca(kiwi_zypper):
     assert os.path.isfile(os.path.join(root, "usr/lib/sysimage/rpm/rpmdb.sqlite"))
     assert os.readlink(os.path.join(root, "var/lib/rpm")) == "../../usr/lib/sysimage/rpm"
     assert not os.path.exists(os.path.join(root, "image")) and not os.path.exists(os.path.join(root, ".kconfig"))
+    assert os.listdir(os.path.join(root, "tmp")) == [], "kiwi's cache mount point was left in the image"
     assert not mounts_below(run.workspace["root"]), "kiwi left mounts behind"
 
 
@@ -228,6 +229,15 @@ def test_tls_failure_without_site_ca_names_the_repository():
     assert "KiwiBootStrapPhaseFailed" in error["message"] and "repository 'ims-test'" in error["message"]
     assert "TLS certificate verification failed" in error["message"] and "site CA" in error["hint"]
     assert not mounts_below(run.workspace["root"])
+
+
+@needs_kiwi
+def test_unreachable_repository_is_transient():
+    run = kiwi_build("repository down", url=h.free_port_url(), packages=["ims-test-filesystem"])
+    error = run.error
+    assert error["code"] == "build-root.kiwi_failed" and error["category"] == "transient", error
+    assert error["retry_after_seconds"] == 30 and error["details"]["alias"] == "ims-test"
+    assert "unreachable" in error["message"]
 
 
 @needs_kiwi

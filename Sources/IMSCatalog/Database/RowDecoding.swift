@@ -4,7 +4,7 @@ import GRDB
 /// Shared helpers for reading rows and writing columns.
 enum Columns {
     static func uuid(_ text: String, kind: CatalogError.RecordKind) throws -> UUID {
-        guard let uuid = UUID(uuidString: text) else {
+        guard let uuid = UUIDKey(text: text)?.uuid else {
             throw CatalogError.corruptRow(kind: kind, id: text, reason: "the id is not a UUID")
         }
         return uuid

@@ -27,10 +27,18 @@ public struct RecordJSONWriter: Sendable {
         bytes.reserveCapacity(count)
     }
 
+    /// A newline followed by 64 spaces; `newline()` appends a prefix of it.
+    private static let indentation: [UInt8] = [0x0A] + [UInt8](repeating: 0x20, count: 64)
+
     private mutating func newline() {
         guard pretty else { return }
-        bytes.append(0x0A)
-        for _ in 0..<(depth * 2) { bytes.append(0x20) }
+        let width = depth * 2
+        if width < Self.indentation.count {
+            Self.indentation.withUnsafeBufferPointer { bytes.append(contentsOf: $0[0...width]) }
+        } else {
+            bytes.append(0x0A)
+            bytes.append(contentsOf: repeatElement(0x20, count: width))
+        }
     }
 
     private mutating func beforeValue() {
@@ -128,10 +136,21 @@ public struct RecordJSONWriter: Sendable {
 
     /// Writes a timestamp as a string (see ``IMSTimestamp``).
     public mutating func timestamp(_ date: Date) {
+        timestamp(microseconds: IMSTimestamp.microseconds(date))
+    }
+
+    /// Writes a timestamp given as microseconds since the epoch.
+    public mutating func timestamp(microseconds: Int64) {
         beforeValue()
         bytes.append(UInt8(ascii: "\""))
-        IMSTimestamp.append(microseconds: IMSTimestamp.microseconds(date), to: &bytes)
+        IMSTimestamp.append(microseconds: microseconds, to: &bytes)
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Writes UTF-8 bytes as a JSON string.
+    public mutating func string(utf8: UnsafeBufferPointer<UInt8>) {
+        beforeValue()
+        appendString(utf8)
     }
 
     /// Writes a lowercase UUID string.
@@ -170,17 +189,22 @@ public struct RecordJSONWriter: Sendable {
     }
 
     private mutating func appendString(_ value: String) {
+        var value = value
+        value.withUTF8 { appendString($0) }
+    }
+
+    private mutating func appendString(_ utf8: UnsafeBufferPointer<UInt8>) {
         bytes.append(UInt8(ascii: "\""))
         var needsEscaping = false
-        for byte in value.utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+        for byte in utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
             needsEscaping = true
             break
         }
         if !needsEscaping {
-            bytes.append(contentsOf: value.utf8)
+            bytes.append(contentsOf: utf8)
         } else {
             let hex: [UInt8] = Array("0123456789abcdef".utf8)
-            for byte in value.utf8 {
+            for byte in utf8 {
                 switch byte {
                 case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, byte])
                 case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
