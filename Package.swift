@@ -81,6 +81,7 @@ let package = Package(
                 "IMSProtocol", "IMSPluginHost", "IMSRecipes", "IMSKiwi", "IMSArchive", "IMSCatalog", "IMSStore",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
         ),

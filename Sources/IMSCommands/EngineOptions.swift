@@ -36,12 +36,21 @@ struct EngineOptions: ParsableArguments {
     func environment(overrides: SiteSettings = SiteSettings()) throws -> EngineEnvironment {
         let settings = try siteSettings().merging(overrides)
         let catalog = try self.catalog.openCatalog()
-        let store = try self.catalog.openStore()
         _ = try? catalog.markInterrupted()
         let searchPath = PluginSearchPath.standard(explicit: pluginPaths + (settings.pluginPath ?? []), executablePath: GlobalOptions.executablePath())
+        let plugins = PluginCatalog(searchPath: searchPath)
+        // --store / $IMS_STORE win; then the site's `store:`; then the local store in the data directory.
+        let storeURL = self.catalog.store ?? ProcessInfo.processInfo.environment["IMS_STORE"] ?? settings.store ?? self.catalog.dataDirectory.storeURL
+        let store: any ArtifactStore
+        do {
+            store = try ArtifactStoreFactory.open(url: storeURL, settings: settings, plugins: plugins)
+        } catch {
+            Output.error(error.description)
+            throw CLIExitCode.unavailable
+        }
         let jobs = self.catalog.dataDirectory.path + "/jobs"
         return EngineEnvironment(
-            catalog: catalog, store: store, plugins: PluginCatalog(searchPath: searchPath), settings: settings,
+            catalog: catalog, store: store, plugins: plugins, settings: settings,
             siteDirectory: siteDirectory, jobsDirectory: jobs)
     }
 }

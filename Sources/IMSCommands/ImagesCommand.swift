@@ -81,8 +81,8 @@ extension ImagesCommand {
             try await RecordsCLI.run(json: options.json) {
                 let catalog = try options.openCatalog()
                 if options.json {
-                    // Straight from SQLite to JSON: the same bytes as encoding the records, several times faster.
-                    RecordsCLI.write(try catalog.imagesJSON(deleted: deleted))
+                    // Straight from SQLite to stdout: the same bytes as encoding the records, several times faster.
+                    try catalog.writeImagesJSON(deleted: deleted) { chunk in Output.write(Data(buffer: chunk)) }
                     return
                 }
                 let images = try catalog.images(deleted: deleted)

@@ -3,36 +3,42 @@ import GRDB
 import GRDBSQLite
 
 extension Catalog {
-    /// The image list as JSON, straight from SQLite into the JSON writer: the output of
+    /// The image list as JSON, straight from SQLite into the JSON writer: the bytes of
     /// `RecordJSONWriter.array(try images(deleted:))`, without building `ImageRecord` values.
-    ///
-    /// `ims images list --json` uses it so that listing 100k images stays within its budget (see
-    /// docs/performance.md): no `String`, `UUID` or `Date` is made per row; column bytes are copied (escaped) into
-    /// the output, timestamps are formatted from their stored microseconds, and metadata comes from one scan of
-    /// the metadata table.
     ///
     /// - Parameters:
     ///   - deleted: soft-deleted images instead of live ones.
     ///   - pretty: indented like `JSONEncoder`'s `.prettyPrinted`, else compact.
     /// - Returns: UTF-8 JSON (an array) followed by a newline.
     public func imagesJSON(deleted: Bool = false, pretty: Bool = true) throws(CatalogError) -> [UInt8] {
+        var output: [UInt8] = []
+        try writeImagesJSON(deleted: deleted, pretty: pretty) { chunk in output.append(contentsOf: chunk) }
+        return output
+    }
+
+    /// Streams the image list as JSON to `sink` in chunks of about 1 MiB (see ``imagesJSON(deleted:pretty:)``).
+    ///
+    /// `ims images list --json` uses it so that listing 100k images stays within its budget (see
+    /// docs/performance.md): no `String`, `UUID` or `Date` is made per row, column bytes are copied (escaped) into
+    /// the output, timestamps are formatted from their stored microseconds, metadata comes from one scan of the
+    /// metadata table, and memory stays bounded. The whole list is read in one snapshot.
+    ///
+    /// - Parameter sink: receives the output in order; an error it throws stops the listing.
+    public func writeImagesJSON(deleted: Bool = false, pretty: Bool = true, to sink: (UnsafeBufferPointer<UInt8>) throws -> Void) throws(CatalogError) {
         let scope = Columns.scopeClause(deleted ? .deleted : .live)
-        return try read("listing images") { db in
+        let chunkSize = 1 << 20
+        try read("listing images") { db in
             // Metadata of every image (deleted ones too: a scan is cheaper than a join), by id.
-            var metadata: [UUIDKey: [(key: String, value: String)]] = [:]
+            var metadata = MetadataIndex()
             let entries = try Row.fetchCursor(db, sql: "SELECT image_id, key, value FROM image_metadata")
             while let entry = try entries.next() {
                 let id: String = entry[0]
                 guard let key = UUIDKey(text: id) else { continue }
-                metadata[key, default: []].append((entry[1], entry[2]))
+                metadata.append(key, (entry[1], entry[2]))
             }
-            for key in metadata.keys {
-                metadata[key]?.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
-            }
+            metadata.sortEntries()
 
-            let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM images WHERE \(scope)") ?? 0
-            var writer = RecordJSONWriter(pretty: pretty)
-            writer.reserve(count * (pretty ? 360 : 280) + 16)
+            var writer = RecordJSONWriter(pretty: pretty, capacity: chunkSize + 64 * 1024)
             writer.beginArray()
             let statement = try db.makeStatement(
                 sql: "SELECT id, created, name, link_path, link_etag, link_type, arch, deleted FROM images WHERE \(scope) ORDER BY created, id")
@@ -70,7 +76,7 @@ extension Catalog {
                 }
                 writer.key("metadata")
                 writer.beginObject()
-                if !metadata.isEmpty, let key = UUIDKey(column: sqlite, 0), let entries = metadata[key] {
+                if !metadata.isEmpty, let key = UUIDKey(column: sqlite, 0), let entries = metadata.entries(for: key) {
                     for entry in entries {
                         writer.key(entry.key)
                         writer.string(entry.value)
@@ -80,12 +86,62 @@ extension Catalog {
                 writer.key("name")
                 writer.string(column: sqlite, 2)
                 writer.endObject()
+                if writer.byteCount >= chunkSize {
+                    try writer.flush(to: sink)
+                }
             }
             writer.endArray()
-            var bytes = writer.bytes
-            bytes.append(0x0A)
-            return bytes
+            writer.newlineAtEnd()
+            try writer.flush(to: sink)
         }
+    }
+}
+
+/// Metadata by image id: an open-addressing table with a cheap multiplicative hash (hashing 100k ids with
+/// `Hasher` showed up in the listing profile).
+struct MetadataIndex {
+    typealias Entry = (key: String, value: String)
+    private var slots: [Int32] = Array(repeating: -1, count: 1024)
+    private var keys: [UUIDKey] = []
+    private var lists: [[Entry]] = []
+
+    var isEmpty: Bool { keys.isEmpty }
+
+    private func slot(for key: UUIDKey) -> Int {
+        let mask = slots.count - 1
+        var index = Int(truncatingIfNeeded: ((key.high ^ (key.low &* 0x9E37_79B9_7F4A_7C15)) &* 0xBF58_476D_1CE4_E5B9) >> 17) & mask
+        while true {
+            let stored = slots[index]
+            if stored < 0 || keys[Int(stored)] == key { return index }
+            index = (index + 1) & mask
+        }
+    }
+
+    mutating func append(_ key: UUIDKey, _ entry: Entry) {
+        let index = slot(for: key)
+        if slots[index] >= 0 {
+            lists[Int(slots[index])].append(entry)
+            return
+        }
+        slots[index] = Int32(keys.count)
+        keys.append(key)
+        lists.append([entry])
+        if keys.count * 2 > slots.count { rehash() }
+    }
+
+    private mutating func rehash() {
+        slots = Array(repeating: -1, count: slots.count * 2)
+        for (position, key) in keys.enumerated() { slots[slot(for: key)] = Int32(position) }
+    }
+
+    /// Sorts each image's entries by key bytes, as `.sortedKeys` orders them.
+    mutating func sortEntries() {
+        for index in lists.indices { lists[index].sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) } }
+    }
+
+    func entries(for key: UUIDKey) -> [Entry]? {
+        let stored = slots[slot(for: key)]
+        return stored < 0 ? nil : lists[Int(stored)]
     }
 }
 
@@ -107,30 +163,40 @@ struct UUIDKey: Hashable {
         self = key
     }
 
-    init?(bytes: UnsafeBufferPointer<UInt8>) {
-        guard bytes.count == 36 else { return nil }
-        var high: UInt64 = 0
-        var low: UInt64 = 0
-        var nibbles = 0
-        for byte in bytes {
-            let value: UInt8
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = byte - UInt8(ascii: "A") + 10
-            case UInt8(ascii: "-"): continue
-            default: return nil
-            }
-            if nibbles < 16 {
-                high = high << 4 | UInt64(value)
-            } else {
-                low = low << 4 | UInt64(value)
-            }
-            nibbles += 1
+    /// Hex digit values; 0xFF for anything else.
+    private static let hexValues: [UInt8] = (0...255).map { byte -> UInt8 in
+        switch UInt8(byte) {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt8(byte) - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt8(byte) - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt8(byte) - UInt8(ascii: "A") + 10
+        default: 0xFF
         }
-        guard nibbles == 32 else { return nil }
-        self.high = high
-        self.low = low
+    }
+
+    /// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (either case).
+    init?(bytes: UnsafeBufferPointer<UInt8>) {
+        guard bytes.count == 36, bytes[8] == 0x2D, bytes[13] == 0x2D, bytes[18] == 0x2D, bytes[23] == 0x2D else { return nil }
+        let parsed: (UInt64, UInt64)? = Self.hexValues.withUnsafeBufferPointer { table in
+            var high: UInt64 = 0
+            var low: UInt64 = 0
+            var invalid: UInt8 = 0
+            func accumulate(_ range: Range<Int>, into value: inout UInt64) {
+                for index in range {
+                    let digit = table[Int(bytes[index])]
+                    invalid |= digit
+                    value = value << 4 | UInt64(digit & 0x0F)
+                }
+            }
+            accumulate(0..<8, into: &high)
+            accumulate(9..<13, into: &high)
+            accumulate(14..<18, into: &high)
+            accumulate(19..<23, into: &low)
+            accumulate(24..<36, into: &low)
+            return invalid & 0xF0 == 0 ? (high, low) : nil
+        }
+        guard let parsed else { return nil }
+        high = parsed.0
+        low = parsed.1
     }
 
     /// The Foundation UUID with these bytes.

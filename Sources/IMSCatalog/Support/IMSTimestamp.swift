@@ -33,25 +33,52 @@ public enum IMSTimestamp {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Appends the formatted timestamp to a UTF-8 buffer (the fast path of JSON output).
+    /// The length of a formatted timestamp, `YYYY-MM-DDTHH:MM:SS.ffffff+00:00`.
+    static let formattedLength = 32
+
+    /// Appends the formatted timestamp to a UTF-8 buffer.
     static func append(microseconds: Int64, to bytes: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: formattedLength) { buffer in
+            if let base = buffer.baseAddress {
+                format(microseconds: microseconds, into: base)
+                bytes.append(contentsOf: UnsafeBufferPointer(start: base, count: formattedLength))
+            }
+        }
+    }
+
+    /// Writes exactly ``formattedLength`` bytes (years 0–9999).
+    static func format(microseconds: Int64, into out: UnsafeMutablePointer<UInt8>) {
         let (seconds, fraction) = floorDivide(microseconds, 1_000_000)
         let (days, secondOfDay) = floorDivide(seconds, 86_400)
         let (year, month, day) = civil(fromDays: days)
-        appendDigits(year, count: 4, to: &bytes)
-        bytes.append(UInt8(ascii: "-"))
-        appendDigits(month, count: 2, to: &bytes)
-        bytes.append(UInt8(ascii: "-"))
-        appendDigits(day, count: 2, to: &bytes)
-        bytes.append(UInt8(ascii: "T"))
-        appendDigits(secondOfDay / 3600, count: 2, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
-        appendDigits(secondOfDay / 60 % 60, count: 2, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
-        appendDigits(secondOfDay % 60, count: 2, to: &bytes)
-        bytes.append(UInt8(ascii: "."))
-        appendDigits(fraction, count: 6, to: &bytes)
-        bytes.append(contentsOf: "+00:00".utf8)
+        func digits(_ value: Int64, _ width: Int, at offset: Int) {
+            var v = value
+            var index = offset + width - 1
+            while index >= offset {
+                out[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+                index -= 1
+            }
+        }
+        digits(year, 4, at: 0)
+        out[4] = UInt8(ascii: "-")
+        digits(month, 2, at: 5)
+        out[7] = UInt8(ascii: "-")
+        digits(day, 2, at: 8)
+        out[10] = UInt8(ascii: "T")
+        digits(secondOfDay / 3600, 2, at: 11)
+        out[13] = UInt8(ascii: ":")
+        digits(secondOfDay / 60 % 60, 2, at: 14)
+        out[16] = UInt8(ascii: ":")
+        digits(secondOfDay % 60, 2, at: 17)
+        out[19] = UInt8(ascii: ".")
+        digits(fraction, 6, at: 20)
+        out[26] = UInt8(ascii: "+")
+        out[27] = UInt8(ascii: "0")
+        out[28] = UInt8(ascii: "0")
+        out[29] = UInt8(ascii: ":")
+        out[30] = UInt8(ascii: "0")
+        out[31] = UInt8(ascii: "0")
     }
 
     /// Parses `YYYY-MM-DD[T| ]HH:MM:SS[.f…][Z|±HH:MM]`; a missing offset means UTC.
@@ -150,14 +177,5 @@ public enum IMSTimestamp {
         let doy = (153 * mp + 2) / 5 + day - 1
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         return era * 146_097 + doe - 719_468
-    }
-
-    private static func appendDigits(_ value: Int64, count: Int, to bytes: inout [UInt8]) {
-        var divisor: Int64 = 1
-        for _ in 1..<count { divisor *= 10 }
-        while divisor > 0 {
-            bytes.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: (value / divisor) % 10))
-            divisor /= 10
-        }
     }
 }

@@ -36,6 +36,8 @@ public struct DNSSettings: Sendable, Hashable, Codable {
 ///     job_timeout_seconds: 14400
 ///     keep_failed_workspaces: true
 ///     plugin_path: [/opt/site/ims-plugins]
+///     store: s3://boot-images                 # default: the local store, file://<data-dir>/store
+///     s3: {endpoint_url: https://rgw.local, credentials_file: /etc/ims/s3.json, ca_bundle: /etc/ims/site-ca.pem}
 public struct SiteSettings: Sendable, Hashable, Codable {
     public var caCert: String?
     public var dns: DNSSettings?
@@ -50,9 +52,11 @@ public struct SiteSettings: Sendable, Hashable, Codable {
     public var repositoryPollSeconds: Double?
     /// Distro family to use when a recipe does not reveal one.
     public var defaultDistroFamily: String?
+    /// S3 settings, used when `store` is an `s3://` URL.
+    public var s3: S3Settings?
 
     enum CodingKeys: String, CodingKey {
-        case dns, store
+        case dns, store, s3
         case caCert = "ca_cert"
         case repoRewrites = "repo_rewrites"
         case signingKeys = "signing_keys"
@@ -76,7 +80,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         }
         let text = String(decoding: data, as: UTF8.self)
         if let raw = try? Yams.load(yaml: text) as? [String: Any] {
-            let known = Set(["ca_cert", "dns", "repo_rewrites", "signing_keys", "job_timeout_seconds", "keep_failed_workspaces", "plugin_path", "store", "repository_timeout_seconds", "repository_poll_seconds", "default_distro_family"])
+            let known = Set(["ca_cert", "dns", "repo_rewrites", "signing_keys", "job_timeout_seconds", "keep_failed_workspaces", "plugin_path", "store", "repository_timeout_seconds", "repository_poll_seconds", "default_distro_family", "s3"])
             if let unknown = raw.keys.filter({ !known.contains($0) }).sorted().first {
                 throw EngineError(.settings, "\(path): unknown setting '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
             }
@@ -124,6 +128,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         merged.repositoryTimeoutSeconds = other.repositoryTimeoutSeconds ?? repositoryTimeoutSeconds
         merged.repositoryPollSeconds = other.repositoryPollSeconds ?? repositoryPollSeconds
         merged.defaultDistroFamily = other.defaultDistroFamily ?? defaultDistroFamily
+        merged.s3 = other.s3 ?? s3
         return merged
     }
 
