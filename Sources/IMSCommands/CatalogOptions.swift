@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import IMSCatalog
+import IMSEngine
+import IMSPluginHost
 import IMSStore
 
 /// Options shared by the record commands (`ims recipes create|list|…`, `ims images …`, `ims public-keys …`).
@@ -43,8 +45,16 @@ struct CatalogOptions: ParsableArguments {
 
     /// Opens the artifact store, reporting failures.
     func openStore() throws -> any ArtifactStore {
+        // The site settings (<config-dir>/ims.yaml) may name an S3 store and its settings.
+        let siteDirectory = ProcessInfo.processInfo.environment["IMS_CONFIG_DIR"] ?? "/etc/ims"
+        let settings = (try? SiteSettings.load(file: siteDirectory + "/ims.yaml", optional: true)) ?? SiteSettings()
+        let url = store ?? ProcessInfo.processInfo.environment["IMS_STORE"] ?? settings.store ?? dataDirectory.storeURL
         do {
-            return try ArtifactStores.open(url: storeURL)
+            if url.hasPrefix("s3://") {
+                let plugins = PluginCatalog(searchPath: PluginSearchPath.standard(explicit: settings.pluginPath ?? [], executablePath: GlobalOptions.executablePath()))
+                return try ArtifactStoreFactory.open(url: url, settings: settings, plugins: plugins)
+            }
+            return try ArtifactStores.open(url: url)
         } catch {
             throw RecordsCLI.report(error, json: json)
         }

@@ -86,4 +86,19 @@ struct RecordJSONTests {
             #expect(try JSONDecoder().decode([ImageRecord].self, from: Data(try catalog.imagesJSON())) == (try catalog.images()))
         }
     }
+
+    @Test("strings escape like JSONEncoder whatever the position of the special character")
+    func escapingPositions() throws {
+        var samples: [String] = []
+        for special in ["\"", "\\", "\n", "\t", "\u{1}", "\u{1f}", "\u{7f}", "é", "😀", "/", " ", "~"] {
+            for position in 0..<20 {
+                samples.append(String(repeating: "a", count: position) + special + String(repeating: "b", count: 19 - position))
+            }
+        }
+        samples.append("")
+        samples.append(String(repeating: "\"", count: 17))
+        let metadata = Dictionary(uniqueKeysWithValues: samples.enumerated().map { ("k\($0.offset)-" + $0.element, $0.element) })
+        let image = ImageRecord(name: samples.joined(), metadata: metadata)
+        #expect(String(decoding: RecordJSONWriter.object(image), as: UTF8.self) == (try Self.foundationJSON(image)))
+    }
 }

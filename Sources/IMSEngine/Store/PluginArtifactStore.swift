@@ -198,7 +198,8 @@ public struct PluginArtifactStore: ArtifactStore {
     }
 
     public func move(_ source: ObjectKey, to destination: ObjectKey) async throws(StoreError) -> StoredObject {
-        let result = try await call("move", url: url(for: source), inputs: [:], extra: ["destination_url": .string(url(for: destination))])
+        // store/v1's operations have no `move`: a copy that deletes its source after verifying the copy.
+        let result = try await call("copy", url: url(for: source), inputs: [:], extra: ["destination_url": .string(url(for: destination)), "delete_source": true])
         return object(destination, facts: result.facts, metadata: [:])
     }
 
