@@ -27,11 +27,11 @@ struct CatalogOptions: ParsableArguments {
         DataDirectory.resolve(explicit: dataDir)
     }
 
-    /// The resolved store URL.
-    var storeURL: String {
-        if let store, !store.isEmpty { return store }
-        if let fromEnvironment = ProcessInfo.processInfo.environment["IMS_STORE"], !fromEnvironment.isEmpty { return fromEnvironment }
-        return dataDirectory.storeURL
+    /// The resolved store URL: `--store`, else `$IMS_STORE`, else the site settings' `store`, else the local
+    /// store in the data directory. Empty values count as unset.
+    func storeURL(settings: SiteSettings) -> String {
+        let candidates = [store, ProcessInfo.processInfo.environment["IMS_STORE"], settings.store]
+        return candidates.compactMap { $0 }.first { !$0.isEmpty } ?? dataDirectory.storeURL
     }
 
     /// Opens the catalog, reporting failures.
@@ -48,7 +48,7 @@ struct CatalogOptions: ParsableArguments {
         // The site settings (<config-dir>/ims.yaml) may name an S3 store and its settings.
         let siteDirectory = ProcessInfo.processInfo.environment["IMS_CONFIG_DIR"] ?? "/etc/ims"
         let settings = (try? SiteSettings.load(file: siteDirectory + "/ims.yaml", optional: true)) ?? SiteSettings()
-        let url = store ?? ProcessInfo.processInfo.environment["IMS_STORE"] ?? settings.store ?? dataDirectory.storeURL
+        let url = storeURL(settings: settings)
         do {
             if url.hasPrefix("s3://") {
                 let plugins = PluginCatalog(searchPath: PluginSearchPath.standard(explicit: settings.pluginPath ?? [], executablePath: GlobalOptions.executablePath()))

@@ -79,6 +79,21 @@ struct S3EndToEndTests {
         #expect(try String(contentsOfFile: copy, encoding: .utf8).contains("\"version\": \"1.0\""))
         let recipes = try CLI.run(["store", "ls", "s3://ims/recipes/", "--config-dir", site, "--json"])
         #expect(recipes.stdout.contains("recipe.tar.gz"))
+
+        // Soft delete moves every object under deleted/, undelete brings them back, and the record keeps every field.
+        let environment = ["IMS_CONFIG_DIR": site]
+        let before = try CLI.json(try CLI.run(["images", "describe", imageID, "--data-dir", data, "--json"], environment: environment).stdout)
+        let deleted = try CLI.run(["images", "delete", imageID, "--data-dir", data, "--json"], environment: environment)
+        #expect(deleted.status == 0, "\(deleted.stderr)")
+        let moved = try CLI.run(["store", "ls", "s3://boot-images/deleted/\(imageID)/", "--config-dir", site, "--json"])
+        #expect(moved.stdout.contains("deleted/\(imageID)/rootfs") && moved.stdout.contains("deleted_manifest.json"), "\(moved.stdout)")
+        let undeleted = try CLI.run(["images", "undelete", imageID, "--data-dir", data, "--json"], environment: environment)
+        #expect(undeleted.status == 0, "\(undeleted.stderr)")
+        let after = try CLI.json(try CLI.run(["images", "describe", imageID, "--data-dir", data, "--json"], environment: environment).stdout)
+        #expect(NSDictionary(dictionary: before).isEqual(to: after), "every field survives: \(before) vs \(after)")
+        let back = try CLI.run(["store", "ls", "s3://boot-images/\(imageID)/", "--config-dir", site, "--json"])
+        let restored = try #require(try JSONSerialization.jsonObject(with: Data(back.stdout.utf8)) as? [[String: Any]])
+        #expect(Set(restored.compactMap { $0["key"] as? String }) == Set(["rootfs", "kernel", "initrd", "manifest.json"].map { "\(imageID)/\($0)" }))
     }
 
     @Test("wrong credentials give a clear error naming the bucket")
