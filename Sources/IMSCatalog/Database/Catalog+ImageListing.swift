@@ -50,42 +50,11 @@ extension Catalog {
                 guard code == SQLITE_ROW else {
                     throw CatalogError.database(operation: "listing images", message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
                 }
-                writer.beginObject()
-                writer.key("arch")
-                writer.string(column: sqlite, 6)
-                writer.key("created")
-                writer.timestamp(microseconds: sqlite3_column_int64(sqlite, 1))
-                if sqlite3_column_type(sqlite, 7) != SQLITE_NULL {
-                    writer.key("deleted")
-                    writer.timestamp(microseconds: sqlite3_column_int64(sqlite, 7))
-                }
-                writer.key("id")
-                writer.string(column: sqlite, 0)
-                writer.key("link")
-                if sqlite3_column_type(sqlite, 3) == SQLITE_NULL {
-                    writer.null()
+                if writer.isPretty {
+                    writer.writePrettyImageRow(sqlite, metadata: metadata)
                 } else {
-                    writer.beginObject()
-                    writer.key("etag")
-                    writer.string(column: sqlite, 4)
-                    writer.key("path")
-                    writer.string(column: sqlite, 3)
-                    writer.key("type")
-                    writer.string(column: sqlite, 5)
-                    writer.endObject()
+                    writer.writeCompactImageRow(sqlite, metadata: metadata)
                 }
-                writer.key("metadata")
-                writer.beginObject()
-                if !metadata.isEmpty, let key = UUIDKey(column: sqlite, 0), let entries = metadata.entries(for: key) {
-                    for entry in entries {
-                        writer.key(entry.key)
-                        writer.string(entry.value)
-                    }
-                }
-                writer.endObject()
-                writer.key("name")
-                writer.string(column: sqlite, 2)
-                writer.endObject()
                 if writer.byteCount >= chunkSize {
                     try writer.flush(to: sink)
                 }
@@ -210,6 +179,97 @@ struct UUIDKey: Hashable {
 }
 
 extension RecordJSONWriter {
+    /// Writes one row of the image listing (columns: id, created, name, link_path, link_etag, link_type, arch,
+    /// deleted) as an element of the top-level array, indented: fixed parts are copied as whole literals. The
+    /// output equals `ImageRecord.writeJSON(to:)` (a test compares them).
+    mutating func writePrettyImageRow(_ row: OpaquePointer, metadata: MetadataIndex) {
+        beginRawValue()
+        appendRaw("{\n    \"arch\" : ")
+        appendRawColumn(row, 6)
+        appendRaw(",\n    \"created\" : ")
+        appendRawTimestamp(microseconds: sqlite3_column_int64(row, 1))
+        if sqlite3_column_type(row, 7) != SQLITE_NULL {
+            appendRaw(",\n    \"deleted\" : ")
+            appendRawTimestamp(microseconds: sqlite3_column_int64(row, 7))
+        }
+        appendRaw(",\n    \"id\" : ")
+        appendRawColumn(row, 0)
+        if sqlite3_column_type(row, 3) == SQLITE_NULL {
+            appendRaw(",\n    \"link\" : null,\n    \"metadata\" : {")
+        } else {
+            appendRaw(",\n    \"link\" : {\n      \"etag\" : ")
+            appendRawColumn(row, 4)
+            appendRaw(",\n      \"path\" : ")
+            appendRawColumn(row, 3)
+            appendRaw(",\n      \"type\" : ")
+            appendRawColumn(row, 5)
+            appendRaw("\n    },\n    \"metadata\" : {")
+        }
+        if !metadata.isEmpty, let key = UUIDKey(column: row, 0), let entries = metadata.entries(for: key) {
+            var first = true
+            for entry in entries {
+                appendRaw(first ? "\n      " : ",\n      ")
+                first = false
+                appendRawString(entry.key)
+                appendRaw(" : ")
+                appendRawString(entry.value)
+            }
+            appendRaw("\n    },\n    \"name\" : ")
+        } else {
+            appendRaw("\n\n    },\n    \"name\" : ")
+        }
+        appendRawColumn(row, 2)
+        appendRaw("\n  }")
+    }
+
+    /// ``writePrettyImageRow(_:metadata:)`` without indentation.
+    mutating func writeCompactImageRow(_ row: OpaquePointer, metadata: MetadataIndex) {
+        beginRawValue()
+        appendRaw("{\"arch\":")
+        appendRawColumn(row, 6)
+        appendRaw(",\"created\":")
+        appendRawTimestamp(microseconds: sqlite3_column_int64(row, 1))
+        if sqlite3_column_type(row, 7) != SQLITE_NULL {
+            appendRaw(",\"deleted\":")
+            appendRawTimestamp(microseconds: sqlite3_column_int64(row, 7))
+        }
+        appendRaw(",\"id\":")
+        appendRawColumn(row, 0)
+        if sqlite3_column_type(row, 3) == SQLITE_NULL {
+            appendRaw(",\"link\":null,\"metadata\":{")
+        } else {
+            appendRaw(",\"link\":{\"etag\":")
+            appendRawColumn(row, 4)
+            appendRaw(",\"path\":")
+            appendRawColumn(row, 3)
+            appendRaw(",\"type\":")
+            appendRawColumn(row, 5)
+            appendRaw("},\"metadata\":{")
+        }
+        if !metadata.isEmpty, let key = UUIDKey(column: row, 0), let entries = metadata.entries(for: key) {
+            var first = true
+            for entry in entries {
+                if !first { appendRaw(",") }
+                first = false
+                appendRawString(entry.key)
+                appendRaw(":")
+                appendRawString(entry.value)
+            }
+        }
+        appendRaw("},\"name\":")
+        appendRawColumn(row, 2)
+        appendRaw("}")
+    }
+
+    /// Appends a TEXT column as a quoted, escaped string (`null` for NULL).
+    private mutating func appendRawColumn(_ statement: OpaquePointer, _ index: Int32) {
+        guard let pointer = sqlite3_column_text(statement, index) else {
+            appendRaw("null")
+            return
+        }
+        appendRawString(UnsafeBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(statement, index))))
+    }
+
     /// Writes a TEXT column as a JSON string (`null` for NULL), without making a `String`.
     mutating func string(column statement: OpaquePointer, _ index: Int32) {
         guard let pointer = sqlite3_column_text(statement, index) else {

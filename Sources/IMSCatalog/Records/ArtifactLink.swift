@@ -48,11 +48,11 @@ public struct ArtifactLink: Codable, Hashable, Sendable, RecordJSONWritable {
 
     public func writeJSON(to writer: inout RecordJSONWriter) {
         writer.beginObject()
-        writer.key("etag")
+        writer.fieldKey("etag")
         writer.string(etag)
-        writer.key("path")
+        writer.fieldKey("path")
         writer.string(path)
-        writer.key("type")
+        writer.fieldKey("type")
         writer.string(type.rawValue)
         writer.endObject()
     }

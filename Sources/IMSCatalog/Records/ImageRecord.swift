@@ -60,21 +60,21 @@ public struct ImageRecord: Codable, Hashable, Sendable, Identifiable, RecordJSON
 
     public func writeJSON(to writer: inout RecordJSONWriter) {
         writer.beginObject()
-        writer.key("arch")
+        writer.fieldKey("arch")
         writer.string(arch.rawValue)
-        writer.key("created")
+        writer.fieldKey("created")
         writer.timestamp(created)
         if let deleted {
-            writer.key("deleted")
+            writer.fieldKey("deleted")
             writer.timestamp(deleted)
         }
-        writer.key("id")
+        writer.fieldKey("id")
         writer.uuid(id)
-        writer.key("link")
+        writer.fieldKey("link")
         if let link { writer.value(link) } else { writer.null() }
-        writer.key("metadata")
+        writer.fieldKey("metadata")
         writer.stringMap(metadata)
-        writer.key("name")
+        writer.fieldKey("name")
         writer.string(name)
         writer.endObject()
     }

@@ -47,17 +47,17 @@ public struct PublicKeyRecord: Codable, Hashable, Sendable, Identifiable, Record
 
     public func writeJSON(to writer: inout RecordJSONWriter) {
         writer.beginObject()
-        writer.key("created")
+        writer.fieldKey("created")
         writer.timestamp(created)
         if let deleted {
-            writer.key("deleted")
+            writer.fieldKey("deleted")
             writer.timestamp(deleted)
         }
-        writer.key("id")
+        writer.fieldKey("id")
         writer.uuid(id)
-        writer.key("name")
+        writer.fieldKey("name")
         writer.string(name)
-        writer.key("public_key")
+        writer.fieldKey("public_key")
         writer.string(publicKey)
         writer.endObject()
     }

@@ -82,27 +82,27 @@ public struct RecipeRecord: Codable, Hashable, Sendable, Identifiable, RecordJSO
 
     public func writeJSON(to writer: inout RecordJSONWriter) {
         writer.beginObject()
-        writer.key("arch")
+        writer.fieldKey("arch")
         writer.string(arch.rawValue)
-        writer.key("created")
+        writer.fieldKey("created")
         writer.timestamp(created)
         if let deleted {
-            writer.key("deleted")
+            writer.fieldKey("deleted")
             writer.timestamp(deleted)
         }
-        writer.key("id")
+        writer.fieldKey("id")
         writer.uuid(id)
-        writer.key("link")
+        writer.fieldKey("link")
         if let link { writer.value(link) } else { writer.null() }
-        writer.key("linux_distribution")
+        writer.fieldKey("linux_distribution")
         writer.string(linuxDistribution.rawValue)
-        writer.key("name")
+        writer.fieldKey("name")
         writer.string(name)
-        writer.key("recipe_type")
+        writer.fieldKey("recipe_type")
         writer.string(recipeType.rawValue)
-        writer.key("require_dkms")
+        writer.fieldKey("require_dkms")
         writer.bool(requireDKMS)
-        writer.key("template_dictionary")
+        writer.fieldKey("template_dictionary")
         writer.beginArray()
         for variable in templateDictionary { writer.value(variable) }
         writer.endArray()

@@ -23,9 +23,9 @@ public struct TemplateVariable: Codable, Hashable, Sendable, RecordJSONWritable 
 
     public func writeJSON(to writer: inout RecordJSONWriter) {
         writer.beginObject()
-        writer.key("key")
+        writer.fieldKey("key")
         writer.string(key)
-        writer.key("value")
+        writer.fieldKey("value")
         writer.string(value)
         writer.endObject()
     }

@@ -156,6 +156,19 @@ public struct RecordJSONWriter: ~Copyable {
         afterKey = true
     }
 
+    /// Writes a key known to need no escaping (the fixed field names of records), without scanning it.
+    public mutating func fieldKey(_ key: StaticString) {
+        beforeValue()
+        key.withUTF8Buffer { name in
+            reserve(name.count + 5)
+            storage[count] = UInt8(ascii: "\"")
+            if let base = name.baseAddress { (storage + count + 1).update(from: base, count: name.count) }
+            count += name.count + 1
+        }
+        if pretty { put("\" : ") } else { put("\":") }
+        afterKey = true
+    }
+
     // MARK: - Values
 
     /// Writes a string value.
@@ -254,6 +267,40 @@ public struct RecordJSONWriter: ~Copyable {
     public mutating func value(_ value: some RecordJSONWritable) {
         value.writeJSON(to: &self)
     }
+
+    // MARK: - Raw output for specialised writers (the image listing)
+
+    /// Starts a value in the current container (comma and indentation) without writing it.
+    mutating func beginRawValue() {
+        beforeValue()
+    }
+
+    /// Appends bytes as they are.
+    mutating func appendRaw(_ literal: StaticString) {
+        put(literal)
+    }
+
+    /// Appends a quoted, escaped string.
+    mutating func appendRawString(_ utf8: UnsafeBufferPointer<UInt8>) {
+        appendString(utf8)
+    }
+
+    /// Appends a quoted, escaped string.
+    mutating func appendRawString(_ value: String) {
+        appendString(value)
+    }
+
+    /// Appends a quoted timestamp.
+    mutating func appendRawTimestamp(microseconds: Int64) {
+        reserve(IMSTimestamp.formattedLength + 2)
+        storage[count] = UInt8(ascii: "\"")
+        IMSTimestamp.format(microseconds: microseconds, into: storage + count + 1)
+        storage[count + 1 + IMSTimestamp.formattedLength] = UInt8(ascii: "\"")
+        count += IMSTimestamp.formattedLength + 2
+    }
+
+    /// Whether the output is indented.
+    var isPretty: Bool { pretty }
 
     // MARK: - Strings
 

@@ -84,7 +84,7 @@ public struct RepositoryReadiness: Sendable {
         let started = ContinuousClock.now
         let http = probes.filter(\.isHTTP)
         let skipped = probes.filter { !$0.isHTTP }.map { $0.alias ?? $0.source }
-        var statuses = http.map { RepositoryStatus(alias: $0.alias, source: $0.source, ready: false, url: nil, reason: "not probed yet", attempts: 0) }
+        let statuses = http.map { RepositoryStatus(alias: $0.alias, source: $0.source, ready: false, url: nil, reason: "not probed yet", attempts: 0) }
         if http.isEmpty {
             return RepositoryReadinessReport(ready: true, repositories: [], skipped: skipped, seconds: 0)
         }
