@@ -65,7 +65,7 @@ let package = Package(
         // Records (recipes, images, jobs, public keys) in SQLite through GRDB.
         .target(
             name: "IMSCatalog",
-            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
         // Artifact stores (the local file:// store; S3 through store plugins) and IMS's manifest.json.

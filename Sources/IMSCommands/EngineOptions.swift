@@ -40,7 +40,8 @@ struct EngineOptions: ParsableArguments {
         let searchPath = PluginSearchPath.standard(explicit: pluginPaths + (settings.pluginPath ?? []), executablePath: GlobalOptions.executablePath())
         let plugins = PluginCatalog(searchPath: searchPath)
         // --store / $IMS_STORE win; then the site's `store:`; then the local store in the data directory.
-        let storeURL = self.catalog.store ?? ProcessInfo.processInfo.environment["IMS_STORE"] ?? settings.store ?? self.catalog.dataDirectory.storeURL
+        let nonEmpty = { (value: String?) -> String? in value.flatMap { $0.isEmpty ? nil : $0 } }
+        let storeURL = nonEmpty(self.catalog.store) ?? nonEmpty(ProcessInfo.processInfo.environment["IMS_STORE"]) ?? nonEmpty(settings.store) ?? self.catalog.dataDirectory.storeURL
         let store: any ArtifactStore
         do {
             store = try ArtifactStoreFactory.open(url: storeURL, settings: settings, plugins: plugins)

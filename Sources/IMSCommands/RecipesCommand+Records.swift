@@ -1,3 +1,4 @@
+import IMSArchive
 import ArgumentParser
 import Foundation
 import IMSCatalog
@@ -58,10 +59,23 @@ extension RecipesCommand {
                     guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else {
                         throw RecordsCLI.InputError(message: "\(file): no such file")
                     }
-                    guard !isDirectory.boolValue else {
-                        throw RecordsCLI.InputError(message: "\(file) is a directory; pack it into an archive first (directory packing is not wired in yet)")
+                    var archive = file
+                    var scratch: String?
+                    if isDirectory.boolValue {
+                        // A recipe directory is packed reproducibly first (sorted, normalised owners and times).
+                        let directory = NSTemporaryDirectory() + "ims-pack-" + UUID().uuidString.lowercased()
+                        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                        scratch = directory
+                        archive = directory + "/recipe.tar.gz"
+                        do {
+                            _ = try ArchivePacker.pack(directory: file, to: archive)
+                        } catch {
+                            try? FileManager.default.removeItem(atPath: directory)
+                            throw RecordsCLI.InputError(message: "\(file): \(error)")
+                        }
                     }
-                    let object = try await RecipeArtifacts(store: store).store(recipeID: record.id, archive: file)
+                    defer { if let scratch { try? FileManager.default.removeItem(atPath: scratch) } }
+                    let object = try await RecipeArtifacts(store: store).store(recipeID: record.id, archive: archive)
                     storedKey = object.key
                     record.link = try ArtifactLink(url: object.url, etag: object.etag)
                 } else if let link {

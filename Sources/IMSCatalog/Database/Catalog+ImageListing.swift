@@ -73,6 +73,13 @@ struct MetadataIndex {
     private var slots: [Int32] = Array(repeating: -1, count: 1024)
     private var keys: [UUIDKey] = []
     private var lists: [[Entry]] = []
+    /// A 2^18-bit filter (32 KiB, stays in cache): most ids without metadata are rejected here without
+    /// touching the (larger) table.
+    private var filter = [UInt64](repeating: 0, count: 4096)
+
+    private static func filterBit(_ key: UUIDKey) -> Int {
+        Int(truncatingIfNeeded: (key.low ^ key.high) >> 7) & 0x3FFFF
+    }
 
     var isEmpty: Bool { keys.isEmpty }
 
@@ -93,6 +100,8 @@ struct MetadataIndex {
             return
         }
         slots[index] = Int32(keys.count)
+        let bit = Self.filterBit(key)
+        filter[bit >> 6] |= 1 << UInt64(bit & 63)
         keys.append(key)
         lists.append([entry])
         if keys.count * 2 > slots.count { rehash() }
@@ -109,6 +118,8 @@ struct MetadataIndex {
     }
 
     func entries(for key: UUIDKey) -> [Entry]? {
+        let bit = Self.filterBit(key)
+        guard filter[bit >> 6] & (1 << UInt64(bit & 63)) != 0 else { return nil }
         let stored = slots[slot(for: key)]
         return stored < 0 ? nil : lists[Int(stored)]
     }

@@ -17,7 +17,7 @@ extension Catalog {
             id: try Columns.uuid(idText, kind: .job),
             created: Columns.date(row[1]),
             jobType: try Columns.enumeration(row[2], JobType.self, kind: .job, id: idText),
-            artifactID: try Columns.optionalUUID(row[3], kind: .job, id: idText, field: "artifact_id") ?? UUID(),
+            artifactID: try Columns.uuid(row[3], kind: .job),
             publicKeyID: try Columns.optionalUUID(row[4], kind: .job, id: idText, field: "public_key_id"),
             imageRootArchiveName: row[5],
             enableDebug: row[6],
