@@ -146,6 +146,9 @@ struct DiscoveryTests {
             #expect(error.description.contains("pin one by id"))
         }
         #expect(try PluginSelector.select(phase: "build-root", criteria: .init(), pinned: "org.site.rhel", in: catalog).id == "org.site.rhel")
+        // Pinning is the site's explicit choice, even where the plugin's selectors would not match.
+        #expect(try PluginSelector.select(phase: "build-root", criteria: .init(distroFamily: "suse"), pinned: "org.site.rhel", in: catalog).id == "org.site.rhel")
+        #expect(throws: PluginHostError.self) { try PluginSelector.select(phase: "package", criteria: .init(), pinned: "org.site.rhel", in: catalog) }
     }
 
     @Test("every bundled example manifest passes the in-process validator")

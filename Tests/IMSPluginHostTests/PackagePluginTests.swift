@@ -125,3 +125,18 @@ struct PackagePluginTests {
         #expect(outcome.error?.path == "/compressor")
     }
 }
+
+@Suite("squashfs packager with SOURCE_DATE_EPOCH", .timeLimit(.minutes(1)))
+struct PackagePluginEpochTests {
+    @Test("reproducible mode works when the job also sets SOURCE_DATE_EPOCH (mksquashfs refuses both)")
+    func epochInEnvironment() async throws {
+        let root = try PackagePluginTests.makeRoot()
+        let plugin = try PluginCatalog.resolve(PluginCatalog.inspect(directory: PackagePluginTests.pluginDirectory, origin: .explicit))
+        let request = InvocationRequest(
+            phase: "package", config: ["reproducible": true, "source_date_epoch": 1_700_000_000],
+            inputs: ["rootfs": ArtifactRef(path: root, kind: .dir)], workspaceRoot: Fixtures.temporaryDirectory("ims-pkg-ws"),
+            sourceDateEpoch: 1_700_000_000)
+        let outcome = try await PluginInvoker.invoke(plugin, request)
+        #expect(outcome.succeeded, "\(outcome.error?.description ?? "")")
+    }
+}

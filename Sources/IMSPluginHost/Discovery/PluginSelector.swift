@@ -42,12 +42,10 @@ public enum PluginSelector {
     ) throws(PluginHostError) -> ResolvedPlugin {
         if let pinned {
             let plugin = try catalog.resolve(pinned)
-            guard let entry = plugin.manifest.phase(named: phase) else {
+            guard plugin.manifest.phase(named: phase) != nil else {
                 throw .phaseNotOffered(id: plugin.id, phase: phase, offered: plugin.manifest.phases.map(\.name))
             }
-            guard matches(entry.selectors, criteria) else {
-                throw .noMatchingPlugin(phase: phase, criteria: criteria.description, candidates: [plugin.id])
-            }
+            // A pinned plugin is the site's explicit choice: its selectors only guide automatic selection.
             return plugin
         }
         let offering = catalog.usable.filter { $0.manifest?.phase(named: phase) != nil }
