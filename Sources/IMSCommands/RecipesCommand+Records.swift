@@ -2,6 +2,7 @@ import IMSArchive
 import ArgumentParser
 import Foundation
 import IMSCatalog
+import IMSKiwi
 import IMSStore
 
 extension RecipesCommand {
@@ -62,6 +63,11 @@ extension RecipesCommand {
                     var archive = file
                     var scratch: String?
                     if isDirectory.boolValue {
+                        do {
+                            _ = try KiwiLoader.locateDescription(in: file)
+                        } catch {
+                            throw RecordsCLI.InputError(message: "\(file) is a directory without a KIWI description (config.xml, image/config.xml or *.kiwi); give a recipe directory or archive")
+                        }
                         // A recipe directory is packed reproducibly first (sorted, normalised owners and times).
                         let directory = NSTemporaryDirectory() + "ims-pack-" + UUID().uuidString.lowercased()
                         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -133,7 +133,8 @@ struct FaultInjectionTests {
         let started = ContinuousClock.now
         let (outcome, recorder) = try await Fixtures.run("grandchild-stdout")
         #expect(outcome.succeeded)
-        #expect(started.duration(to: .now) < .seconds(5))
+        // Bounded (the post-exit drain is 250 ms); generous for a loaded CI machine.
+        #expect(started.duration(to: .now) < .seconds(20))
         #expect(Fixtures.groupIsGone(recorder.pid))
     }
 
