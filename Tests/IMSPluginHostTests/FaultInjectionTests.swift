@@ -5,7 +5,7 @@ import Testing
 
 /// Each misbehaving fixture plugin must give the right structured error, in bounded time,
 /// with no process left behind.
-@Suite("Fault injection", .timeLimit(.minutes(1)))
+@Suite("Fault injection", .timeLimit(.minutes(3)))
 struct FaultInjectionTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var fixture: String
@@ -45,7 +45,7 @@ struct FaultInjectionTests {
             #expect(error.category == testCase.category)
             #expect(error.details?["plugin_id"]?.stringValue == "org.ims.test.\(testCase.fixture)" || !outcome.hostSynthesized)
         }
-        #expect(elapsed < .seconds(20), "\(testCase.fixture) took \(elapsed)")
+        #expect(elapsed < .seconds(60), "\(testCase.fixture) took \(elapsed)")
         #expect(Fixtures.groupIsGone(recorder.pid), "\(testCase.fixture) left a process behind")
     }
 
@@ -73,7 +73,7 @@ struct FaultInjectionTests {
         #expect(outcome.error?.category == .timeout)
         #expect(recorder.stopSteps == ["cancel_message", "sigterm", "sigkill"])
         #expect(outcome.exitStatus == .signaled(9))
-        #expect(elapsed < .seconds(10))
+        #expect(elapsed < .seconds(60))
         #expect(Fixtures.groupIsGone(recorder.pid))
     }
 
@@ -134,7 +134,7 @@ struct FaultInjectionTests {
         let (outcome, recorder) = try await Fixtures.run("grandchild-stdout")
         #expect(outcome.succeeded)
         // Bounded (the post-exit drain is 250 ms); generous for a loaded CI machine.
-        #expect(started.duration(to: .now) < .seconds(20))
+        #expect(started.duration(to: .now) < .seconds(60))
         #expect(Fixtures.groupIsGone(recorder.pid))
     }
 
