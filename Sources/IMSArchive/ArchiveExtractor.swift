@@ -33,8 +33,10 @@ import Darwin
 /// renamed to the destination on success and removed on any failure, so a failed extraction leaves
 /// nothing behind. The destination must not exist, or must be an empty directory.
 ///
-/// Decompression and parsing run on the calling thread while a second thread writes files, handing data
-/// over in bounded batches (8 × 1 MiB).
+/// Extraction is pipelined over up to three threads joined by bounded hand-offs: for a compressed
+/// archive, one thread decompresses (4 × 1 MiB chunks); the calling thread parses and checks entries;
+/// another thread writes files (8 × 1 MiB batches). Both extra threads are always joined before
+/// ``extract(archive:to:)`` returns. Extended attributes, ACLs and file flags are not restored.
 public struct ArchiveExtractor: Sendable {
     /// The limits enforced while extracting.
     public var limits: ExtractionLimits
@@ -468,10 +470,7 @@ final class ExtractionSession {
     private func flush(final: Bool) throws(ArchiveError) {
         guard let current = batch else { throw Self.writerStopped }
         batch = nil
-        if current.ops.isEmpty && final {
-            channel.recycle(current)
-            return
-        }
+        if current.ops.isEmpty && final { return }
         guard channel.submit(current) else { throw Self.writerStopped }
         if !final {
             guard let next = channel.acquire() else { throw Self.writerStopped }

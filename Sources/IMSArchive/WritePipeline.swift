@@ -49,24 +49,27 @@ final class WriteBatch {
     }
 }
 
-/// A bounded hand-off of ``WriteBatch``es from the reading thread to the writing thread, built on a
-/// pthread mutex and condition variable (the reader and writer block, they do not spin).
+/// A bounded hand-off of reusable buffers from a producing thread to a consuming thread, built on a
+/// pthread mutex and condition variable (both sides block, neither spins). The producer takes empty
+/// items with ``acquire()`` and passes them on with ``submit(_:)``; the consumer takes them with
+/// ``next()`` and returns them with ``recycle(_:)``. Memory is bounded by the fixed set of items.
 ///
-/// `@unchecked Sendable`: all mutable state is only touched with `lock` held; a batch belongs to
-/// whichever side last took it out of the channel.
-final class BatchChannel: @unchecked Sendable {
+/// `@unchecked Sendable`: all mutable state is only touched with `lock` held; an item belongs to
+/// whichever side last took it out of the hand-off.
+final class HandOff<Item: AnyObject>: @unchecked Sendable {
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var free: [WriteBatch]
-    private var full: [WriteBatch] = []
+    private var free: [Item]
+    private var full: [Item] = []
     private var closed = false
     private var cancelled = false
-    private var writerStopped = false
+    private var consumerStopped = false
+    private var failureText: String?
 
-    init(batches: Int, capacity: Int) {
+    init(items: [Item]) {
         pthread_mutex_init(lock, nil)
         pthread_cond_init(changed, nil)
-        free = (0..<batches).map { _ in WriteBatch(capacity: capacity) }
+        free = items
     }
 
     deinit {
@@ -82,36 +85,41 @@ final class BatchChannel: @unchecked Sendable {
         return body()
     }
 
-    /// Reader: takes an empty batch, waiting for one; `nil` once the writer has stopped.
-    func acquire() -> WriteBatch? {
+    /// Producer: takes an empty item, waiting for one; `nil` once the consumer has stopped.
+    func acquire() -> Item? {
         locked {
-            while free.isEmpty && !writerStopped { pthread_cond_wait(changed, lock) }
-            return writerStopped ? nil : free.removeLast()
+            while free.isEmpty && !consumerStopped { pthread_cond_wait(changed, lock) }
+            return consumerStopped ? nil : free.removeLast()
         }
     }
 
-    /// Reader: hands a filled batch to the writer; `false` once the writer has stopped.
-    func submit(_ batch: WriteBatch) -> Bool {
+    /// Producer: hands a filled item to the consumer; `false` once the consumer has stopped.
+    func submit(_ item: Item) -> Bool {
         locked {
-            guard !writerStopped else { return false }
-            full.append(batch)
+            guard !consumerStopped else { return false }
+            full.append(item)
             pthread_cond_broadcast(changed)
             return true
         }
     }
 
-    /// Reader: no more batches will come. With `cancelling`, the writer drops what is queued.
-    func close(cancelling: Bool) {
+    /// Producer: no more items will come. With `cancelling`, the consumer drops what is queued;
+    /// `failure` tells the consumer why the producer stopped early.
+    func close(cancelling: Bool, failure: String? = nil) {
         locked {
             closed = true
             if cancelling { cancelled = true }
+            if let failure { failureText = failure }
             pthread_cond_broadcast(changed)
         }
     }
 
-    /// Writer: the next filled batch, waiting for one; `nil` when the reader has closed the channel and
-    /// everything was taken, or has cancelled.
-    func next() -> WriteBatch? {
+    /// Why the producer stopped early, if it said so in ``close(cancelling:failure:)``.
+    var failure: String? { locked { failureText } }
+
+    /// Consumer: the next filled item, waiting for one; `nil` when the producer has closed the
+    /// hand-off and everything was taken, or has cancelled.
+    func next() -> Item? {
         locked {
             while full.isEmpty && !closed && !cancelled { pthread_cond_wait(changed, lock) }
             if cancelled || full.isEmpty { return nil }
@@ -119,21 +127,29 @@ final class BatchChannel: @unchecked Sendable {
         }
     }
 
-    /// Writer: returns a processed batch for reuse.
-    func recycle(_ batch: WriteBatch) {
-        batch.reset()
+    /// Consumer: returns a processed item for reuse.
+    func recycle(_ item: Item) {
         locked {
-            free.append(batch)
+            free.append(item)
             pthread_cond_broadcast(changed)
         }
     }
 
-    /// Writer: it failed and will take no more batches.
-    func stopWriter() {
+    /// Consumer: it stopped and will take no more items; a waiting producer wakes up.
+    func stopConsumer() {
         locked {
-            writerStopped = true
+            consumerStopped = true
             pthread_cond_broadcast(changed)
         }
+    }
+}
+
+/// The hand-off between the reading side and the ``DiskWriter``.
+typealias BatchChannel = HandOff<WriteBatch>
+
+extension HandOff where Item == WriteBatch {
+    convenience init(batches: Int, capacity: Int) {
+        self.init(items: (0..<batches).map { _ in WriteBatch(capacity: capacity) })
     }
 }
 
@@ -188,10 +204,12 @@ final class DiskWriter {
                 try process(batch)
             } catch {
                 self.error = error
-                channel.stopWriter()
+                channel.stopConsumer()
+                batch.reset()
                 channel.recycle(batch)
                 break
             }
+            batch.reset()
             channel.recycle(batch)
         }
         closeAll()
