@@ -431,13 +431,3 @@ def test_rpmdb_rebuilt_with_the_images_own_rpm(native):
     with open(run.result["outputs"]["package_list"]["path"]) as f:
         assert json.load(f) == [{"name": "fake-pkg", "epoch": None, "version": "1.0", "release": "1", "arch": "noarch"}]
 
-
-def test_zz_report_timings(capsys):
-    """Prints how long the builds took (also written to <work dir>/timings.json)."""
-    timings = {k: round(v, 2) for k, v in sorted(h.TIMINGS.items())}
-    with open(os.path.join(h.WORK, "timings.json"), "w") as f:
-        json.dump(timings, f, indent=1)
-    with capsys.disabled():
-        print("\nbuild timings (seconds):")
-        for label, seconds in timings.items():
-            print(f"  {label:55s} {seconds:6.2f}")
