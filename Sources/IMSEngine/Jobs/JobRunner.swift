@@ -412,12 +412,7 @@ final class JobExecution: @unchecked Sendable {
         var problems: [String] = []
         for later in pipeline.steps[(index + 1)...] {
             guard let phase = later.phase, skipReason(later) == nil else { continue }
-            var stepCriteria = criteria
-            if let selectors = later.selectors {
-                if let family = selectors.distroFamily?.first { stepCriteria.distroFamily = family }
-                if let manager = selectors.packageManager?.first { stepCriteria.packageManager = manager }
-                if let arch = selectors.arch?.first { stepCriteria.arch = arch }
-            }
+            let stepCriteria = selectionCriteria(for: later)
             do {
                 let plugin = try PluginSelector.select(phase: phase, criteria: stepCriteria, pinned: later.plugin, in: environment.plugins)
                 let missing = (plugin.manifest.requires ?? []).filter { !Self.commandExists($0) }
@@ -433,6 +428,17 @@ final class JobExecution: @unchecked Sendable {
         }
     }
 
+    /// The job's selection criteria with the step's own `selectors` on top.
+    private func selectionCriteria(for step: PipelineStep) -> SelectionCriteria {
+        var stepCriteria = criteria
+        if let selectors = step.selectors {
+            if let family = selectors.distroFamily?.first { stepCriteria.distroFamily = family }
+            if let manager = selectors.packageManager?.first { stepCriteria.packageManager = manager }
+            if let arch = selectors.arch?.first { stepCriteria.arch = arch }
+        }
+        return stepCriteria
+    }
+
     static func commandExists(_ name: String) -> Bool {
         if name.contains("/") { return FileManager.default.isExecutableFile(atPath: name) }
         return PluginInvoker.systemPath.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(name)") }
@@ -443,12 +449,7 @@ final class JobExecution: @unchecked Sendable {
     private func runPhase(_ step: PipelineStep, deadline: ContinuousClock.Instant) async throws -> [String: JSONValue] {
         guard let phase = step.phase else { throw EngineError(.pipeline, "step has no phase", step: step.name) }
         let kind = PhaseKind.of(phaseName: phase)
-        var stepCriteria = criteria
-        if let selectors = step.selectors {
-            if let family = selectors.distroFamily?.first { stepCriteria.distroFamily = family }
-            if let manager = selectors.packageManager?.first { stepCriteria.packageManager = manager }
-            if let arch = selectors.arch?.first { stepCriteria.arch = arch }
-        }
+        let stepCriteria = selectionCriteria(for: step)
         let plugin: ResolvedPlugin
         do {
             plugin = try PluginSelector.select(phase: phase, criteria: stepCriteria, pinned: step.plugin, in: environment.plugins)
