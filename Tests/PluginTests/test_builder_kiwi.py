@@ -43,10 +43,14 @@ def ensure_kiwi_plugin_built():
 ensure_kiwi_plugin_built()
 
 
-def recipe(workspace, url, *, packages=BOOTSTRAP, package_manager="zypper"):
-    """examples/kiwi-bootstrap rendered for ``url`` (what the engine's prepare-recipe step hands over)."""
+def recipe(workspace, url, *, packages=BOOTSTRAP, package_manager="zypper", config_sh=None):
+    """examples/kiwi-bootstrap rendered for ``url`` (what the engine's prepare-recipe step hands over);
+    ``config_sh`` replaces the example's config.sh."""
     directory = os.path.join(workspace.step("fetch")["out"], "recipe")
     shutil.copytree(EXAMPLE, directory, symlinks=True)
+    if config_sh is not None:
+        with open(os.path.join(directory, "config.sh"), "w", encoding="utf-8") as f:
+            f.write(config_sh)
     path = os.path.join(directory, "config.xml")
     with open(path, encoding="utf-8") as f:
         text = f.read().replace("{{ REPO_URL }}", url)
@@ -74,11 +78,12 @@ def description(url, *, tool="zypper", packages=BOOTSTRAP):
 
 
 def kiwi_build(label, *, ca=None, tool="zypper", packages=BOOTSTRAP, url=None, config=None, workspace=None,
-               cancel_after=None):
+               cancel_after=None, config_sh=None):
     repo = h.served_repos()["plain"]
     ws = workspace or h.Workspace(f"kiwi-{label}")
     url = url or repo.url
-    recipe_dir = recipe(ws, url, packages=packages, package_manager="zypper" if tool == "zypper" else "dnf4")
+    recipe_dir = recipe(ws, url, packages=packages, package_manager="zypper" if tool == "zypper" else "dnf4",
+                        config_sh=config_sh)
     desc_path = os.path.join(ws.step("prepare-recipe")["out"], "description.json")
     with open(desc_path, "w") as f:
         json.dump(description(url, tool=tool, packages=packages), f, indent=1)
@@ -254,8 +259,11 @@ def test_missing_package_is_named():
 @needs_kiwi
 def test_cancel_stops_kiwi_and_leaves_no_mounts():
     repo = h.served_repos()["plain"]
-    run = kiwi_build("cancelled", ca=repo.ca, cancel_after=2.0)
+    # config.sh sleeps far longer than the cancel delay, so the cancel lands while kiwi-ng is still working
+    # however fast the machine (on a fast one the whole example builds in under 2 s).
+    run = kiwi_build("cancelled", ca=repo.ca, cancel_after=2.0, config_sh="#!/bin/sh\nsleep 120\n")
     assert run.terminal["type"] == "error" and run.error["code"] == "ims.cancelled", run.describe()
+    assert run.seconds < 60, "the plugin did not stop promptly after the cancel"
     assert not mounts_below(run.workspace["root"])
     ws = h.Workspace("kiwi-cleanup")
     cleanup = h.run_plugin(KIWI_PLUGIN, "build-root", "build-root/v1", workspace=ws, verb="cleanup")
