@@ -70,12 +70,12 @@ class Store:
         self.server, self.base = server, base
 
     def call(self, operation, url, verb="run", ws=None, secrets=None, timeout=300, on_message=None, file=None,
-             **config):
+             file_ref=None, **config):
         ws = ws or workspace(self.base)
         cfg = {"operation": operation, "url": url, "endpoint_url": self.server.endpoint, **config}
         if verb == "cleanup":
             cfg = {}
-        inputs = {"file": {"path": file, "kind": "file"}} if file else None
+        inputs = {"file": {"path": file, "kind": "file", **(file_ref or {})}} if file else None
         call = run_plugin(STORE_S3, verb, ws, cfg, inputs=inputs,
                           secrets=secrets if secrets is not None else {SECRET: self.server.credentials},
                           timeout=timeout, on_message=on_message)
@@ -87,6 +87,13 @@ class Store:
 
     def put(self, url, path, **config):
         return self.call("put", url, file=path, **config)
+
+    def put_as_host(self, url, path, hashes=None, metadata=None, **config):
+        """A put as the engine makes it: the input ref carries the sha256 digest and size, and the
+        metadata the md5sum, both computed by the host in one pass over the file."""
+        h = hashes or file_hashes(path)
+        return self.call("put", url, file=path, file_ref={"digest": "sha256:" + h["sha256"], "size": h["size"]},
+                         metadata={"md5sum": h["md5"], **(metadata or {})}, **config)
 
 
 @pytest.fixture(scope="module")
@@ -437,6 +444,155 @@ def test_md5_verification_catches_a_mismatch(store, base, server):
     put = store.put(f"s3://boot-images/{key}-put", path, metadata={"md5sum": "1" * 32})
     assert put.error["code"] == "store.checksum_mismatch"
     assert store.call("head", f"s3://boot-images/{key}-put").error["code"] == "store.not_found"
+
+
+PARTS = {"part_size_bytes": 5 * MiB, "multipart_threshold_bytes": 5 * MiB}
+
+
+def hashes_computed(call, what):
+    """The hashes the plugin ran over the bytes, from its 'uploading'/'downloading' log record."""
+    logs = [m for m in call.of_type("log") if m["msg"].startswith(what)]
+    assert len(logs) == 1, logs
+    return logs[0]["fields"]["hashes"]
+
+
+@pytest.mark.parametrize("size", [3 * MiB + 11, 12 * MiB + 5], ids=["single-part", "multipart"])
+def test_put_with_host_digest_verifies_sha256_and_get_verifies_by_sha256sum(store, base, size):
+    """The engine's put: input digest sha256 + md5sum metadata. The plugin hashes only sha256, stores
+    it as sha256sum, and a later get verifies the sha256 instead of computing an md5."""
+    path = small_file(base, size, 21)
+    want = file_hashes(path)
+    url = f"s3://boot-images/sha/{uuid.uuid4().hex[:8]}"
+    put = store.put_as_host(url, path, metadata={"x-shasta-ims-image-id": "img-1"}, **PARTS)
+    facts = put.facts
+    assert (facts["md5"], facts["sha256"], facts["size"]) == (want["md5"], want["sha256"], want["size"])
+    assert facts["md5_from"] == "metadata md5sum, proven by sha256", "no md5 pass when the digest is given"
+    assert hashes_computed(put, "uploading") == ["sha256"]
+    assert facts["sha256_verified"] is True and facts["sha256_expected_from"] == "input digest"
+    assert facts["multipart"] is (size >= 5 * MiB)
+    head = store.call("head", url).facts
+    assert head["metadata"] == {"md5sum": want["md5"], "sha256sum": want["sha256"], "x-shasta-ims-image-id": "img-1"}
+    assert (head["md5"], head["sha256"]) == (want["md5"], want["sha256"])
+
+    got = store.call("get", url, **PARTS)
+    g = got.facts
+    assert g["verified_by"] == "sha256" and g["sha256_verified"] is True and g["md5_verified"] is False
+    assert hashes_computed(got, "downloading") == ["sha256"]
+    assert (g["md5"], g["md5_from"], g["sha256"]) == (want["md5"], "metadata md5sum, proven by sha256", want["sha256"])
+    out = got.result["outputs"]["file"]
+    assert out["digest"] == "sha256:" + want["sha256"] and file_hashes(out["path"]) == want
+    os.unlink(out["path"])
+
+    # config.expected_md5 still means an md5 pass; the sha256sum is checked as well (it is free).
+    exp = store.call("get", url, expected_md5=want["md5"], **PARTS).facts
+    assert exp["verified_by"] == "md5+sha256" and exp["md5_verified"] is True and exp["md5_from"] == "computed"
+    wrong = store.call("get", url, expected_md5="e" * 32, **PARTS)
+    assert (wrong.error["code"], wrong.error["category"]) == ("store.checksum_mismatch", "user")
+
+
+def test_put_with_a_wrong_digest_is_refused_and_removed(store, base):
+    path = small_file(base, 12 * MiB + 5, 22)
+    want = file_hashes(path)
+    for label, parts in (("multipart", PARTS), ("single", {})):
+        url = f"s3://boot-images/sha/{uuid.uuid4().hex[:8]}-{label}"
+        bad = store.put_as_host(url, path, hashes={**want, "sha256": "ab" * 32}, **parts)
+        err = bad.error
+        assert (err["code"], err["category"]) == ("store.checksum_mismatch", "environment"), label
+        d = err["details"]
+        assert (d["sha256"], d["expected_sha256"], d["expected_from"]) == (want["sha256"], "ab" * 32, "input digest")
+        assert (d["expected"], d["actual"]) == ("ab" * 32, want["sha256"])
+        assert store.call("head", url).error["code"] == "store.not_found", "a put that did not verify leaves nothing"
+
+    # The size in the reference disagrees with the file: refused before anything is sent.
+    url = f"s3://boot-images/sha/{uuid.uuid4().hex[:8]}-size"
+    bad = store.call("put", url, file=path, file_ref={"digest": "sha256:" + want["sha256"], "size": want["size"] - 1},
+                     metadata={"md5sum": want["md5"]})
+    assert bad.error["code"] == "store.checksum_mismatch" and bad.error["details"]["expected_size"] == want["size"] - 1
+    assert store.call("head", url).error["code"] == "store.not_found"
+
+    # The right digest with a wrong md5sum (a host bug): a single-part ETag is the md5 the server
+    # computed, and it disagrees with the md5sum the sha256 would otherwise vouch for.
+    small = small_file(base, 2 * MiB, 23)
+    sh = file_hashes(small)
+    url = f"s3://boot-images/sha/{uuid.uuid4().hex[:8]}-md5sum"
+    bad = store.put_as_host(url, small, hashes={**sh, "md5": "0" * 32})
+    assert bad.error["code"] == "store.checksum_mismatch" and "ETag" in bad.error["message"]
+    assert store.call("head", url).error["code"] == "store.not_found"
+
+    # A malformed digest, or metadata sha256sum contradicting the digest, is a request error.
+    bad = store.call("put", url, file=small, file_ref={"digest": "sha256:xyz"})
+    assert bad.error["code"] == "store.missing_input" and bad.error["category"] == "config"
+    bad = store.put_as_host(url, small, metadata={"sha256sum": "cd" * 32})
+    assert bad.error["code"] == "store.invalid_config"
+
+
+def test_get_refuses_an_object_whose_sha256sum_lies(store, base, server):
+    path = small_file(base, 2 * MiB + 9, 24)
+    h = file_hashes(path)
+    key = f"sha/{uuid.uuid4().hex[:8]}"
+    s3 = server.client()
+    with open(path, "rb") as f:  # the md5sum is right, the sha256sum is not (corruption, a bad writer)
+        s3.put_object(Bucket="boot-images", Key=key, Body=f, Metadata={"md5sum": h["md5"], "sha256sum": "0" * 64})
+    ws = workspace(base)
+    bad = store.call("get", f"s3://boot-images/{key}", ws=ws)
+    err = bad.error
+    assert (err["code"], err["category"]) == ("store.checksum_mismatch", "environment")
+    # the same shape as an md5 mismatch: the hash, the expected one, where it came from
+    assert {k: err["details"].get(k) for k in ("url", "sha256", "expected_sha256", "expected_from", "expected",
+                                               "actual")} == {
+        "url": f"s3://boot-images/{key}", "sha256": h["sha256"], "expected_sha256": "0" * 64,
+        "expected_from": "object metadata sha256sum", "expected": "0" * 64, "actual": h["sha256"]}
+    assert os.listdir(ws["out"]) == [], "a download that failed verification must not stay in out/"
+    # Even with the right expected_md5, the sha256sum that lies is refused.
+    assert store.call("get", f"s3://boot-images/{key}", expected_md5=h["md5"]).error["code"] == \
+        "store.checksum_mismatch"
+
+
+def test_get_of_an_md5sum_only_object_still_verifies_md5(store, base, server):
+    """Objects written by IMS itself (and puts without a digest) have only md5sum."""
+    path = small_file(base, 3 * MiB, 25)
+    h = file_hashes(path)
+    url = f"s3://ims/md5only/{uuid.uuid4().hex[:8]}"
+    put = store.put(url, path, metadata={"md5sum": h["md5"]})
+    assert put.facts["md5_from"] == "computed" and put.facts["sha256_verified"] is False
+    assert hashes_computed(put, "uploading") == ["md5", "sha256"]
+    assert store.call("head", url).facts["metadata"] == {"md5sum": h["md5"]}
+    got = store.call("get", url).facts
+    assert got["verified_by"] == "md5" and got["md5_verified"] is True and got["sha256_verified"] is False
+    assert (got["md5"], got["md5_from"], got["sha256"]) == (h["md5"], "computed", h["sha256"])
+    # A corrupted md5sum-only object (written directly) is still refused by the md5.
+    key = f"md5only/{uuid.uuid4().hex[:8]}-bad"
+    with open(path, "rb") as f:
+        server.client().put_object(Bucket="ims", Key=key, Body=f, Metadata={"md5sum": "1" * 32})
+    bad = store.call("get", f"s3://ims/{key}")
+    assert bad.error["code"] == "store.checksum_mismatch"
+    assert bad.error["details"]["expected_from"] == "object metadata md5sum"
+
+
+def test_copy_move_keep_sha256sum(store, base):
+    path = small_file(base, 12 * MiB + 1, 26)
+    want = file_hashes(path)
+    prefix = f"sha-copy/{uuid.uuid4().hex[:8]}"
+    src = f"s3://boot-images/{prefix}/rootfs"
+    store.put_as_host(src, path, metadata={"x-shasta-ims-image-id": "img-2"}, **PARTS)
+    meta = {"md5sum": want["md5"], "sha256sum": want["sha256"], "x-shasta-ims-image-id": "img-2"}
+    single = store.call("copy", src, destination_url=f"s3://boot-images/{prefix}/copy")  # one CopyObject
+    assert single.facts["multipart"] is False and single.facts["sha256"] == want["sha256"]
+    multi = store.call("copy", src, destination_url=f"s3://boot-images/{prefix}/mcopy", **PARTS)
+    assert multi.facts["multipart"] is True and multi.facts["md5"] == want["md5"]
+    # soft delete and undelete (moves, multipart)
+    store.call("move", src, destination_url=f"s3://boot-images/deleted/{prefix}/rootfs", **PARTS)
+    store.call("move", f"s3://boot-images/deleted/{prefix}/rootfs", destination_url=src, **PARTS)
+    for name in ("copy", "mcopy", "rootfs"):
+        url = f"s3://boot-images/{prefix}/{name}"
+        assert store.call("head", url).facts["metadata"] == meta, name
+        got = store.call("get", url, **PARTS)
+        assert got.facts["verified_by"] == "sha256" and got.facts["md5"] == want["md5"], name
+        os.unlink(got.result["outputs"]["file"]["path"])
+    # A copy that sets a new md5sum without a sha256sum drops the old sha256sum (the pair would lie).
+    other = store.call("copy", src, destination_url=f"s3://boot-images/{prefix}/remd5", metadata={"md5sum": "2" * 32})
+    assert "sha256" not in other.facts
+    assert "sha256sum" not in store.call("head", f"s3://boot-images/{prefix}/remd5").facts["metadata"]
 
 
 def test_untrusted_tls_endpoint(store, base, tmp_path):
