@@ -574,7 +574,10 @@ def test_copy_move_keep_sha256sum(store, base):
     want = file_hashes(path)
     prefix = f"sha-copy/{uuid.uuid4().hex[:8]}"
     src = f"s3://boot-images/{prefix}/rootfs"
-    store.put_as_host(src, path, metadata={"x-shasta-ims-image-id": "img-2"}, **PARTS)
+    # as PluginArtifactStore sends it: the digest, and md5sum and sha256sum in the metadata
+    put = store.put_as_host(src, path, metadata={"x-shasta-ims-image-id": "img-2", "sha256sum": want["sha256"]},
+                            **PARTS)
+    assert put.facts["md5_from"] == "metadata md5sum, proven by sha256"
     meta = {"md5sum": want["md5"], "sha256sum": want["sha256"], "x-shasta-ims-image-id": "img-2"}
     single = store.call("copy", src, destination_url=f"s3://boot-images/{prefix}/copy")  # one CopyObject
     assert single.facts["multipart"] is False and single.facts["sha256"] == want["sha256"]
