@@ -128,7 +128,7 @@ let package = Package(
         .testTarget(name: "IMSRecipesTests", dependencies: ["IMSRecipes", "IMSKiwi", "IMSArchive"]),
         .testTarget(
             name: "IMSPluginHostTests",
-            dependencies: ["IMSPluginHost", "IMSProtocol", "IMSCommands", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["IMSPluginHost", "IMSProtocol", "IMSCommands", "CIMSSystem", .product(name: "Crypto", package: "swift-crypto")]
         ),
     ]
 )

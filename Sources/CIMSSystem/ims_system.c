@@ -35,6 +35,13 @@ int ims_spawn(const char *path, char *const argv[], char *const envp[], const ch
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_adddup2(&fa, err[1], 2);
     if (cwd != NULL) posix_spawn_file_actions_addchdir_np(&fa, cwd);
+    /* The child gets stdin, stdout and stderr only: no descriptor the host (or whoever started the host)
+       left open without O_CLOEXEC leaks into it. A leaked end of a parent's socketpair would keep that
+       parent from ever seeing the host exit (Foundation's Process watches one), and a plugin has no business
+       holding the catalog's files. */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
     sigset_t all, none;
     sigfillset(&all);
     sigemptyset(&none);
