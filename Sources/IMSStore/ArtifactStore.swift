@@ -16,7 +16,9 @@ public protocol ArtifactStore: Sendable {
     /// - Parameters:
     ///   - source: the bytes.
     ///   - key: where to store them.
-    ///   - metadata: user metadata kept with the object (`md5sum` is added when missing).
+    ///   - metadata: user metadata kept with the object (`md5sum` is added when missing). `md5sum` and
+    ///     `sha256sum`, when given, are the caller's digests of the bytes: the store verifies the bytes against
+    ///     them (``StoreError/checksumMismatch(url:expected:actual:)``) and need not hash them again first.
     /// - Returns: the stored object with its size and digests.
     /// - Throws: ``StoreError``; when it throws, nothing is visible under `key` (an existing object stays).
     func put(_ source: ArtifactSource, key: ObjectKey, metadata: [String: String]) async throws(StoreError) -> StoredObject

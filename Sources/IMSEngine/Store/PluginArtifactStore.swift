@@ -139,9 +139,20 @@ public struct PluginArtifactStore: ArtifactStore {
             temporary = path
         }
         defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
+        // The plugin proves the bytes it sends are the bytes these digests describe (sha256); it need not compute
+        // the md5 again. Digests the caller already has (the packager's) are not recomputed here either.
         var fullMetadata = metadata
-        if fullMetadata["md5sum"] == nil, let md5 = Self.md5(of: file) { fullMetadata["md5sum"] = md5 }
-        let result = try await call("put", url: url(for: key), inputs: ["file": ArtifactRef(path: file, kind: .file)], extra: [
+        if fullMetadata["md5sum"] == nil || fullMetadata["sha256sum"] == nil {
+            let digests = try ArtifactDigests.ofFile(file)
+            if let given = fullMetadata["md5sum"], given.lowercased() != digests.md5 {
+                throw StoreError.checksumMismatch(url: url(for: key), expected: "md5 " + given, actual: "md5 " + digests.md5)
+            }
+            fullMetadata["md5sum"] = digests.md5
+            fullMetadata["sha256sum"] = digests.sha256
+        }
+        let sha256 = fullMetadata["sha256sum"]?.lowercased() ?? ""
+        let input = ArtifactRef(path: file, kind: .file, digest: "sha256:" + sha256)
+        let result = try await call("put", url: url(for: key), inputs: ["file": input], extra: [
             "metadata": .object(fullMetadata.mapValues(JSONValue.string)),
         ])
         return object(key, facts: result.facts, metadata: fullMetadata)

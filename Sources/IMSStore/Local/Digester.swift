@@ -46,3 +46,17 @@ struct Digester {
         return (md5, sha256, size)
     }
 }
+
+/// Digests of files, for callers outside the store (e.g. a store plugin's host computing what it hands over).
+public enum ArtifactDigests {
+    /// Lowercase hex md5 and sha256 and the size of a file, in one pass.
+    public static func ofFile(_ path: String) throws(StoreError) -> (md5: String, sha256: String, size: Int64) {
+        do {
+            return try Digester.digests(ofFile: path)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.io(operation: "read", path: path, message: String(describing: error))
+        }
+    }
+}

@@ -202,6 +202,12 @@ public struct LocalArtifactStore: ArtifactStore {
         let info = try file.status()
 
         let (md5, sha256) = digester.finalize()
+        if let expected = metadata["md5sum"]?.lowercased(), expected != md5 {
+            throw StoreError.checksumMismatch(url: url(for: key), expected: "md5 " + expected, actual: "md5 " + md5)
+        }
+        if let expected = metadata["sha256sum"]?.lowercased(), expected != sha256 {
+            throw StoreError.checksumMismatch(url: url(for: key), expected: "sha256 " + expected, actual: "sha256 " + sha256)
+        }
         var stored = metadata
         if stored["md5sum"] == nil { stored["md5sum"] = md5 }
         let sidecar = Sidecar(size: size, md5: md5, sha256: sha256, inode: UInt64(info.st_ino), mtimeNanoseconds: FileSystem.mtimeNanoseconds(info), metadata: stored)

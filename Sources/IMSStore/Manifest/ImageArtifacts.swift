@@ -17,10 +17,16 @@ public struct ImageArtifacts: Sendable {
     public struct ArtifactFile: Sendable, Hashable {
         public var type: ImageArtifactType
         public var path: String
+        /// Digests the producer (the packager) reported; the store verifies the bytes against them and need not
+        /// compute them again before uploading.
+        public var md5: String?
+        public var sha256: String?
 
-        public init(type: ImageArtifactType, path: String) {
+        public init(type: ImageArtifactType, path: String, md5: String? = nil, sha256: String? = nil) {
             self.type = type
             self.path = path
+            self.md5 = md5
+            self.sha256 = sha256
         }
     }
 
@@ -83,7 +89,10 @@ public struct ImageArtifacts: Sendable {
         var stored: [StoredObject] = []
         do {
             for artifact in artifacts {
-                stored.append(try await store.put(file: artifact.path, key: .imageArtifact(imageID, artifact.type), metadata: metadata))
+                var objectMetadata = metadata
+                if let md5 = artifact.md5 { objectMetadata["md5sum"] = md5 }
+                if let sha256 = artifact.sha256 { objectMetadata["sha256sum"] = sha256 }
+                stored.append(try await store.put(file: artifact.path, key: .imageArtifact(imageID, artifact.type), metadata: objectMetadata))
             }
             let entries = zip(artifacts, stored).map { ($0.type, $1) }
             let (manifest, manifestObject) = try await writeManifest(imageID: imageID, artifacts: entries, created: created)
