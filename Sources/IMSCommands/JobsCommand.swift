@@ -15,12 +15,23 @@ struct JobsCommand: AsyncParsableCommand {
             Statuses follow IMS: creating, fetching_recipe, waiting_for_repos, building_image, \
             packaging_artifacts, then success or error.
             """,
-        subcommands: [Create.self, Run.self, List.self, Describe.self, Logs.self, Delete.self]
+        subcommands: [Create.self, Run.self, List.self, Describe.self, Logs.self, Complete.self, Delete.self]
     )
 
     static func parseID(_ text: String) throws -> UUID {
         guard let id = UUID(uuidString: text) else { throw ValidationError("'\(text)' is not a job id (a UUID)") }
         return id
+    }
+
+    /// A customize script given on the command line: it must be a readable regular file; the job gets its
+    /// absolute path.
+    static func customizeScript(_ path: String) throws -> String {
+        let absolute = URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL.path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: absolute, isDirectory: &isDirectory), !isDirectory.boolValue,
+              FileManager.default.isReadableFile(atPath: absolute)
+        else { throw ValidationError("'--script \(path)': no such readable file") }
+        return absolute
     }
 
     static func jobJSON(_ job: JobRecord) -> JSONValue { EventEncodingBridge.json(job) }
@@ -47,6 +58,12 @@ extension JobsCommand {
                 Examples:
                     ims jobs create --job-type create --artifact-id <recipe-id> --image-root-archive-name compute
                     ims jobs create --job-type create --artifact-id <recipe-id> --image-root-archive-name compute --detach --json
+                    ims jobs create --job-type customize --artifact-id <image-id> --image-root-archive-name compute-v2 --script ./site.sh
+                    ims jobs create --job-type customize --artifact-id <image-id> --image-root-archive-name compute-v2 --detach
+
+                A customize job unpacks the image, runs --script inside it (automation), or, without --script, waits
+                for a person: `ims jobs logs ID` shows the image root and the signal files (touch complete to
+                package, failed to abort; with --jail they are /tmp/complete and /tmp/failed inside the root).
                 """)
 
         @OptionGroup var engine: EngineOptions
@@ -60,9 +77,17 @@ extension JobsCommand {
         @Flag(help: "Keep the workspace after the job (IMS: a debug shell on failure).") var enableDebug = false
         @Option(help: "The job timeout in seconds.") var timeout: Double?
         @Flag(help: "Run the job in the background and return at once with its id.") var detach = false
+        @Option(help: "Customize jobs: a script to run inside the image root (chroot); without it the job waits for a person.", completion: .file())
+        var script: String?
+        @Flag(help: "Customize jobs: a jailed session (signal files /tmp/complete and /tmp/failed inside the root), as IMS's ssh jail.")
+        var jail = false
 
         func run() async throws {
             guard let type = JobType(rawValue: jobType) else { throw ValidationError("'--job-type' must be create or customize") }
+            if type != .customize, script != nil || jail {
+                throw ValidationError("'--script' and '--jail' apply to customize jobs only")
+            }
+            let scriptPath = try script.map(JobsCommand.customizeScript)
             let artifact = try JobsCommand.parseID(artifactId)
             let publicKey = try publicKeyId.map(JobsCommand.parseID)
             let environment = try engine.environment()
@@ -71,28 +96,30 @@ extension JobsCommand {
                 job = try environment.catalog.createJob(JobRequest(
                     jobType: type, artifactID: artifact, publicKeyID: publicKey, imageRootArchiveName: imageRootArchiveName,
                     enableDebug: enableDebug, kernelFileName: kernelFileName, initrdFileName: initrdFileName,
-                    kernelParametersFileName: kernelParametersFileName, timeoutSeconds: timeout.map { Int($0) },
+                    kernelParametersFileName: kernelParametersFileName,
+                    sshContainers: jail ? [SSHContainer(name: "customize", jail: true)] : nil, timeoutSeconds: timeout.map { Int($0) },
                     pid: detach ? nil : getpid()))
             } catch {
                 throw JobsCommand.fail(error, json: engine.json)
             }
             if detach {
-                try spawnRunner(job.id)
+                try spawnRunner(job.id, script: scriptPath)
                 if engine.json { try Output.json(JobsCommand.jobJSON(job)) } else { Output.line("job \(job.id.uuidString.lowercased()) created; follow it with: ims jobs logs \(job.id.uuidString.lowercased()) --follow") }
                 return
             }
             let outcome = await JobRunner(environment: environment).run(jobID: job.id, options: JobRunOptions(
                 workspacePolicy: enableDebug ? .keep : .keepOnFailure, timeout: timeout.map { .seconds($0) },
-                listener: JobConsole(json: engine.json)))
+                listener: JobConsole(json: engine.json), customizeScript: scriptPath))
             try JobsCommand.report(outcome, json: engine.json)
         }
 
         /// Starts `ims jobs run ID` in its own session, detached from this terminal.
-        func spawnRunner(_ id: UUID) throws {
+        func spawnRunner(_ id: UUID, script: String?) throws {
             let executable = GlobalOptions.executablePath() ?? CommandLine.arguments[0]
             var arguments = [executable, "jobs", "run", id.uuidString.lowercased(), "--data-dir", engine.catalog.dataDirectory.path, "--config-dir", engine.siteDirectory]
             if let store = engine.catalog.store { arguments += ["--store", store] }
             for path in engine.pluginPaths { arguments += ["--plugin-path", path] }
+            if let script { arguments += ["--script", script] }
             var cArgs: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
             var cEnv: [UnsafeMutablePointer<CChar>?] = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
             defer {
@@ -117,13 +144,14 @@ extension JobsCommand {
 
         @OptionGroup var engine: EngineOptions
         @Argument(help: "The job id.") var id: String
+        @Option(help: "Customize jobs: the script to run inside the image root.") var script: String?
 
         func run() async throws {
             let jobID = try JobsCommand.parseID(id)
             let environment = try engine.environment()
             // Own the job so a crash of this runner is detected later.
             _ = try? environment.catalog.setRunner(jobID, pid: getpid())
-            let outcome = await JobRunner(environment: environment).run(jobID: jobID, options: JobRunOptions())
+            let outcome = await JobRunner(environment: environment).run(jobID: jobID, options: JobRunOptions(customizeScript: script))
             if !outcome.succeeded { throw CLIExitCode.failure }
         }
     }
@@ -160,6 +188,46 @@ extension JobsCommand {
             if jobs.isEmpty { Output.line("no jobs") }
             for job in jobs {
                 Output.line("\(job.id.uuidString.lowercased())  \(job.jobType.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(job.status.rawValue.padding(toLength: 19, withPad: " ", startingAt: 0)) \(job.imageRootArchiveName)  \(IMSTimestamp.string(job.created))")
+            }
+        }
+    }
+
+    struct Complete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "End the session of a customize job that waits for a person (IMS's touch complete / failed).",
+            discussion: """
+                The job must be in waiting_on_user. Without --failed the image root is packaged and registered as a \
+                new image; with --failed the job ends as error and no image is made.
+
+                Example:
+                    ims jobs complete 5c0a3f0e-6a41-4c59-9a53-1a2b3c4d5e6f
+                """)
+
+        @OptionGroup var catalog: CatalogOptions
+        @Argument(help: "The job id.") var id: String
+        @Flag(help: "Abort: no image is made.") var failed = false
+
+        func run() async throws {
+            let jobID = try JobsCommand.parseID(id)
+            let store = try catalog.openCatalog()
+            _ = try? store.markInterrupted()
+            let job: JobRecord
+            do { job = try store.job(jobID) } catch { throw JobsCommand.fail(error, json: catalog.json) }
+            guard job.jobType == .customize, job.status == .waitingOnUser else {
+                throw JobsCommand.fail(ValidationError("job \(id) is a \(job.jobType.rawValue) job in status \(job.status.rawValue); only a customize job in waiting_on_user can be completed"), json: catalog.json)
+            }
+            guard let workspace = job.workspace, FileManager.default.fileExists(atPath: workspace) else {
+                throw JobsCommand.fail(ValidationError("job \(id) has no workspace on this host"), json: catalog.json)
+            }
+            let signal = failed ? "failed" : "complete"
+            let path = workspace + "/" + signal
+            guard FileManager.default.createFile(atPath: path, contents: Data()) else {
+                throw JobsCommand.fail(ValidationError("cannot write \(path)"), json: catalog.json)
+            }
+            if catalog.json {
+                try Output.json(JSONValue.object(["job_id": .string(jobID.uuidString.lowercased()), "signal": .string(signal), "path": .string(path)]))
+            } else {
+                Output.line("signalled \(signal) to job \(jobID.uuidString.lowercased()); follow it with: ims jobs logs \(jobID.uuidString.lowercased()) --follow")
             }
         }
     }

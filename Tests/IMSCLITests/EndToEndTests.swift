@@ -201,4 +201,133 @@ struct EndToEndTests {
         #expect(error["phase"] as? String == "wait-for-repos")
         #expect((error["message"] as? String)?.contains("ims-test") == true)
     }
+
+    // MARK: Customize
+
+    static func jobStatus(_ id: String, data: String) throws -> [String: Any] {
+        try CLI.json(try CLI.run(["jobs", "describe", id, "--data-dir", data, "--json"]).stdout)
+    }
+
+    /// Polls until the job is in `status` (or ended), at most `seconds`.
+    static func waitForStatus(_ id: String, _ status: String, data: String, seconds: Double = 60) async throws -> String {
+        let until = Date().addingTimeInterval(seconds)
+        var current = ""
+        while Date() < until {
+            current = try jobStatus(id, data: data)["status"] as? String ?? ""
+            if current == status || current == "success" || current == "error" { return current }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return current
+    }
+
+    static func unsquash(_ image: String, data: String, into name: String) throws -> String {
+        let target = data + "/" + name
+        let result = try CLI.runTool("/usr/bin/unsquashfs", ["-no-progress", "-d", target, data + "/store/boot-images/" + image + "/rootfs"])
+        #expect(result.status == 0, "\(result.stderr)")
+        return target
+    }
+
+    @Test("customize: a script changes a new image in the image root (the source stays), with IMS's statuses")
+    func customizeWithScript() async throws {
+        let repository = try TestRepository()
+        let base = try build(try Self.copyExample("sles15"), repository: repository, extra: ["--name", "e2e-base"])
+        #expect(base.result.status == 0, "\(base.result.stderr)")
+        let baseID = try #require((base.summary["image"] as? [String: Any])?["id"] as? String)
+        let data = base.data, site = base.data + "-site"
+        let baseRootfs = data + "/store/boot-images/" + baseID + "/rootfs"
+        let baseMD5 = try CLI.runTool("/usr/bin/md5sum", [baseRootfs]).stdout.prefix(32)
+
+        let script = site + "/customize.sh"
+        try """
+            #!/bin/sh
+            echo "customized by $IMS_JOB_ID" > /etc/customized
+            cat /etc/resolv.conf > /etc/resolv-during-customize
+            rm /etc/motd
+            echo "script done"
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        let run = try CLI.run(["jobs", "create", "--job-type", "customize", "--artifact-id", baseID, "--image-root-archive-name", "e2e-custom",
+                               "--script", script, "--data-dir", data, "--config-dir", site, "--json"])
+        #expect(run.status == 0, "\(run.stderr)\n\(run.stdout.suffix(2000))")
+        let jobs = try JSONSerialization.jsonObject(with: Data(try CLI.run(["jobs", "list", "--job-type", "customize", "--data-dir", data, "--json"]).stdout.utf8)) as? [[String: Any]]
+        let jobID = try #require(jobs?.first?["id"] as? String)
+        let job = try Self.jobStatus(jobID, data: data)
+        let history = (job["status_history"] as? [[String: Any]])?.compactMap { $0["status"] as? String }
+        #expect(history == ["creating", "fetching_image", "waiting_on_user", "packaging_artifacts", "success"])
+        let newID = try #require(job["resultant_image_id"] as? String)
+        #expect(newID != baseID)
+        let image = try CLI.json(try CLI.run(["images", "describe", newID, "--data-dir", data, "--json"]).stdout)
+        #expect(image["name"] as? String == "e2e-custom")
+        #expect(image["arch"] as? String == "x86_64")
+
+        let root = try Self.unsquash(newID, data: data, into: "customized")
+        #expect(try String(contentsOfFile: root + "/etc/customized", encoding: .utf8) == "customized by \(jobID)\n")
+        #expect(!FileManager.default.fileExists(atPath: root + "/etc/motd"))
+        // DNS was swapped in for the script and the image's own resolv.conf restored afterwards.
+        #expect(try String(contentsOfFile: root + "/etc/resolv-during-customize", encoding: .utf8).contains("copied from the build host"))
+        #expect(try String(contentsOfFile: root + "/etc/resolv.conf", encoding: .utf8).contains("nameserver 10.92.100.225"))
+        #expect(!FileManager.default.fileExists(atPath: root + "/var/lib/ims/configure-dns"))
+        #expect(FileManager.default.fileExists(atPath: root + "/boot/vmlinuz-6.1.0-ims"))
+        #expect(try Self.installedPackages(root).contains("ims-test-app"))
+        // The source image is untouched.
+        #expect(try CLI.runTool("/usr/bin/md5sum", [baseRootfs]).stdout.prefix(32) == baseMD5)
+        let original = try Self.unsquash(baseID, data: data, into: "original")
+        #expect(FileManager.default.fileExists(atPath: original + "/etc/motd"))
+        #expect(!FileManager.default.fileExists(atPath: original + "/etc/customized"))
+
+        // A failing script fails the job naming it, and registers nothing.
+        try "#!/bin/sh\necho broken on purpose\nexit 3\n".write(toFile: script, atomically: true, encoding: .utf8)
+        let failing = try CLI.run(["jobs", "create", "--job-type", "customize", "--artifact-id", baseID, "--image-root-archive-name", "e2e-broken",
+                                   "--script", script, "--data-dir", data, "--config-dir", site])
+        #expect(failing.status != 0)
+        #expect(failing.stderr.contains("customize.sh exited with status 3"), "\(failing.stderr)")
+        let images = try JSONSerialization.jsonObject(with: Data(try CLI.run(["images", "list", "--data-dir", data, "--json"]).stdout.utf8)) as? [[String: Any]]
+        #expect(Set(images?.compactMap { $0["name"] as? String } ?? []) == ["e2e-base", "e2e-custom"])
+    }
+
+    @Test("customize: a person's session waits in waiting_on_user until jobs complete (or --failed)")
+    func customizeSession() async throws {
+        let repository = try TestRepository()
+        let base = try build(try Self.copyExample("rhel9"), repository: repository, extra: ["--name", "e2e-session-base"])
+        #expect(base.result.status == 0, "\(base.result.stderr)")
+        let baseID = try #require((base.summary["image"] as? [String: Any])?["id"] as? String)
+        let data = base.data, site = base.data + "-site"
+
+        func start(_ name: String, jail: Bool) throws -> String {
+            let result = try CLI.run(["jobs", "create", "--job-type", "customize", "--artifact-id", baseID, "--image-root-archive-name", name,
+                                      "--detach", "--json", "--data-dir", data, "--config-dir", site] + (jail ? ["--jail"] : []))
+            #expect(result.status == 0, "\(result.stderr)")
+            return try #require(try CLI.json(result.stdout)["id"] as? String)
+        }
+
+        // Aborted: no image.
+        let aborted = try start("e2e-aborted", jail: false)
+        #expect(try await Self.waitForStatus(aborted, "waiting_on_user", data: data) == "waiting_on_user")
+        let notYet = try CLI.run(["jobs", "complete", base.summary["job_id"] as? String ?? "", "--data-dir", data])
+        #expect(notYet.status != 0 && notYet.stderr.contains("only a customize job in waiting_on_user"), "\(notYet.stderr)")
+        #expect(try CLI.run(["jobs", "complete", aborted, "--failed", "--data-dir", data]).status == 0)
+        #expect(try await Self.waitForStatus(aborted, "error", data: data) == "error")
+        let abortedJob = try Self.jobStatus(aborted, data: data)
+        #expect(abortedJob["resultant_image_id"] == nil || abortedJob["resultant_image_id"] is NSNull)
+
+        // Jailed: the person works in the root and touches /tmp/complete inside it.
+        let jailed = try start("e2e-session", jail: true)
+        #expect(try await Self.waitForStatus(jailed, "waiting_on_user", data: data) == "waiting_on_user")
+        // The plugin's instructions reach the job's logs while it waits (not only when the step ends).
+        var logs = ""
+        for _ in 0..<50 where !logs.contains("touch /tmp/complete") {
+            logs = try CLI.run(["jobs", "logs", jailed, "--data-dir", data]).stdout
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(logs.contains("touch /tmp/complete"), "the instructions are in the job's logs")
+        let rootfs = try #require(Self.jobStatus(jailed, data: data)["workspace"] as? String) + "/phases/fetch-image/out/rootfs"
+        try "edited by a person\n".write(toFile: rootfs + "/etc/edited-by-hand", atomically: true, encoding: .utf8)
+        FileManager.default.createFile(atPath: rootfs + "/tmp/complete", contents: Data())
+        #expect(try await Self.waitForStatus(jailed, "success", data: data) == "success")
+        let newID = try #require(Self.jobStatus(jailed, data: data)["resultant_image_id"] as? String)
+        let root = try Self.unsquash(newID, data: data, into: "session")
+        #expect(try String(contentsOfFile: root + "/etc/edited-by-hand", encoding: .utf8) == "edited by a person\n")
+        #expect(!FileManager.default.fileExists(atPath: root + "/tmp/complete"))
+        let images = try JSONSerialization.jsonObject(with: Data(try CLI.run(["images", "list", "--data-dir", data, "--json"]).stdout.utf8)) as? [[String: Any]]
+        #expect(Set(images?.compactMap { $0["name"] as? String } ?? []) == ["e2e-session-base", "e2e-session"])
+    }
 }

@@ -37,6 +37,7 @@ PLUGINS = os.path.join(REPO, "Plugins")
 BUILDER = {"zypper": os.path.join(PLUGINS, "builder-zypper"), "dnf": os.path.join(PLUGINS, "builder-dnf")}
 INJECT_CA = os.path.join(PLUGINS, "inject-ca")
 CONFIGURE_DNS = os.path.join(PLUGINS, "configure-dns")
+CUSTOMIZE = os.path.join(PLUGINS, "customize-chroot")
 RPMDB = "/usr/lib/sysimage/rpm"
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -64,7 +65,7 @@ def ensure_plugins_built() -> None:
         os.path.join(PLUGINS, "lib-rpmbuilder", "ims_rpmbuilder.py"): ["ims_rpmbuilder.py"],
     }
     stale = False
-    for plugin in (BUILDER["zypper"], BUILDER["dnf"], INJECT_CA, CONFIGURE_DNS):
+    for plugin in (BUILDER["zypper"], BUILDER["dnf"], INJECT_CA, CONFIGURE_DNS, CUSTOMIZE):
         for source, names in wanted.items():
             for name in names:
                 target = os.path.join(plugin, "lib", name)

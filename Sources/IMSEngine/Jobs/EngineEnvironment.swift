@@ -55,12 +55,16 @@ public struct JobRunOptions: Sendable {
     public var listener: (any JobEventListener)?
     /// `SOURCE_DATE_EPOCH` for plugins (reproducible builds).
     public var sourceDateEpoch: Int?
+    /// Customize jobs: a script to run inside the image (mode script); without one, the customize step waits for
+    /// a person (modes chroot and jail).
+    public var customizeScript: String?
 
     public init(
         pipeline: Pipeline? = nil, workspacePolicy: WorkspacePolicy = .keepOnFailure, timeout: Duration? = nil,
         profiles: [String]? = nil, undefinedVariables: UndefinedVariablePolicyOption = .error, distroFamily: String? = nil,
-        listener: (any JobEventListener)? = nil, sourceDateEpoch: Int? = nil
+        listener: (any JobEventListener)? = nil, sourceDateEpoch: Int? = nil, customizeScript: String? = nil
     ) {
+        self.customizeScript = customizeScript
         self.pipeline = pipeline
         self.workspacePolicy = workspacePolicy
         self.timeout = timeout

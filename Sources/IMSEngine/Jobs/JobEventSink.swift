@@ -90,6 +90,15 @@ final class JobEventSink: PluginEventObserver, @unchecked Sendable {
         if due { flush() }
     }
 
+    /// Writes pending events that have waited longer than the batching interval: `ims jobs logs --follow` sees
+    /// a step's last words (e.g. instructions for a person) even when nothing follows them for hours.
+    func flushIfStale() {
+        lock.lock()
+        let stale = !pending.isEmpty && Date().timeIntervalSince(lastFlush) > 0.5
+        lock.unlock()
+        if stale { flush() }
+    }
+
     /// Writes pending events to the catalog.
     func flush() {
         lock.lock()

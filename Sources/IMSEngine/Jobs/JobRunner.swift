@@ -43,25 +43,44 @@ public struct JobRunner: Sendable {
         }
 
         let timeout = options.timeout ?? .seconds(environment.settings.jobTimeoutSeconds ?? SiteSettings.defaultJobTimeoutSeconds)
-        let failure: EngineError? = await withTaskGroup(of: EngineError?.self) { group in
+        /// Which child of the job's task group finished, and how.
+        enum Finished: Sendable {
+            case steps(EngineError?)
+            case timedOut(EngineError)
+            case helper
+        }
+        let failure: EngineError? = await withTaskGroup(of: Finished.self) { group in
             group.addTask {
                 do {
                     try await execution.runSteps(deadline: ContinuousClock.now.advanced(by: timeout))
-                    return nil
+                    return .steps(nil)
                 } catch {
-                    return Self.engineError(error)
+                    return .steps(Self.engineError(error))
                 }
             }
             group.addTask {
-                try? await Task.sleep(for: timeout)
-                if Task.isCancelled { return nil }
-                return EngineError(.timeout, "the job did not finish within its timeout of \(Int(timeout.components.seconds)) s", step: execution.currentStep)
+                // Persists events that nothing else flushes (a long quiet step); ends with the job.
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(500))
+                    sink.flushIfStale()
+                }
+                return .helper
             }
-            let first = await group.next() ?? nil
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                if Task.isCancelled { return .helper }
+                return .timedOut(EngineError(.timeout, "the job did not finish within its timeout of \(Int(timeout.components.seconds)) s", step: execution.currentStep))
+            }
+            // The job's result is the steps' own, unless the timeout fires first.
+            var result: EngineError?
+            while let finished = await group.next() {
+                if case .steps(let error) = finished { result = error; break }
+                if case .timedOut(let error) = finished { result = error; break }
+            }
             group.cancelAll()
             // Wait for the steps to wind down (plugins are cancelled and reaped) before reporting.
             while let _ = await group.next() {}
-            return first
+            return result
         }
 
         var outcome = JobOutcome(
@@ -230,6 +249,7 @@ final class JobExecution: @unchecked Sendable {
         if let builtin = step.builtin {
             switch builtin {
             case .fetchRecipe: return try await fetchRecipe(step)
+            case .fetchImage: return try await fetchImage(step)
             case .prepareRecipe: return try prepareRecipe(step)
             case .waitForRepos: return try await waitForRepos(step)
             case .uploadArtifacts: return try await uploadArtifacts(step)
@@ -269,6 +289,59 @@ final class JobExecution: @unchecked Sendable {
         return ["recipe_id": .string(recipe.id.uuidString.lowercased()), "md5": .string(object.md5), "entries": .number(Double(report?.entries ?? 0))]
     }
 
+    /// Customize jobs: the source image's manifest is validated, its rootfs copied from the store (md5 checked
+    /// against the manifest) and unpacked with unsquashfs, as IMS's prepare container does.
+    private func fetchImage(_ step: PipelineStep) async throws -> [String: JSONValue] {
+        guard job.jobType == .customize else {
+            throw EngineError(.pipeline, "fetch-image only applies to customize jobs", step: step.name)
+        }
+        let image = try environment.catalog.image(job.artifactID)
+        let imageID = image.id.uuidString.lowercased()
+        guard let link = image.link else {
+            throw EngineError(.artifact, "image \(imageID) ('\(image.name)') has no manifest link", step: step.name)
+        }
+        let validation = try await ImageArtifacts(store: environment.store).validate(manifestURL: link.path, etag: link.etag)
+        for warning in validation.warnings {
+            sink.record("job_log", step: step.name, data: ["level": "warn", "msg": .string(warning)])
+        }
+        guard let unsquashfs = ExternalCommand.locate("unsquashfs", path: PluginInvoker.systemPath) else {
+            throw EngineError(.plugin, "unsquashfs is not installed on this host (PATH \(PluginInvoker.systemPath)); install squashfs-tools", step: step.name)
+        }
+        let directory = try stepDirectory(step)
+        let squashfs = directory + "/rootfs.sqsh"
+        let object = try await environment.store.get(validation.rootfsObject.key, to: squashfs)
+        if let expected = validation.rootfs.md5, !expected.isEmpty, expected != object.md5 {
+            try? FileManager.default.removeItem(atPath: squashfs)
+            throw EngineError(.artifact, "the rootfs \(validation.rootfs.link.path) has md5 \(object.md5), but the manifest says \(expected)", step: step.name)
+        }
+        let rootfs = directory + "/rootfs"
+        try? FileManager.default.removeItem(atPath: rootfs)  // a retried step starts clean
+        let unpacked = try await ExternalCommand.run(unsquashfs, ["-no-progress", "-f", "-d", rootfs, squashfs])
+        try? FileManager.default.removeItem(atPath: squashfs)
+        guard unpacked.status == 0 else {
+            throw EngineError(.artifact, "unsquashfs of \(validation.rootfs.link.path) failed (exit status \(unpacked.status)): \(unpacked.outputTail.suffix(3).joined(separator: "; "))", step: step.name)
+        }
+        artifacts["rootfs"] = ArtifactRef(path: rootfs, kind: .dir)
+        try stageSiteCA(step)
+        sink.record("job_log", step: step.name, data: [
+            "level": "info", "msg": .string("fetched \(validation.rootfs.link.path) (\(object.size) bytes, md5 \(object.md5)) of image \(imageID) and unpacked it"),
+        ])
+        try preflight(after: step)
+        return [
+            "image_id": .string(imageID), "manifest": .string(link.path), "rootfs": .string(validation.rootfs.link.path),
+            "md5": .string(object.md5), "size": .number(Double(object.size)),
+        ]
+    }
+
+    /// Copies the site CA certificate (when configured) into the job as the `ca_cert` artifact.
+    private func stageSiteCA(_ step: PipelineStep) throws {
+        guard let caCert = environment.settings.caCert else { return }
+        let copy = try stepDirectory(step) + "/site-ca.pem"
+        try? FileManager.default.removeItem(atPath: copy)
+        try FileManager.default.copyItem(atPath: caCert, toPath: copy)
+        artifacts["ca_cert"] = ArtifactRef(path: copy, kind: .file, mediaType: "application/x-pem-file")
+    }
+
     private func prepareRecipe(_ step: PipelineStep) throws -> [String: JSONValue] {
         guard let recipeDirectory = artifacts["recipe"]?.path else {
             throw EngineError(.pipeline, "prepare-recipe needs the recipe: put fetch-recipe before it", step: step.name)
@@ -297,12 +370,7 @@ final class JobExecution: @unchecked Sendable {
         try resolved.write(to: descriptionPath)
         resolvedDescription = resolved
         artifacts["description"] = ArtifactRef(path: descriptionPath, kind: .file, mediaType: "application/json")
-        if let caCert = environment.settings.caCert {
-            let copy = try stepDirectory(step) + "/site-ca.pem"
-            try? FileManager.default.removeItem(atPath: copy)
-            try FileManager.default.copyItem(atPath: caCert, toPath: copy)
-            artifacts["ca_cert"] = ArtifactRef(path: copy, kind: .file, mediaType: "application/x-pem-file")
-        }
+        try stageSiteCA(step)
         criteria = SelectionCriteria(distroFamily: prepared.distroFamily, packageManager: prepared.packageManager, arch: job.arch.rawValue)
         try preflight(after: step)
         return [
@@ -348,14 +416,13 @@ final class JobExecution: @unchecked Sendable {
             let have = packaged.keys.sorted().joined(separator: ", ")
             throw EngineError(.artifact, "the package step must produce rootfs, kernel and initrd (it produced: \(have.isEmpty ? "nothing" : have))", step: step.name)
         }
-        var files = [
-            ImageArtifacts.ArtifactFile(type: .rootfs, path: rootfs.path),
-            ImageArtifacts.ArtifactFile(type: .kernel, path: kernel.path),
-            ImageArtifacts.ArtifactFile(type: .initrd, path: initrd.path),
-        ]
-        if let parameters = packaged["boot_parameters"] {
-            files.append(ImageArtifacts.ArtifactFile(type: .bootParameters, path: parameters.path))
+        // The packager's digests go along: the store verifies the bytes against them instead of hashing twice.
+        func file(_ type: ImageArtifactType, _ ref: ArtifactRef) -> ImageArtifacts.ArtifactFile {
+            let sha256 = ref.digest.flatMap { $0.hasPrefix("sha256:") ? String($0.dropFirst(7)) : nil }
+            return ImageArtifacts.ArtifactFile(type: type, path: ref.path, md5: packagedMD5[type.rawValue], sha256: sha256)
         }
+        var files = [file(.rootfs, rootfs), file(.kernel, kernel), file(.initrd, initrd)]
+        if let parameters = packaged["boot_parameters"] { files.append(file(.bootParameters, parameters)) }
         let imageID = self.imageID ?? UUID()
         self.imageID = imageID
         let artifactsHelper = ImageArtifacts(store: environment.store)
@@ -546,6 +613,18 @@ final class JobExecution: @unchecked Sendable {
             if let dnsOptions = dns.options { config["options"] = .array(dnsOptions.map(JSONValue.string)) }
             if let hosts = dns.hosts {
                 config["hosts"] = .array(hosts.map { .object(["ip": .string($0.ip), "names": .array($0.names.map(JSONValue.string))]) })
+            }
+            return config
+        case .customize:
+            var config: [String: JSONValue] = [:]
+            if let script = options.customizeScript {
+                config["mode"] = "script"
+                config["script"] = .string(script)
+            } else {
+                config["mode"] = (job.sshContainers.first?.jail ?? false) ? "jail" : "chroot"
+            }
+            if let keyID = job.publicKeyID, let key = try? environment.catalog.publicKey(keyID) {
+                config["ssh"] = .object(["public_key": .string(key.publicKey)])
             }
             return config
         case .package:

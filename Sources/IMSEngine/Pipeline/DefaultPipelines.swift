@@ -39,16 +39,28 @@ public enum DefaultPipelines {
         """
 
     public static let customize = """
-        # The customize pipeline: an image is changed and repackaged.
+        # The customize pipeline: an image is changed and repackaged as a new image (the source stays as it is).
         version: 1
         name: customize
         steps:
+          - name: fetch-image
+            builtin: fetch-image
+            status: fetching_image
+          - name: dns-swap
+            phase: configure-dns
+            plugin: org.ims.configure-dns
+            config: {mode: swap}
           - name: customize
             phase: customize
             status: waiting_on_user
             timeout_seconds: 86400
+          - name: dns-restore
+            phase: configure-dns
+            plugin: org.ims.configure-dns
+            config: {mode: restore}
           - name: package
             phase: package
+            plugin: org.ims.package.squashfs
             status: packaging_artifacts
             timeout_seconds: 3600
           - name: upload-artifacts

@@ -6,6 +6,8 @@ import Yams
 public enum BuiltinStep: String, Sendable, Codable, CaseIterable {
     /// Copy the recipe archive from the store and unpack it safely.
     case fetchRecipe = "fetch-recipe"
+    /// Customize jobs: copy the image's rootfs from the store (md5 checked) and unpack it.
+    case fetchImage = "fetch-image"
     /// Render templates, rewrite repositories to the site mirrors, validate the description.
     case prepareRecipe = "prepare-recipe"
     /// Wait until every http(s) repository answers.
