@@ -11,11 +11,26 @@ enum EngineBenchmark {
     final class PluginTime: JobEventListener, @unchecked Sendable {
         private let lock = NSLock()
         private var seconds = 0.0
+        private var started: [String: ContinuousClock.Instant] = [:]
+        /// Wall time per step, in ms, as measured here (step_started to step_finished).
+        private(set) var stepMilliseconds: [String: Double] = [:]
+        private var pluginMilliseconds: [String: Double] = [:]
         func jobEvent(_ event: JobStreamEvent) {
-            guard event.kind == "finished", let value = event.data["duration_seconds"]?.numberValue else { return }
             lock.lock()
+            defer { lock.unlock() }
+            if event.kind == "step_started", let step = event.step { started[step] = .now }
+            if event.kind == "step_finished", let step = event.step, let begin = started[step] {
+                stepMilliseconds[step, default: 0] += Benchmarks.milliseconds(begin.duration(to: .now))
+            }
+            guard event.kind == "finished", let value = event.data["duration_seconds"]?.numberValue else { return }
             seconds += value
-            lock.unlock()
+            if let step = event.step { pluginMilliseconds[step, default: 0] += value * 1000 }
+        }
+        /// Engine time per step: the step's wall time minus its plugin's.
+        var engineMillisecondsByStep: [String: Double] {
+            lock.lock()
+            defer { lock.unlock() }
+            return stepMilliseconds.reduce(into: [:]) { $0[$1.key] = $1.value - (pluginMilliseconds[$1.key] ?? 0) }
         }
         var total: Double {
             lock.lock()
@@ -52,6 +67,7 @@ enum EngineBenchmark {
             """, source: "benchmark")
         var overheads: [Double] = []
         var totals: [Double] = []
+        var byStep: [String: [Double]] = [:]
         for index in 0...jobs {
             let job = try catalog.createJob(JobRequest(jobType: .create, artifactID: recipe.id, imageRootArchiveName: "bench-\(index)"))
             let pluginTime = PluginTime()
@@ -62,7 +78,10 @@ enum EngineBenchmark {
             if index == 0 { continue }  // warm-up
             totals.append(seconds * 1000)
             overheads.append((seconds - pluginTime.total) * 1000)
+            for (step, value) in pluginTime.engineMillisecondsByStep { byStep[step, default: []].append(value) }
         }
+        let stepsText = byStep.keys.sorted().map { String(format: "\"%@\":%.1f", $0, Benchmarks.median(byStep[$0] ?? [])) }.joined(separator: ",")
+        FileHandle.standardError.write(Data("engine time per step, median ms (outside the steps: the rest): {\(stepsText)}\n".utf8))
         print(String(format: "{\"jobs\":%d,\"job_median_ms\":%.1f,\"engine_overhead_median_ms\":%.1f,\"engine_overhead_p90_ms\":%.1f,\"plugin_median_ms\":%.1f}",
                      jobs, Benchmarks.median(totals), Benchmarks.median(overheads), Benchmarks.percentile(overheads, 0.9),
                      Benchmarks.median(zip(totals, overheads).map { $0 - $1 })))
