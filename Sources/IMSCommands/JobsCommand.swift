@@ -23,6 +23,15 @@ struct JobsCommand: AsyncParsableCommand {
         return id
     }
 
+    /// Opens the catalog and reads the job `id` (after marking jobs whose runner died as interrupted, unless
+    /// told not to); a malformed or unknown id is reported and exits.
+    static func openJob(_ id: String, catalog: CatalogOptions, markInterrupted: Bool = true) throws -> (Catalog, JobRecord) {
+        let jobID = try parseID(id)
+        let store = try catalog.openCatalog()
+        if markInterrupted { _ = try? store.markInterrupted() }
+        do { return (store, try store.job(jobID)) } catch { throw fail(error, json: catalog.json) }
+    }
+
     /// A customize script given on the command line: it must be a readable regular file; the job gets its
     /// absolute path.
     static func customizeScript(_ path: String) throws -> String {
@@ -208,11 +217,8 @@ extension JobsCommand {
         @Flag(help: "Abort: no image is made.") var failed = false
 
         func run() async throws {
-            let jobID = try JobsCommand.parseID(id)
-            let store = try catalog.openCatalog()
-            _ = try? store.markInterrupted()
-            let job: JobRecord
-            do { job = try store.job(jobID) } catch { throw JobsCommand.fail(error, json: catalog.json) }
+            let (_, job) = try JobsCommand.openJob(id, catalog: catalog)
+            let jobID = job.id
             guard job.jobType == .customize, job.status == .waitingOnUser else {
                 throw JobsCommand.fail(ValidationError("job \(id) is a \(job.jobType.rawValue) job in status \(job.status.rawValue); only a customize job in waiting_on_user can be completed"), json: catalog.json)
             }
@@ -239,11 +245,7 @@ extension JobsCommand {
         @Argument(help: "The job id.") var id: String
 
         func run() async throws {
-            let jobID = try JobsCommand.parseID(id)
-            let store = try catalog.openCatalog()
-            _ = try? store.markInterrupted()
-            let job: JobRecord
-            do { job = try store.job(jobID) } catch { throw JobsCommand.fail(error, json: catalog.json) }
+            let (_, job) = try JobsCommand.openJob(id, catalog: catalog)
             if catalog.json {
                 try Output.json(JobsCommand.jobJSON(job))
                 return
@@ -269,9 +271,8 @@ extension JobsCommand {
         @Flag(help: "Keep printing new events until the job finishes.") var follow = false
 
         func run() async throws {
-            let jobID = try JobsCommand.parseID(id)
-            let store = try catalog.openCatalog()
-            do { _ = try store.job(jobID) } catch { throw JobsCommand.fail(error, json: catalog.json) }
+            let (store, job) = try JobsCommand.openJob(id, catalog: catalog, markInterrupted: false)
+            let jobID = job.id
             var after: Int64 = 0
             while true {
                 let events: [JobEvent]
