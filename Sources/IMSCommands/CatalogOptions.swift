@@ -63,44 +63,9 @@ struct CatalogOptions: ParsableArguments {
 
 /// Output, errors and argument parsing shared by the record commands.
 enum RecordsCLI {
-    /// Prints an error (to stderr; also as a JSON object on stdout with `--json`) and returns the exit code to
-    /// throw. See docs/exit-codes.md: 1 failure (not found, conflict, I/O), 65 bad input (invalid values,
-    /// files, links and manifests), 69 unavailable (store or data directory cannot be used).
+    /// Prints an error and returns the exit code to throw (see ``CLIErrors/report(_:json:exit:)``).
     static func report(_ error: any Error, json: Bool) -> ExitCode {
-        let code: String
-        let message: String
-        let exit: ExitCode
-        switch error {
-        case let error as CatalogError:
-            code = error.code
-            message = error.description
-            switch error {
-            case .invalidValue, .invalidField, .invalidJob: exit = CLIExitCode.dataError
-            case .dataDirectory: exit = CLIExitCode.unavailable
-            default: exit = CLIExitCode.failure
-            }
-        case let error as StoreError:
-            code = error.code
-            message = error.description
-            switch error {
-            case .invalidKey, .notInStore, .invalidManifest, .sourceFailed, .tooLarge: exit = CLIExitCode.dataError
-            case .unsupportedStore: exit = CLIExitCode.unavailable
-            default: exit = CLIExitCode.failure
-            }
-        case let error as InputError:
-            code = "input.invalid"
-            message = error.message
-            exit = CLIExitCode.dataError
-        case let error as ExitCode:
-            return error
-        default:
-            code = "ims.internal"
-            message = String(describing: error)
-            exit = CLIExitCode.failure
-        }
-        Output.error(message)
-        if json { try? Output.json(ErrorReport(code: code, message: message, exitCode: exit.rawValue)) }
-        return exit
+        CLIErrors.report(error, json: json)
     }
 
     /// Runs `body`, turning any error into a printed report and an exit code.

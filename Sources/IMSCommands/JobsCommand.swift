@@ -29,7 +29,7 @@ struct JobsCommand: AsyncParsableCommand {
         let jobID = try parseID(id)
         let store = try catalog.openCatalog()
         if markInterrupted { _ = try? store.markInterrupted() }
-        do { return (store, try store.job(jobID)) } catch { throw fail(error, json: catalog.json) }
+        do { return (store, try store.job(jobID)) } catch { throw CLIErrors.report(error, json: catalog.json) }
     }
 
     /// A customize script given on the command line: it must be a readable regular file; the job gets its
@@ -45,18 +45,6 @@ struct JobsCommand: AsyncParsableCommand {
 
     static func jobJSON(_ job: JobRecord) -> JSONValue { EventEncodingBridge.json(job) }
 
-    static func fail(_ error: any Error, json: Bool) -> ExitCode {
-        Output.error(String(describing: error))
-        if json { try? Output.json(JSONValue.object(["error": .string(String(describing: error))])) }
-        if let catalogError = error as? CatalogError {
-            switch catalogError {
-            case .notFound: return CLIExitCode.failure
-            case .invalidValue, .invalidField, .invalidJob: return CLIExitCode.dataError
-            default: return CLIExitCode.failure
-            }
-        }
-        return CLIExitCode.failure
-    }
 }
 
 extension JobsCommand {
@@ -109,7 +97,7 @@ extension JobsCommand {
                     sshContainers: jail ? [SSHContainer(name: "customize", jail: true)] : nil, timeoutSeconds: timeout.map { Int($0) },
                     pid: detach ? nil : getpid()))
             } catch {
-                throw JobsCommand.fail(error, json: engine.json)
+                throw CLIErrors.report(error, json: engine.json)
             }
             if detach {
                 try spawnRunner(job.id, script: scriptPath)
@@ -188,7 +176,7 @@ extension JobsCommand {
                     newerThan: try newerThan.map { value throws(CatalogError) in try JobFilter.parseAge(value) })
                 jobs = try store.jobs(matching: filter)
             } catch {
-                throw JobsCommand.fail(error, json: catalog.json)
+                throw CLIErrors.report(error, json: catalog.json)
             }
             if catalog.json {
                 try Output.json(JSONValue.array(jobs.map(JobsCommand.jobJSON)))
@@ -220,15 +208,15 @@ extension JobsCommand {
             let (_, job) = try JobsCommand.openJob(id, catalog: catalog)
             let jobID = job.id
             guard job.jobType == .customize, job.status == .waitingOnUser else {
-                throw JobsCommand.fail(ValidationError("job \(id) is a \(job.jobType.rawValue) job in status \(job.status.rawValue); only a customize job in waiting_on_user can be completed"), json: catalog.json)
+                throw CLIErrors.report(ValidationError("job \(id) is a \(job.jobType.rawValue) job in status \(job.status.rawValue); only a customize job in waiting_on_user can be completed"), json: catalog.json)
             }
             guard let workspace = job.workspace, FileManager.default.fileExists(atPath: workspace) else {
-                throw JobsCommand.fail(ValidationError("job \(id) has no workspace on this host"), json: catalog.json)
+                throw CLIErrors.report(ValidationError("job \(id) has no workspace on this host"), json: catalog.json)
             }
             let signal = failed ? "failed" : "complete"
             let path = workspace + "/" + signal
             guard FileManager.default.createFile(atPath: path, contents: Data()) else {
-                throw JobsCommand.fail(ValidationError("cannot write \(path)"), json: catalog.json)
+                throw CLIErrors.report(ValidationError("cannot write \(path)"), json: catalog.json)
             }
             if catalog.json {
                 try Output.json(JSONValue.object(["job_id": .string(jobID.uuidString.lowercased()), "signal": .string(signal), "path": .string(path)]))
@@ -276,7 +264,7 @@ extension JobsCommand {
             var after: Int64 = 0
             while true {
                 let events: [JobEvent]
-                do { events = try store.jobEvents(jobID, after: after) } catch { throw JobsCommand.fail(error, json: catalog.json) }
+                do { events = try store.jobEvents(jobID, after: after) } catch { throw CLIErrors.report(error, json: catalog.json) }
                 for event in events {
                     after = max(after, event.sequence)
                     print(event)
@@ -358,7 +346,7 @@ extension JobsCommand {
             } catch let error as ValidationError {
                 throw error
             } catch {
-                throw JobsCommand.fail(error, json: catalog.json)
+                throw CLIErrors.report(error, json: catalog.json)
             }
             for job in removed {
                 if let workspace = job.workspace { try? FileManager.default.removeItem(atPath: workspace) }

@@ -31,7 +31,7 @@ struct OpenedRecipe {
     init(_ path: String, json: Bool) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw RecipeCLI.fail(RecipeError(.notFound, file: path, "no such file or directory"), json: json, exit: CLIExitCode.dataError)
+            throw CLIErrors.report(RecipeError(.notFound, file: path, "no such file or directory"), json: json, exit: CLIExitCode.dataError)
         }
         if isDirectory.boolValue {
             directory = path
@@ -44,7 +44,7 @@ struct OpenedRecipe {
             temporary = scratch
         } catch {
             try? FileManager.default.removeItem(atPath: scratch)
-            throw RecipeCLI.fail(error, json: json, exit: CLIExitCode.dataError)
+            throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError)
         }
     }
 
@@ -54,21 +54,6 @@ struct OpenedRecipe {
 }
 
 enum RecipeCLI {
-    /// Prints an error (stderr; and a JSON object on stdout with --json) and returns the exit code to throw.
-    static func fail(_ error: any Error, json: Bool, exit: ExitCode = CLIExitCode.failure) -> ExitCode {
-        let code: String
-        switch error {
-        case let recipe as RecipeError: code = recipe.code.rawValue
-        case let archive as ArchiveError: code = "archive." + String(describing: archive.code)
-        case is KiwiError: code = "kiwi.invalid"
-        default: code = "recipe.error"
-        }
-        let message = String(describing: error)
-        Output.error(message)
-        if json { try? Output.json(["error": ["code": code, "message": message]]) }
-        return exit
-    }
-
     static func diagnosticJSON(_ diagnostic: KiwiDiagnostic) -> JSONValue {
         var object: [String: JSONValue] = [
             "severity": .string(diagnostic.severity.rawValue), "code": .string(diagnostic.code.rawValue),
@@ -138,7 +123,7 @@ extension RecipesCommand {
             do {
                 description = try KiwiLoader.load(directory: opened.directory)
             } catch {
-                throw RecipeCLI.fail(error, json: json)
+                throw CLIErrors.report(error, json: json)
             }
             var override: KiwiDistroFamily?
             if let distroFamily {
@@ -193,7 +178,7 @@ extension RecipesCommand {
 
         func run() async throws {
             if let contents = try? FileManager.default.contentsOfDirectory(atPath: output), !contents.isEmpty {
-                throw RecipeCLI.fail(RecipeError(.io, file: output, "the output directory is not empty"), json: json, exit: CLIExitCode.dataError)
+                throw CLIErrors.report(RecipeError(.io, file: output, "the output directory is not empty"), json: json, exit: CLIExitCode.dataError)
             }
             try? FileManager.default.removeItem(atPath: output)
             do {
@@ -223,7 +208,7 @@ extension RecipesCommand {
                 }
             } catch {
                 try? FileManager.default.removeItem(atPath: output)
-                throw RecipeCLI.fail(error, json: json, exit: CLIExitCode.dataError)
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError)
             }
         }
     }
@@ -259,7 +244,7 @@ extension RecipesCommand {
             do {
                 _ = try KiwiLoader.locateDescription(in: directory)
             } catch {
-                throw RecipeCLI.fail(error, json: json, exit: CLIExitCode.dataError)
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError)
             }
             do {
                 let result = try ArchivePacker.pack(directory: directory, to: output, format: chosen, sourceDateEpoch: epoch)
@@ -269,7 +254,7 @@ extension RecipesCommand {
                     Output.line("wrote \(result.path): \(result.entries) entries, \(result.size) bytes, md5 \(result.md5), sha256 \(result.sha256)")
                 }
             } catch {
-                throw RecipeCLI.fail(error, json: json, exit: CLIExitCode.dataError)
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError)
             }
         }
     }
@@ -296,7 +281,7 @@ extension RecipesCommand {
                     Output.line("unpacked \(report.entries) entries (\(report.bytesWritten) bytes) into \(report.destination)")
                 }
             } catch {
-                throw RecipeCLI.fail(error, json: json, exit: CLIExitCode.dataError)
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError)
             }
         }
     }
@@ -329,7 +314,7 @@ extension RecipesCommand {
                 description = try KiwiLoader.load(directory: opened.directory)
                 rules = try rewrites.map { rule throws(RecipeError) in try RepositoryRewriteRule(parsing: rule) }
             } catch {
-                throw RecipeCLI.fail(error, json: json, exit: CLIExitCode.dataError)
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError)
             }
             let probes = description.repositories.compactMap { repository -> RepositoryProbe? in
                 guard let source = repository.sourcePath else { return nil }
@@ -341,7 +326,7 @@ extension RecipesCommand {
             do {
                 report = try await readiness.wait(for: probes)
             } catch {
-                throw RecipeCLI.fail(error, json: json, exit: CLIExitCode.dataError)
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError)
             }
             if json {
                 try Output.json(report)

@@ -55,7 +55,7 @@ struct StoreCommand: AsyncParsableCommand {
                     let store = try PluginArtifactStore(url: "s3://" + bucket, settings: s3, plugins: plugins)
                     return (store, store.key(for: url))
                 } catch {
-                    throw StoreCommand.fail(error, json: json, exit: CLIExitCode.unavailable)
+                    throw CLIErrors.report(error, json: json, exit: CLIExitCode.unavailable)
                 }
             }
             guard url.hasPrefix("file://") else { throw ValidationError("'\(url)' is not an s3:// or file:// URL") }
@@ -71,17 +71,11 @@ struct StoreCommand: AsyncParsableCommand {
                 let store = try LocalArtifactStore(root: root)
                 return (store, store.key(for: url))
             } catch {
-                throw StoreCommand.fail(error, json: json, exit: CLIExitCode.unavailable)
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.unavailable)
             }
         }
     }
 
-    static func fail(_ error: any Error, json: Bool, exit: ExitCode = CLIExitCode.failure) -> ExitCode {
-        let message = String(describing: error)
-        Output.error(message)
-        if json { try? Output.json(JSONValue.object(["error": .string(message)])) }
-        return exit
-    }
 
     static func objectJSON(_ object: StoredObject) -> JSONValue {
         .object([
@@ -121,7 +115,7 @@ extension StoreCommand {
                     Output.line("\(objects.count) object(s)")
                 }
             } catch {
-                throw StoreCommand.fail(error, json: options.json)
+                throw CLIErrors.report(error, json: options.json)
             }
         }
     }
@@ -136,13 +130,13 @@ extension StoreCommand {
             let (store, key) = try options.open(url)
             let objectKey = try StoreCommand.requireKey(key, url)
             guard FileManager.default.fileExists(atPath: file) else {
-                throw StoreCommand.fail(ValidationError("\(file): no such file"), json: options.json, exit: CLIExitCode.dataError)
+                throw CLIErrors.report(ValidationError("\(file): no such file"), json: options.json, exit: CLIExitCode.dataError)
             }
             do {
                 let object = try await store.put(file: file, key: objectKey)
                 if options.json { try Output.json(StoreCommand.objectJSON(object)) } else { Output.line("stored \(object.url) (\(object.size) bytes, etag \(object.etag), md5 \(object.md5))") }
             } catch {
-                throw StoreCommand.fail(error, json: options.json)
+                throw CLIErrors.report(error, json: options.json)
             }
         }
     }
@@ -161,7 +155,7 @@ extension StoreCommand {
                 let object = try await store.get(objectKey, to: absolute)
                 if options.json { try Output.json(StoreCommand.objectJSON(object)) } else { Output.line("wrote \(file) (\(object.size) bytes, md5 \(object.md5))") }
             } catch {
-                throw StoreCommand.fail(error, json: options.json)
+                throw CLIErrors.report(error, json: options.json)
             }
         }
     }
@@ -178,7 +172,7 @@ extension StoreCommand {
                 try await store.delete(objectKey)
                 if options.json { try Output.json(JSONValue.object(["deleted": .string(url)])) } else { Output.line("deleted \(url)") }
             } catch {
-                throw StoreCommand.fail(error, json: options.json)
+                throw CLIErrors.report(error, json: options.json)
             }
         }
     }
@@ -197,7 +191,7 @@ extension StoreCommand {
                 let presigned = try await s3.presign(objectKey, expiresSeconds: expires)
                 if options.json { try Output.json(JSONValue.object(["url": .string(presigned), "expires_seconds": .number(Double(expires))])) } else { Output.line(presigned) }
             } catch {
-                throw StoreCommand.fail(error, json: options.json)
+                throw CLIErrors.report(error, json: options.json)
             }
         }
     }
