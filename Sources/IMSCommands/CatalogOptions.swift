@@ -43,20 +43,23 @@ struct CatalogOptions: ParsableArguments {
         }
     }
 
-    /// Opens the artifact store, reporting failures.
-    func openStore() throws -> any ArtifactStore {
-        // The site settings (<config-dir>/ims.yaml) may name an S3 store and its settings.
-        let siteDirectory = ProcessInfo.processInfo.environment["IMS_CONFIG_DIR"] ?? "/etc/ims"
-        let settings = (try? SiteSettings.load(file: siteDirectory + "/ims.yaml", optional: true)) ?? SiteSettings()
+    /// Opens the artifact store named by ``storeURL(settings:)``, reporting failures.
+    ///
+    /// - Parameters:
+    ///   - settings: the site settings; by default `<$IMS_CONFIG_DIR or /etc/ims>/ims.yaml` (an S3 store's settings).
+    ///   - plugins: the plugins to find the store plugin in; discovered only when the store needs one.
+    func openStore(settings: SiteSettings? = nil, plugins: PluginCatalog? = nil) throws -> any ArtifactStore {
+        let settings = settings ?? {
+            let siteDirectory = ProcessInfo.processInfo.environment["IMS_CONFIG_DIR"] ?? "/etc/ims"
+            return (try? SiteSettings.load(file: siteDirectory + "/ims.yaml", optional: true)) ?? SiteSettings()
+        }()
         let url = storeURL(settings: settings)
         do {
-            if url.hasPrefix("s3://") {
-                let plugins = PluginCatalog(searchPath: PluginSearchPath.standard(explicit: settings.pluginPath ?? [], executablePath: GlobalOptions.executablePath()))
-                return try ArtifactStoreFactory.open(url: url, settings: settings, plugins: plugins)
-            }
-            return try ArtifactStores.open(url: url)
+            guard url.hasPrefix("s3://") else { return try ArtifactStores.open(url: url) }
+            let plugins = plugins ?? PluginCatalog(searchPath: PluginSearchPath.standard(explicit: settings.pluginPath ?? [], executablePath: GlobalOptions.executablePath()))
+            return try ArtifactStoreFactory.open(url: url, settings: settings, plugins: plugins)
         } catch {
-            throw RecordsCLI.report(error, json: json)
+            throw CLIErrors.report(error, json: json)
         }
     }
 }

@@ -39,16 +39,7 @@ struct EngineOptions: ParsableArguments {
         _ = try? catalog.markInterrupted()
         let searchPath = PluginSearchPath.standard(explicit: pluginPaths + (settings.pluginPath ?? []), executablePath: GlobalOptions.executablePath())
         let plugins = PluginCatalog(searchPath: searchPath)
-        // --store / $IMS_STORE win; then the site's `store:`; then the local store in the data directory.
-        let nonEmpty = { (value: String?) -> String? in value.flatMap { $0.isEmpty ? nil : $0 } }
-        let storeURL = nonEmpty(self.catalog.store) ?? nonEmpty(ProcessInfo.processInfo.environment["IMS_STORE"]) ?? nonEmpty(settings.store) ?? self.catalog.dataDirectory.storeURL
-        let store: any ArtifactStore
-        do {
-            store = try ArtifactStoreFactory.open(url: storeURL, settings: settings, plugins: plugins)
-        } catch {
-            Output.error(error.description)
-            throw CLIExitCode.unavailable
-        }
+        let store = try self.catalog.openStore(settings: settings, plugins: plugins)
         let jobs = self.catalog.dataDirectory.path + "/jobs"
         return EngineEnvironment(
             catalog: catalog, store: store, plugins: plugins, settings: settings,
