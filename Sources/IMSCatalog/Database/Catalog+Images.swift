@@ -213,16 +213,7 @@ extension Catalog {
     /// - Returns: the deleted record and the previous (manifest) link, which the caller soft-deletes in the store.
     @discardableResult
     public func softDeleteImage(_ id: UUID, relink: (ArtifactLink) throws -> ArtifactLink = { $0 }) throws(CatalogError) -> Relinked<ImageRecord> {
-        try write("soft-deleting image \(id.imsString)") { db in
-            var record = try Catalog.fetchImage(db, id, scope: .live)
-            let previous = record.link
-            record.link = try previous.map { try Catalog.relinked($0, relink) }
-            record.deleted = IMSTimestamp.now()
-            try db.execute(
-                sql: "UPDATE images SET deleted = ?, link_path = ?, link_etag = ?, link_type = ? WHERE id = ?",
-                arguments: [record.deleted.map(Columns.micros), record.link?.path, record.link?.etag, record.link?.type.rawValue, id.imsString])
-            return Relinked(record: record, previousLink: previous)
-        }
+        try softDelete(ImageRecord.self, id, relink: relink)
     }
 
     /// Restores a soft-deleted image with every field; the link becomes `relink(link)` (the original
@@ -232,19 +223,7 @@ extension Catalog {
     ///   live image took the link meanwhile.
     @discardableResult
     public func undeleteImage(_ id: UUID, relink: (ArtifactLink) throws -> ArtifactLink = { $0 }) throws(CatalogError) -> Relinked<ImageRecord> {
-        try write("undeleting image \(id.imsString)") { db in
-            var record = try Catalog.fetchImage(db, id, scope: .deleted)
-            let previous = record.link
-            record.link = try previous.map { try Catalog.relinked($0, relink) }
-            record.deleted = nil
-            if let link = record.link {
-                try Columns.checkLinkUnique(db, table: "images", kind: .image, link: link, excluding: id.imsString)
-            }
-            try db.execute(
-                sql: "UPDATE images SET deleted = NULL, link_path = ?, link_etag = ?, link_type = ? WHERE id = ?",
-                arguments: [record.link?.path, record.link?.etag, record.link?.type.rawValue, id.imsString])
-            return Relinked(record: record, previousLink: previous)
-        }
+        try undelete(ImageRecord.self, id, relink: relink)
     }
 
     /// Removes an image record and its metadata for good (live or soft-deleted). Delete its artifacts first.
@@ -252,10 +231,6 @@ extension Catalog {
     /// - Returns: the removed record.
     @discardableResult
     public func deleteImagePermanently(_ id: UUID, scope: RecordScope = .any) throws(CatalogError) -> ImageRecord {
-        try write("deleting image \(id.imsString)") { db in
-            let record = try Catalog.fetchImage(db, id, scope: scope)
-            try db.execute(sql: "DELETE FROM images WHERE id = ?", arguments: [id.imsString])
-            return record
-        }
+        try deletePermanently(ImageRecord.self, id, scope: scope)
     }
 }

@@ -60,34 +60,18 @@ extension Catalog {
     /// Soft-deletes a live public key (IMS v3), keeping every field.
     @discardableResult
     public func softDeletePublicKey(_ id: UUID) throws(CatalogError) -> PublicKeyRecord {
-        try write("soft-deleting public key \(id.imsString)") { db in
-            var record = try Catalog.fetchPublicKey(db, id, scope: .live)
-            record.deleted = IMSTimestamp.now()
-            try db.execute(
-                sql: "UPDATE public_keys SET deleted = ? WHERE id = ?",
-                arguments: [record.deleted.map(Columns.micros), id.imsString])
-            return record
-        }
+        try softDelete(PublicKeyRecord.self, id).record
     }
 
     /// Restores a soft-deleted public key.
     @discardableResult
     public func undeletePublicKey(_ id: UUID) throws(CatalogError) -> PublicKeyRecord {
-        try write("undeleting public key \(id.imsString)") { db in
-            var record = try Catalog.fetchPublicKey(db, id, scope: .deleted)
-            record.deleted = nil
-            try db.execute(sql: "UPDATE public_keys SET deleted = NULL WHERE id = ?", arguments: [id.imsString])
-            return record
-        }
+        try undelete(PublicKeyRecord.self, id).record
     }
 
     /// Removes a public key record for good (live or soft-deleted).
     @discardableResult
     public func deletePublicKeyPermanently(_ id: UUID, scope: RecordScope = .any) throws(CatalogError) -> PublicKeyRecord {
-        try write("deleting public key \(id.imsString)") { db in
-            let record = try Catalog.fetchPublicKey(db, id, scope: scope)
-            try db.execute(sql: "DELETE FROM public_keys WHERE id = ?", arguments: [id.imsString])
-            return record
-        }
+        try deletePermanently(PublicKeyRecord.self, id, scope: scope)
     }
 }

@@ -169,16 +169,7 @@ extension Catalog {
     /// - Returns: the deleted record and its previous link, which the caller moves in the store.
     @discardableResult
     public func softDeleteRecipe(_ id: UUID, relink: (ArtifactLink) throws -> ArtifactLink = { $0 }) throws(CatalogError) -> Relinked<RecipeRecord> {
-        try write("soft-deleting recipe \(id.imsString)") { db in
-            var record = try Catalog.fetchRecipe(db, id, scope: .live)
-            let previous = record.link
-            record.link = try previous.map { try Catalog.relinked($0, relink) }
-            record.deleted = IMSTimestamp.now()
-            try db.execute(
-                sql: "UPDATE recipes SET deleted = ?, link_path = ?, link_etag = ?, link_type = ? WHERE id = ?",
-                arguments: [record.deleted.map(Columns.micros), record.link?.path, record.link?.etag, record.link?.type.rawValue, id.imsString])
-            return Relinked(record: record, previousLink: previous)
-        }
+        try softDelete(RecipeRecord.self, id, relink: relink)
     }
 
     /// Restores a soft-deleted recipe with every field; the link becomes `relink(link)` (normally the object
@@ -188,19 +179,7 @@ extension Catalog {
     ///   ``CatalogError/linkInUse(kind:link:otherID:)`` when a live recipe took the link meanwhile.
     @discardableResult
     public func undeleteRecipe(_ id: UUID, relink: (ArtifactLink) throws -> ArtifactLink = { $0 }) throws(CatalogError) -> Relinked<RecipeRecord> {
-        try write("undeleting recipe \(id.imsString)") { db in
-            var record = try Catalog.fetchRecipe(db, id, scope: .deleted)
-            let previous = record.link
-            record.link = try previous.map { try Catalog.relinked($0, relink) }
-            record.deleted = nil
-            if let link = record.link {
-                try Columns.checkLinkUnique(db, table: "recipes", kind: .recipe, link: link, excluding: id.imsString)
-            }
-            try db.execute(
-                sql: "UPDATE recipes SET deleted = NULL, link_path = ?, link_etag = ?, link_type = ? WHERE id = ?",
-                arguments: [record.link?.path, record.link?.etag, record.link?.type.rawValue, id.imsString])
-            return Relinked(record: record, previousLink: previous)
-        }
+        try undelete(RecipeRecord.self, id, relink: relink)
     }
 
     /// Removes a recipe record for good (live or soft-deleted). Delete its stored object first.
@@ -208,11 +187,7 @@ extension Catalog {
     /// - Returns: the removed record, so the caller knows which object to delete.
     @discardableResult
     public func deleteRecipePermanently(_ id: UUID, scope: RecordScope = .any) throws(CatalogError) -> RecipeRecord {
-        try write("deleting recipe \(id.imsString)") { db in
-            let record = try Catalog.fetchRecipe(db, id, scope: scope)
-            try db.execute(sql: "DELETE FROM recipes WHERE id = ?", arguments: [id.imsString])
-            return record
-        }
+        try deletePermanently(RecipeRecord.self, id, scope: scope)
     }
 
     static func relinked(_ link: ArtifactLink, _ relink: (ArtifactLink) throws -> ArtifactLink) throws -> ArtifactLink {
