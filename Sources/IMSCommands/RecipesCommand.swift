@@ -345,7 +345,6 @@ extension RecipesCommand {
 /// Turns Encodable values into `JSONValue` for composite outputs.
 enum EventEncodingBridge {
     static func json<T: Encodable>(_ value: T) -> JSONValue {
-        guard let data = try? JSONEncoder().encode(value), let json = try? JSONDecoder().decode(JSONValue.self, from: data) else { return .null }
-        return json
+        JSONValue(encoding: value)
     }
 }

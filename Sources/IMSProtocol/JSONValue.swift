@@ -92,3 +92,15 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
         self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
     }
 }
+
+extension JSONValue {
+    /// The JSON value an `Encodable` encodes to (`null` if it cannot be encoded), e.g. a record placed inside an
+    /// event or a command's JSON output.
+    public init(encoding value: some Encodable) {
+        guard let data = try? JSONEncoder().encode(value), let json = try? JSONDecoder().decode(JSONValue.self, from: data) else {
+            self = .null
+            return
+        }
+        self = json
+    }
+}

@@ -102,10 +102,7 @@ public enum EventEncoding {
 
     /// Round-trips an Encodable value into a `JSONValue`.
     public static func jsonValue<T: Encodable>(_ value: T) -> JSONValue {
-        guard let data = try? JSONEncoder().encode(value), let json = try? JSONDecoder().decode(JSONValue.self, from: data) else {
-            return .null
-        }
-        return json
+        JSONValue(encoding: value)
     }
 }
 
