@@ -485,8 +485,45 @@ class RootBuilder:
     def image_repo_text(self, repo: Repo, gpg: Tuple[bool, bool], keys_in_image: List[str]) -> str:
         raise NotImplementedError
 
-    def classify_install_failure(self, result: ToolResult, names: List[str], what: str) -> PluginError:
+    def missing_packages(self, lines: List[str], returncode: int, names: List[str]) -> List[str]:
+        """The packages the tool's output says it could not find (per tool)."""
         raise NotImplementedError
+
+    def conflict_problems(self, lines: List[str]) -> List[str]:
+        """The dependency problems the tool's output reports (per tool)."""
+        raise NotImplementedError
+
+    def classify_install_failure(self, result: ToolResult, names: List[str], what: str) -> PluginError:
+        """A failed install, classified from the tool's output: missing packages, dependency conflicts,
+        signature and TLS failures, unreachable repositories (transient), else a generic failure."""
+        lines = result.lines
+        details = {"packages": names, "section": what, "exit_code": result.returncode,
+                   "repositories": [r.alias for r in self.build_repos], "output_tail": result.tail(15)}
+        missing = self.missing_packages(lines, result.returncode, names)
+        if missing:
+            quoted = ", ".join(f"'{m}'" for m in missing)
+            details["missing"] = missing
+            return fail("package_not_found", "user",
+                        f"package{'s' if len(missing) > 1 else ''} {quoted} not found in repositories {self.repo_list_text()}",
+                        details, path=f"/packages/{what}")
+        problems = self.conflict_problems(lines)
+        if problems:
+            return fail("package_conflict", "user", f"the {what} packages cannot be installed: {problems[0]}",
+                        dict(details, problems=problems), path=f"/packages/{what}")
+        line = first_match(lines, _SIGNATURE)
+        if line:
+            return fail("signature_invalid", "config", f"package signature check failed while installing {what} "
+                        f"packages: {line}", details, hint="check the signing keys configured for the repositories")
+        line = first_match(lines, _TLS)
+        if line:
+            return fail("tls_untrusted", "environment", f"TLS certificate verification failed while downloading "
+                        f"{what} packages; is the site CA configured? ({line})", details)
+        line = first_match(lines, _UNREACHABLE)
+        if line:
+            return fail("repository_unreachable", "transient", f"a repository became unreachable while downloading "
+                        f"{what} packages: {line}", details, retry_after_seconds=30)
+        return fail("install_failed", "user", f"{self.tool} could not install the {what} packages "
+                    f"(exit status {result.returncode}): {'; '.join(result.tail(3))}", details, path=f"/packages/{what}")
 
     def classify_collection_failure(self, result: ToolResult, names: List[str], what: str) -> PluginError:
         return self.classify_install_failure(result, names, what)
@@ -1276,40 +1313,17 @@ class ZypperBuilder(RootBuilder):
     def remove(self, names: List[str]) -> ToolResult:
         return self.run_tool(self.base_argv() + ["remove", "--clean-deps", "--"] + names)
 
-    def classify_install_failure(self, result: ToolResult, names: List[str], what: str) -> PluginError:
-        text_lines = result.lines
-        missing = []
-        for line in text_lines:
+    def missing_packages(self, lines: List[str], returncode: int, names: List[str]) -> List[str]:
+        missing: List[str] = []
+        for line in lines:
             m = re.search(r"No provider of '(.+?)' found", line) or re.search(r"Package '(.+?)' not found", line)
             if m and m.group(1) not in missing:
                 missing.append(m.group(1))
-        details = {"packages": names, "section": what, "exit_code": result.returncode,
-                   "repositories": [r.alias for r in self.build_repos], "output_tail": result.tail(15)}
-        if missing or result.returncode == 104:
-            missing = missing or names
-            quoted = ", ".join(f"'{m}'" for m in missing)
-            details["missing"] = missing
-            return fail("package_not_found", "user",
-                        f"package{'s' if len(missing) > 1 else ''} {quoted} not found in repositories {self.repo_list_text()}",
-                        details, path=f"/packages/{what}")
-        problems = [l.strip() for l in text_lines if l.strip().startswith("Problem:")]
-        if problems:
-            return fail("package_conflict", "user", f"the {what} packages cannot be installed: {problems[0]}",
-                        dict(details, problems=problems), path=f"/packages/{what}")
-        line = first_match(text_lines, _SIGNATURE)
-        if line:
-            return fail("signature_invalid", "config", f"package signature check failed while installing {what} "
-                        f"packages: {line}", details, hint="check the signing keys configured for the repositories")
-        line = first_match(text_lines, _TLS)
-        if line:
-            return fail("tls_untrusted", "environment", f"TLS certificate verification failed while downloading "
-                        f"{what} packages; is the site CA configured? ({line})", details)
-        line = first_match(text_lines, _UNREACHABLE)
-        if line:
-            return fail("repository_unreachable", "transient", f"a repository became unreachable while downloading "
-                        f"{what} packages: {line}", details, retry_after_seconds=30)
-        return fail("install_failed", "user", f"zypper could not install the {what} packages "
-                    f"(exit status {result.returncode}): {'; '.join(result.tail(3))}", details, path=f"/packages/{what}")
+        # 104: ZYPPER_EXIT_INF_CAP_NOT_FOUND, a capability not found (the names, when the output does not say)
+        return missing or (list(names) if returncode == 104 else [])
+
+    def conflict_problems(self, lines: List[str]) -> List[str]:
+        return [l.strip() for l in lines if l.strip().startswith("Problem:")]
 
     def classify_collection_failure(self, result: ToolResult, names: List[str], what: str) -> PluginError:
         missing = []
@@ -1429,39 +1443,16 @@ class DnfBuilder(RootBuilder):
     def remove(self, names: List[str]) -> ToolResult:
         return self.run_tool(self.base_argv() + ["remove", "--"] + names)
 
-    def classify_install_failure(self, result: ToolResult, names: List[str], what: str) -> PluginError:
-        lines = result.lines
-        details = {"packages": names, "section": what, "exit_code": result.returncode,
-                   "repositories": [r.alias for r in self.build_repos], "output_tail": result.tail(15)}
-        missing = []
+    def missing_packages(self, lines: List[str], returncode: int, names: List[str]) -> List[str]:
+        missing: List[str] = []
         for line in lines:
             m = re.search(r"No match for argument: (.+)$", line)
             if m and m.group(1).strip() not in missing:
                 missing.append(m.group(1).strip())
-        if missing:
-            quoted = ", ".join(f"'{m}'" for m in missing)
-            details["missing"] = missing
-            return fail("package_not_found", "user",
-                        f"package{'s' if len(missing) > 1 else ''} {quoted} not found in repositories {self.repo_list_text()}",
-                        details, path=f"/packages/{what}")
-        line = first_match(lines, _SIGNATURE)
-        if line:
-            return fail("signature_invalid", "config", f"package signature check failed while installing {what} "
-                        f"packages: {line}", details, hint="check the signing keys configured for the repositories")
-        problems = [l.strip() for l in lines if re.match(r"\s*Problem( \d+)?:", l)]
-        if problems:
-            return fail("package_conflict", "user", f"the {what} packages cannot be installed: {problems[0]}",
-                        dict(details, problems=problems), path=f"/packages/{what}")
-        line = first_match(lines, _TLS)
-        if line:
-            return fail("tls_untrusted", "environment", f"TLS certificate verification failed while downloading "
-                        f"{what} packages; is the site CA configured? ({line})", details)
-        line = first_match(lines, _UNREACHABLE)
-        if line:
-            return fail("repository_unreachable", "transient", f"a repository became unreachable while downloading "
-                        f"{what} packages: {line}", details, retry_after_seconds=30)
-        return fail("install_failed", "user", f"dnf could not install the {what} packages (exit status "
-                    f"{result.returncode}): {'; '.join(result.tail(3))}", details, path=f"/packages/{what}")
+        return missing
+
+    def conflict_problems(self, lines: List[str]) -> List[str]:
+        return [l.strip() for l in lines if re.match(r"\s*Problem( \d+)?:", l)]
 
     def classify_collection_failure(self, result: ToolResult, names: List[str], what: str) -> PluginError:
         missing = []
