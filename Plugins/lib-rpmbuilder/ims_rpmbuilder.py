@@ -562,6 +562,7 @@ class RootBuilder:
             ("delete", "delete packages", self.stage_delete),
             ("images.sh", "images.sh", lambda: self.stage_script("images.sh", self.desc.images_sh)),
             ("rpmdb", "rpm database", self.stage_rpmdb),
+            ("reproducible", "build-time records (reproducible builds)", self.stage_reproducible),
         ]
         total = len(stages) + 1
         self.ctx.progress("build-root", "begin", 0, total, "steps",
@@ -955,6 +956,29 @@ class RootBuilder:
     def image_rpm(self) -> Optional[str]:
         return find_in_root(self.root, ("/usr/bin/rpmdb", "/bin/rpmdb", "/usr/bin/rpm", "/bin/rpm"))
 
+    #: Files the package manager writes about this build (logs, transaction history with the build
+    #: host's paths and times). A reproducible build (SOURCE_DATE_EPOCH set) removes them.
+    build_records: List[str] = []
+
+    def stage_reproducible(self) -> None:
+        """With SOURCE_DATE_EPOCH, the same recipe and packages must give a byte-identical root: remove the
+        package manager's records of this build (times, host paths) and the time stamps in its state files."""
+        if "SOURCE_DATE_EPOCH" not in os.environ:
+            return
+        removed = []
+        for path in self.build_records:
+            host = resolve_in_root(self.root, path, follow_last=False)
+            if os.path.lexists(host) and not os.path.isdir(host):
+                os.unlink(host)
+                removed.append(path)
+        self.normalize_state_files()
+        self.metadata["reproducible_removed"] = removed
+        if removed:
+            self.log("info", f"reproducible build: removed {', '.join(removed)}")
+
+    def normalize_state_files(self) -> None:
+        """Per tool: strip build times from state files the image keeps."""
+
     def stage_rpmdb(self) -> None:
         tool = self.image_rpm()
         self.metadata["rpmdb_path"] = RPMDB
@@ -1217,6 +1241,18 @@ class Accounts:
 
 class ZypperBuilder(RootBuilder):
     tool = "zypper"
+    build_records = ["/var/log/zypp/history"]
+
+    def normalize_state_files(self) -> None:
+        # "# AutoInstalled generated <date>": the list itself is what zypper needs.
+        path = resolve_in_root(self.root, "/var/lib/zypp/AutoInstalled", follow_last=False)
+        if os.path.isfile(path) and not os.path.islink(path):
+            with open(path, encoding="utf-8", errors="replace") as f:
+                lines = f.readlines()
+            kept = [line for line in lines if not line.startswith("# AutoInstalled generated")]
+            if kept != lines:
+                with open(path, "w", encoding="utf-8") as f:
+                    f.writelines(kept)
     source = "zypper"
     family = "suse"
     image_repo_dir = "/etc/zypp/repos.d"
@@ -1356,6 +1392,8 @@ class ZypperBuilder(RootBuilder):
 
 class DnfBuilder(RootBuilder):
     tool = "dnf"
+    build_records = ["/var/log/dnf.log", "/var/log/dnf.librepo.log", "/var/log/dnf.rpm.log", "/var/log/hawkey.log",
+                     "/var/lib/dnf/history.sqlite", "/var/lib/dnf/history.sqlite-shm", "/var/lib/dnf/history.sqlite-wal"]
     source = "dnf"
     family = "rhel"
     image_repo_dir = "/etc/yum.repos.d"

@@ -202,6 +202,22 @@ struct EndToEndTests {
         #expect((error["message"] as? String)?.contains("ims-test") == true)
     }
 
+    @Test("with --source-date-epoch the same recipe and packages give a byte-identical rootfs", arguments: ["sles15", "rhel9"])
+    func reproducible(_ name: String) async throws {
+        let repository = try TestRepository()
+        var digests: [String] = []
+        for round in 1...2 {
+            let outcome = try build(try Self.copyExample(name), repository: repository, extra: ["--name", "repro-\(round)", "--source-date-epoch", "1700000000"])
+            #expect(outcome.result.status == 0, "\(outcome.result.stderr)")
+            let manifest = try #require(outcome.summary["manifest"] as? [String: Any])
+            let artifacts = try #require(manifest["artifacts"] as? [[String: Any]])
+            let rootfs = artifacts.first { ($0["type"] as? String)?.hasPrefix("application/vnd.cray.image.rootfs") == true }
+            digests.append(try #require(rootfs?["md5"] as? String))
+            try await Task.sleep(for: .milliseconds(1100))  // a second build in the same second would hide time stamps
+        }
+        #expect(digests[0] == digests[1], "two builds of \(name) differ: \(digests)")
+    }
+
     // MARK: Customize
 
     static func jobStatus(_ id: String, data: String) throws -> [String: Any] {
