@@ -22,6 +22,26 @@ struct ExamplePluginTests {
         }
     }
 
+    /// Every other plugin that ships in Plugins/ (builders, CA, DNS, customize, packager, S3 store).
+    static let bundled: [String] = {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: Fixtures.examplesDirectory)) ?? []
+        return names.filter { FileManager.default.fileExists(atPath: Fixtures.examplesDirectory + "/" + $0 + "/plugin.json") && !examples.contains($0) }.sorted()
+    }()
+
+    @Test("every bundled plugin passes every conformance case", arguments: bundled)
+    func bundledConformance(_ name: String) async throws {
+        let results = await ConformanceChecker().check(directory: Fixtures.examplesDirectory + "/" + name)
+        #expect(results.count == 8)
+        for result in results {
+            #expect(result.passed, "\(name) \(result.name): \(result.detail)")
+        }
+    }
+
+    @Test("the bundled plugins are all found")
+    func bundledFound() {
+        #expect(Set(Self.bundled).isSuperset(of: ["builder-zypper", "builder-dnf", "builder-kiwi", "inject-ca", "configure-dns", "customize-chroot", "package-squashfs", "store-s3"]), "\(Self.bundled)")
+    }
+
     @Test("hello writes its greeting and reports it with a correct digest", arguments: examples.filter { $0.hasPrefix("example") })
     func hello(_ name: String) async throws {
         let plugin = try Self.plugin(name)
