@@ -234,6 +234,10 @@ extension RecordJSONWriter {
     }
 
     /// ``writePrettyImageRow(_:metadata:)`` without indentation.
+    ///
+    /// The two writers are kept apart on purpose: one writer taking its literals from a struct of `StaticString`s
+    /// doubled the CPU time of listing 100k images (336 ms against 155–175 ms; the literals' lengths are no longer
+    /// compile-time constants at each `appendRaw`).
     mutating func writeCompactImageRow(_ row: OpaquePointer, metadata: MetadataIndex) {
         beginRawValue()
         appendRaw("{\"arch\":")
