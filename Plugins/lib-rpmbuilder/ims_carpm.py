@@ -128,10 +128,14 @@ def build_ca_rpm(ca_file: str, out_dir: str, *, name: str = "ims-site-ca", versi
                "LANG": "C.UTF-8", "TMPDIR": top}
         if "SOURCE_DATE_EPOCH" in os.environ:
             env["SOURCE_DATE_EPOCH"] = os.environ["SOURCE_DATE_EPOCH"]
+        reproducible = []
+        if "SOURCE_DATE_EPOCH" in os.environ:  # the same CA gives the same package (build time, file times)
+            reproducible = ["--define", "use_source_date_epoch_as_buildtime 1",
+                            "--define", "clamp_mtime_to_source_date_epoch 1"]
         result = subprocess.run(
             ["rpmbuild", "-bb", "--nodeps", "--quiet", "--target", "noarch",
              "--define", f"_topdir {top}/rpmbuild", "--define", f"ca_file {pem}",
-             "--define", "_binary_payload w9.gzdio", "--define", "_buildhost ims", spec],
+             "--define", "_binary_payload w9.gzdio", "--define", "_buildhost ims", *reproducible, spec],
             stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env)
         if result.returncode != 0:
             raise CaRpmError(f"rpmbuild failed: {(result.stderr or result.stdout).strip()[-2000:]}")

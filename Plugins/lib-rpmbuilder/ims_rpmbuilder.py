@@ -309,6 +309,45 @@ def classify_repository_failure(repo: Repo, result: ToolResult, ca_configured: b
 # The builder
 
 
+#: What zypper and dnf record about a build in the image: logs and transaction history with wall-clock times
+#: and the build host's paths. Reproducible builds remove them.
+ZYPPER_BUILD_RECORDS = ["/var/log/zypp/history"]
+DNF_BUILD_RECORDS = ["/var/log/dnf.log", "/var/log/dnf.librepo.log", "/var/log/dnf.rpm.log", "/var/log/hawkey.log",
+                     "/var/lib/dnf/history.sqlite", "/var/lib/dnf/history.sqlite-shm", "/var/lib/dnf/history.sqlite-wal"]
+
+
+def remove_build_records(root: str, paths: List[str]) -> List[str]:
+    """Removes the files (not directories) among ``paths`` inside ``root``; returns those removed. A path
+    ending in ``*`` removes every file of its directory whose name starts with the rest."""
+    removed = []
+    for path in paths:
+        if path.endswith("*"):
+            directory, prefix = os.path.split(path[:-1])
+            host_dir = resolve_in_root(root, directory)
+            names = sorted(os.listdir(host_dir)) if os.path.isdir(host_dir) else []
+            candidates = [os.path.join(directory, n) for n in names if n.startswith(prefix)]
+        else:
+            candidates = [path]
+        for candidate in candidates:
+            host = resolve_in_root(root, candidate, follow_last=False)
+            if os.path.lexists(host) and not os.path.isdir(host):
+                os.unlink(host)
+                removed.append(candidate)
+    return removed
+
+
+def normalize_autoinstalled(root: str) -> None:
+    """Drops zypper's "# AutoInstalled generated <date>" line (the list itself is what zypper needs)."""
+    path = resolve_in_root(root, "/var/lib/zypp/AutoInstalled", follow_last=False)
+    if os.path.isfile(path) and not os.path.islink(path):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.readlines()
+        kept = [line for line in lines if not line.startswith("# AutoInstalled generated")]
+        if kept != lines:
+            with open(path, "w", encoding="utf-8") as f:
+                f.writelines(kept)
+
+
 class RootBuilder:
     """The tool-independent part of a build-root run; subclasses provide the package manager."""
 
@@ -965,19 +1004,11 @@ class RootBuilder:
         package manager's records of this build (times, host paths) and the time stamps in its state files."""
         if "SOURCE_DATE_EPOCH" not in os.environ:
             return
-        removed = []
-        for path in self.build_records:
-            host = resolve_in_root(self.root, path, follow_last=False)
-            if os.path.lexists(host) and not os.path.isdir(host):
-                os.unlink(host)
-                removed.append(path)
-        self.normalize_state_files()
+        removed = remove_build_records(self.root, self.build_records)
+        normalize_autoinstalled(self.root)
         self.metadata["reproducible_removed"] = removed
         if removed:
             self.log("info", f"reproducible build: removed {', '.join(removed)}")
-
-    def normalize_state_files(self) -> None:
-        """Per tool: strip build times from state files the image keeps."""
 
     def stage_rpmdb(self) -> None:
         tool = self.image_rpm()
@@ -1241,18 +1272,8 @@ class Accounts:
 
 class ZypperBuilder(RootBuilder):
     tool = "zypper"
-    build_records = ["/var/log/zypp/history"]
+    build_records = ZYPPER_BUILD_RECORDS
 
-    def normalize_state_files(self) -> None:
-        # "# AutoInstalled generated <date>": the list itself is what zypper needs.
-        path = resolve_in_root(self.root, "/var/lib/zypp/AutoInstalled", follow_last=False)
-        if os.path.isfile(path) and not os.path.islink(path):
-            with open(path, encoding="utf-8", errors="replace") as f:
-                lines = f.readlines()
-            kept = [line for line in lines if not line.startswith("# AutoInstalled generated")]
-            if kept != lines:
-                with open(path, "w", encoding="utf-8") as f:
-                    f.writelines(kept)
     source = "zypper"
     family = "suse"
     image_repo_dir = "/etc/zypp/repos.d"
@@ -1392,8 +1413,7 @@ class ZypperBuilder(RootBuilder):
 
 class DnfBuilder(RootBuilder):
     tool = "dnf"
-    build_records = ["/var/log/dnf.log", "/var/log/dnf.librepo.log", "/var/log/dnf.rpm.log", "/var/log/hawkey.log",
-                     "/var/lib/dnf/history.sqlite", "/var/lib/dnf/history.sqlite-shm", "/var/lib/dnf/history.sqlite-wal"]
+    build_records = DNF_BUILD_RECORDS
     source = "dnf"
     family = "rhel"
     image_repo_dir = "/etc/yum.repos.d"

@@ -202,12 +202,19 @@ struct EndToEndTests {
         #expect((error["message"] as? String)?.contains("ims-test") == true)
     }
 
-    @Test("with --source-date-epoch the same recipe and packages give a byte-identical rootfs", arguments: ["sles15", "rhel9"])
+    @Test("with --source-date-epoch the same recipe and packages give a byte-identical rootfs (zypper, dnf and kiwi-ng builders)",
+          arguments: ["sles15", "rhel9", "kiwi-bootstrap"])
     func reproducible(_ name: String) async throws {
         let repository = try TestRepository()
+        var extra = ["--source-date-epoch", "1700000000"]
+        if name == "kiwi-bootstrap" {
+            let pipeline = NSTemporaryDirectory() + "ims-e2e-kiwi-pipeline-" + UUID().uuidString.prefix(8) + ".yaml"
+            try "extends: create\noverride:\n  build-root: {plugin: org.ims.builder.kiwi}\n".write(toFile: pipeline, atomically: true, encoding: .utf8)
+            extra += ["--pipeline", pipeline]
+        }
         var digests: [String] = []
         for round in 1...2 {
-            let outcome = try build(try Self.copyExample(name), repository: repository, extra: ["--name", "repro-\(round)", "--source-date-epoch", "1700000000"])
+            let outcome = try build(try Self.copyExample(name), repository: repository, extra: ["--name", "repro-\(round)"] + extra)
             #expect(outcome.result.status == 0, "\(outcome.result.stderr)")
             let manifest = try #require(outcome.summary["manifest"] as? [String: Any])
             let artifacts = try #require(manifest["artifacts"] as? [[String: Any]])
