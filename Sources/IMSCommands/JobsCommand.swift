@@ -58,9 +58,10 @@ extension JobsCommand {
                     ims jobs create --job-type customize --artifact-id <image-id> --image-root-archive-name compute-v2 --script ./site.sh
                     ims jobs create --job-type customize --artifact-id <image-id> --image-root-archive-name compute-v2 --detach
 
-                A customize job unpacks the image, runs --script inside it (automation), or, without --script, waits
-                for a person: `ims jobs logs ID` shows the image root and the signal files (touch complete to
-                package, failed to abort; with --jail they are /tmp/complete and /tmp/failed inside the root).
+                A customize job unpacks the image, runs --script inside it (automation), or, without --script, waits \
+                for a person: `ims jobs logs ID` shows the image root; `ims jobs complete ID` packages it, \
+                `ims jobs complete ID --failed` aborts (with --jail, `touch /tmp/complete` or /tmp/failed inside \
+                the root does the same).
                 """)
 
         @OptionGroup var engine: EngineOptions
