@@ -263,7 +263,7 @@ struct EndToEndTests {
         let script = site + "/customize.sh"
         try """
             #!/bin/sh
-            echo "customized by $IMS_JOB_ID" > /etc/customized
+            echo "customized by $IMS_JOB_ID on $IMS_ARCH (dkms $IMS_DKMS_ENABLED)" > /etc/customized
             cat /etc/resolv.conf > /etc/resolv-during-customize
             rm /etc/motd
             echo "script done"
@@ -283,7 +283,7 @@ struct EndToEndTests {
         #expect(image["arch"] as? String == "x86_64")
 
         let root = try Self.unsquash(newID, data: data, into: "customized")
-        #expect(try String(contentsOfFile: root + "/etc/customized", encoding: .utf8) == "customized by \(jobID)\n")
+        #expect(try String(contentsOfFile: root + "/etc/customized", encoding: .utf8) == "customized by \(jobID) on x86_64 (dkms true)\n")
         #expect(!FileManager.default.fileExists(atPath: root + "/etc/motd"))
         // DNS was swapped in for the script and the image's own resolv.conf restored afterwards.
         #expect(try String(contentsOfFile: root + "/etc/resolv-during-customize", encoding: .utf8).contains("copied from the build host"))

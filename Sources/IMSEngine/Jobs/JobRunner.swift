@@ -616,7 +616,10 @@ final class JobExecution: @unchecked Sendable {
             }
             return config
         case .customize:
-            var config: [String: JSONValue] = [:]
+            // The job's context, as IMS exposes it to customize sessions (SetEnv IMS_JOB_ID, IMS_ARCH, IMS_DKMS_ENABLED).
+            var config: [String: JSONValue] = [
+                "script_env": ["IMS_ARCH": .string(job.arch.rawValue), "IMS_DKMS_ENABLED": .string(job.requireDKMS ? "true" : "false")],
+            ]
             if let script = options.customizeScript {
                 config["mode"] = "script"
                 config["script"] = .string(script)
