@@ -72,7 +72,8 @@ extension JobsCommand {
         @Option(help: "The kernel file name under /boot (default: vmlinuz on x86_64, Image on aarch64).") var kernelFileName: String?
         @Option(help: "The initrd file name under /boot.") var initrdFileName: String = "initrd"
         @Option(help: "The kernel parameters file name under /boot.") var kernelParametersFileName: String = "kernel-parameters"
-        @Flag(help: "Keep the workspace after the job (IMS: a debug shell on failure).") var enableDebug = false
+        @Flag(help: "Keep the workspace; when a create job's step fails, hold the failed image root open for debugging in waiting_on_user until 'ims jobs complete' (IMS's debug shell).")
+        var enableDebug = false
         @Option(help: "The job timeout in seconds.") var timeout: Double?
         @Flag(help: "Run the job in the background and return at once with its id.") var detach = false
         @Option(help: "Customize jobs: a script to run inside the image root (chroot); without it the job waits for a person.", completion: .file())
@@ -192,10 +193,11 @@ extension JobsCommand {
 
     struct Complete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "End the session of a customize job that waits for a person (IMS's touch complete / failed).",
+            abstract: "End the session of a job that waits for a person (IMS's touch complete / failed).",
             discussion: """
-                The job must be in waiting_on_user. Without --failed the image root is packaged and registered as a \
-                new image; with --failed the job ends as error and no image is made.
+                The job must be in waiting_on_user. For a customize job, without --failed the image root is packaged \
+                and registered as a new image; with --failed the job ends as error and no image is made. A failed \
+                create job's debug session (--enable-debug) ends as error either way.
 
                 Example:
                     ims jobs complete 5c0a3f0e-6a41-4c59-9a53-1a2b3c4d5e6f
@@ -208,8 +210,8 @@ extension JobsCommand {
         func run() async throws {
             let (_, job) = try JobsCommand.openJob(id, catalog: catalog)
             let jobID = job.id
-            guard job.jobType == .customize, job.status == .waitingOnUser else {
-                throw CLIErrors.report(ValidationError("job \(id) is a \(job.jobType.rawValue) job in status \(job.status.rawValue); only a customize job in waiting_on_user can be completed"), json: catalog.json)
+            guard job.status == .waitingOnUser, job.jobType == .customize || job.enableDebug else {
+                throw CLIErrors.report(ValidationError("job \(id) is a \(job.jobType.rawValue) job in status \(job.status.rawValue); only a job in waiting_on_user (customize, or a failed create job with --enable-debug) can be completed"), json: catalog.json)
             }
             guard let workspace = job.workspace, FileManager.default.fileExists(atPath: workspace) else {
                 throw CLIErrors.report(ValidationError("job \(id) has no workspace on this host"), json: catalog.json)

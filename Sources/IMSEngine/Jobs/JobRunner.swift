@@ -230,11 +230,37 @@ final class JobExecution: @unchecked Sendable {
                         attempt += 1
                         continue
                     }
+                    if job.enableDebug, job.jobType == .create, ![.cancelled, .timeout].contains(failure.category), !Task.isCancelled {
+                        await debugSession(after: step, deadline: deadline)
+                    }
                     throw failure
                 }
             }
         }
         setStep(nil)
+    }
+
+    /// IMS's debug shell: a create job with `enable_debug` whose step failed holds the failed image root open for a
+    /// person (the customize plugin, mode chroot) in `waiting_on_user`, then ends as error whatever the person
+    /// signals. Problems of the session itself are logged; the job's error stays the step's.
+    private func debugSession(after step: PipelineStep, deadline: ContinuousClock.Instant) async {
+        let rootfs = artifacts["rootfs"]?.path ?? workspace + "/phases/build-root/out/rootfs"
+        guard FileManager.default.fileExists(atPath: rootfs) else {
+            sink.record("job_log", step: step.name, data: ["level": "warn", "msg": "enable_debug: no image root to open a debug session in"])
+            return
+        }
+        let session = PipelineStep(name: "debug-session", phase: "customize", config: ["mode": "chroot", "purpose": "debug"], inputs: ["rootfs"])
+        artifacts["rootfs"] = ArtifactRef(path: rootfs, kind: .dir)
+        setStep(session.name)
+        do {
+            job = try environment.catalog.transition(job.id, to: .waitingOnUser, reason: "enable_debug: the failed root of step \(step.name) is open for debugging")
+            sink.record("job_status", step: session.name, data: ["status": .string(JobStatus.waitingOnUser.rawValue)])
+            _ = try await runPhase(session, deadline: deadline)
+            sink.record("job_log", step: session.name, data: ["level": "info", "msg": "debug session ended"])
+        } catch {
+            sink.record("job_log", step: session.name, data: ["level": "info", "msg": .string("debug session ended: \(JobRunner.engineError(error).description)")])
+        }
+        sink.flush()
     }
 
     private func skipReason(_ step: PipelineStep) -> String? {
