@@ -13,7 +13,7 @@ struct ExamplePluginTests {
         try PluginCatalog.resolve(PluginCatalog.inspect(directory: Fixtures.examplesDirectory + "/" + name, origin: .explicit))
     }
 
-    @Test("passes every conformance case", arguments: examples)
+    @Test("passes every conformance case (examples and every other bundled plugin)", arguments: examples + bundled)
     func conformance(_ name: String) async throws {
         let results = await ConformanceChecker().check(directory: Fixtures.examplesDirectory + "/" + name)
         #expect(results.count == 8)
@@ -27,15 +27,6 @@ struct ExamplePluginTests {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: Fixtures.examplesDirectory)) ?? []
         return names.filter { FileManager.default.fileExists(atPath: Fixtures.examplesDirectory + "/" + $0 + "/plugin.json") && !examples.contains($0) }.sorted()
     }()
-
-    @Test("every bundled plugin passes every conformance case", arguments: bundled)
-    func bundledConformance(_ name: String) async throws {
-        let results = await ConformanceChecker().check(directory: Fixtures.examplesDirectory + "/" + name)
-        #expect(results.count == 8)
-        for result in results {
-            #expect(result.passed, "\(name) \(result.name): \(result.detail)")
-        }
-    }
 
     @Test("the bundled plugins are all found")
     func bundledFound() {

@@ -87,6 +87,14 @@ struct FaultInjectionTests {
         #expect(outcome.exitStatus == .exited(1))
     }
 
+    @Test("a result that wins the race against a cancel stands")
+    func resultBeforeCancelTookEffect() async throws {
+        let (outcome, recorder) = try await Fixtures.run("honours-cancel", config: ["finish_on_cancel": true], cancelAfter: .milliseconds(200))
+        #expect(outcome.succeeded, "\(outcome.error?.description ?? "")")
+        #expect(recorder.stopSteps == ["cancel_message"])
+        #expect(outcome.exitStatus == .exited(0))
+    }
+
     @Test("cancelling the Swift task cancels the plugin")
     func taskCancellation() async throws {
         let plugin = try Fixtures.plugin("honours-cancel")

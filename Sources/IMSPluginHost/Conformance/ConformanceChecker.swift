@@ -161,7 +161,9 @@ public struct ConformanceChecker: Sendable {
         }
         let seconds = Self.seconds(since: started)
         let steps = recorder.steps
-        if steps.contains("sigterm") || steps.contains("sigkill") {
+        // Only a cancel message the plugin received and outlived counts against it: when the plugin had already
+        // closed its stdin (it was finishing), the host signals at once, and the outcome below decides.
+        if steps.contains("cancel_message"), steps.contains("sigterm") || steps.contains("sigkill") {
             return CaseResult(
                 name: "cancel_honoured", passed: false,
                 detail: "the plugin did not stop within \(Int(cancelGraceSeconds)) s of the cancel message and had to be signalled (\(steps.joined(separator: " → ")))",
@@ -179,7 +181,10 @@ public struct ConformanceChecker: Sendable {
             return CaseResult(name: "cancel_honoured", passed: true, detail: detail, seconds: seconds)
         }
         if outcome.hostSynthesized {
-            return CaseResult(name: "cancel_honoured", passed: false, detail: "no terminal message after the cancel: \(outcome.error?.message ?? "")", seconds: seconds)
+            return CaseResult(
+                name: "cancel_honoured", passed: false,
+                detail: "no terminal message after the cancel: \(outcome.error?.message ?? "") (host: \(steps.isEmpty ? "no stop steps" : steps.joined(separator: " → ")); \(outcome.exitStatus.map(\.description) ?? "exit unknown"))",
+                seconds: seconds)
         }
         return CaseResult(name: "cancel_honoured", passed: true, detail: "the plugin finished before the cancel took effect", seconds: seconds)
     }

@@ -316,13 +316,15 @@ final class PluginProcessSupervisor {
     }
 
     private func sendCancelLine(reason: String) -> Bool {
-        guard stdinFD >= 0, !cancelLineSent, stdinOffset >= stdinPending.count else { return false }
+        guard stdinFD >= 0, !cancelLineSent else { return false }
         let graceSeconds = Double(spec.cancelGrace.components.seconds)
             + Double(spec.cancelGrace.components.attoseconds) / 1e18
         let envelope = HostEnvelope(message: .cancel(CancelRequest(reason: reason, graceSeconds: graceSeconds)))
         guard let line = try? WireFormat.encodeLine(envelope) else { return false }
         cancelLineSent = true
-        stdinPending = Array(line)
+        // A cancel that comes while the request is still being written (a busy machine) follows it in order.
+        let unsent = stdinOffset < stdinPending.count ? Array(stdinPending[stdinOffset...]) : []
+        stdinPending = unsent + Array(line)
         stdinOffset = 0
         writeStdin()
         return stdinFD >= 0
@@ -645,6 +647,10 @@ final class PluginProcessSupervisor {
                         "plugin '\(spec.pluginID)' phase '\(spec.phase)' did not finish within \(Self.seconds(spec.runTimeout)) s",
                         exit: exit, cause: pluginError)), exit: exit, hostMade: true)
             case .cancelled(let why):
+                // The plugin finished its work before the cancel took effect: its result stands.
+                if case .result(let result)? = terminal, case .exited(0)? = exit {
+                    return finish(status: .succeeded(result), exit: exit, hostMade: false)
+                }
                 return finish(
                     status: .failed(hostError(
                         HostErrorCode.cancelled, .cancelled,
