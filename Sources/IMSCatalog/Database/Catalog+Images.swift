@@ -156,17 +156,7 @@ extension Catalog {
     public func updateImage(_ id: UUID, _ update: ImageUpdate) throws(CatalogError) -> ImageRecord {
         try write("updating image \(id.imsString)") { db in
             var record = try Catalog.fetchImage(db, id, scope: .live)
-            if let link = update.link {
-                try link.validate()
-                if let current = record.link {
-                    if current.path != link.path || current.type != link.type {
-                        throw CatalogError.linkConflict(kind: .image, id: id.imsString, current: current.path, requested: link.path)
-                    }
-                } else {
-                    try Columns.checkLinkUnique(db, table: "images", kind: .image, link: link, excluding: id.imsString)
-                    record.link = link
-                }
-            }
+            if let link = update.link { try Catalog.applyLink(db, &record, link, id: id) }
             if let arch = update.arch { record.arch = arch }
             if let name = update.name {
                 try Columns.checkName(name)

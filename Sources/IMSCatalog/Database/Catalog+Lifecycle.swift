@@ -59,6 +59,21 @@ extension Catalog {
         }
     }
 
+    /// IMS's link rule for an update: the link a record already has is accepted again (idempotent), a different one
+    /// is ``CatalogError/linkConflict(kind:id:current:requested:)``, and a new link must not be used by another live
+    /// record (``CatalogError/linkInUse(kind:link:otherID:)``).
+    static func applyLink<Record: LifecycleRecord>(_ db: Database, _ record: inout Record, _ link: ArtifactLink, id: UUID) throws {
+        try link.validate()
+        if let current = record.lifecycleLink {
+            if current.path != link.path || current.type != link.type {
+                throw CatalogError.linkConflict(kind: Record.kind, id: id.imsString, current: current.path, requested: link.path)
+            }
+        } else {
+            try Columns.checkLinkUnique(db, table: Record.table, kind: Record.kind, link: link, excluding: id.imsString)
+            record.lifecycleLink = link
+        }
+    }
+
     private static func saveLifecycle<Record: LifecycleRecord>(_ db: Database, _ record: Record, id: UUID) throws {
         let deleted = record.deleted.map(Columns.micros)
         if !Record.hasLink {

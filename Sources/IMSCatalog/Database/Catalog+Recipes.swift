@@ -120,17 +120,7 @@ extension Catalog {
     public func updateRecipe(_ id: UUID, _ update: RecipeUpdate) throws(CatalogError) -> RecipeRecord {
         try write("updating recipe \(id.imsString)") { db in
             var record = try Catalog.fetchRecipe(db, id, scope: .live)
-            if let link = update.link {
-                try link.validate()
-                if let current = record.link {
-                    if current.path != link.path || current.type != link.type {
-                        throw CatalogError.linkConflict(kind: .recipe, id: id.imsString, current: current.path, requested: link.path)
-                    }
-                } else {
-                    try Columns.checkLinkUnique(db, table: "recipes", kind: .recipe, link: link, excluding: id.imsString)
-                    record.link = link
-                }
-            }
+            if let link = update.link { try Catalog.applyLink(db, &record, link, id: id) }
             if let name = update.name {
                 try Columns.checkName(name)
                 record.name = name
