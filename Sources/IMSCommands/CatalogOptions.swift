@@ -179,10 +179,6 @@ enum RecordsCLI {
         let object = try await RecipeArtifacts(store: store).check(url: url)
         return try ArtifactLink(url: url, etag: object.etag)
     }
-
-    static func artifactLink(_ link: ManifestLink) throws -> ArtifactLink {
-        try ArtifactLink(url: link.path, etag: link.etag)
-    }
 }
 
 /// Parses an enumeration option, listing the allowed values on error.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import IMSCatalog
+import IMSEngine
 import IMSStore
 
 /// `ims images …`: image records (IMS `/images`).
@@ -175,41 +176,18 @@ extension ImagesCommand {
         func run() async throws {
             let imageID = try RecordsCLI.uuid(id, kind: "image")
             try await RecordsCLI.run(json: options.json) {
-                let catalog = try options.openCatalog()
-                let store = try options.openStore()
-                let artifacts = ImageArtifacts(store: store)
+                let lifecycle = RecordLifecycle(catalog: try options.openCatalog(), store: try options.openStore())
                 if permanent {
-                    let record = try catalog.image(imageID, scope: .any)
-                    if let link = record.link {
-                        if store.key(for: link.path) != nil {
-                            try await artifacts.hardDelete(manifestURL: link.path)
-                        } else {
-                            Output.error("warning: \(link.path) is not in the store \(store.url); only the record is deleted")
-                        }
+                    let removal = try await lifecycle.deleteImagePermanently(imageID)
+                    if let unstored = removal.unstoredLink {
+                        Output.error("warning: \(unstored) is not in the store \(lifecycle.store.url); only the record was deleted")
                     }
-                    let removed = try catalog.deleteImagePermanently(imageID)
-                    if options.json { RecordsCLI.printJSON(removed) } else { Output.line("deleted image \(imageID.imsString) permanently") }
+                    if options.json { RecordsCLI.printJSON(removal.record) } else { Output.line("deleted image \(imageID.imsString) permanently") }
                     return
                 }
-                // The store first (the deleted manifest's etag is known only once written), then the record; if
-                // the record cannot be changed, the objects move back.
-                let record = try catalog.image(imageID)
-                var relocated: ImageArtifacts.Relocation?
-                if let link = record.link, store.key(for: link.path) != nil {
-                    relocated = try await artifacts.softDelete(imageID: imageID, manifestURL: link.path)
-                }
-                let deleted: Relinked<ImageRecord>
-                do {
-                    deleted = try catalog.softDeleteImage(imageID) { link in
-                        guard let relocated else { return link }
-                        return try RecordsCLI.artifactLink(relocated.link)
-                    }
-                } catch {
-                    if let relocated { _ = try? await artifacts.undelete(deletedManifestURL: relocated.link.path) }
-                    throw error
-                }
+                let deleted = try await lifecycle.softDeleteImage(imageID)
                 if options.json {
-                    RecordsCLI.printJSON(deleted.record)
+                    RecordsCLI.printJSON(deleted)
                 } else {
                     Output.line("deleted image \(imageID.imsString) (restore it with 'ims images undelete \(imageID.imsString)')")
                 }
@@ -226,28 +204,11 @@ extension ImagesCommand {
         func run() async throws {
             let imageID = try RecordsCLI.uuid(id, kind: "image")
             try await RecordsCLI.run(json: options.json) {
-                let catalog = try options.openCatalog()
-                let store = try options.openStore()
-                let artifacts = ImageArtifacts(store: store)
-                let record = try catalog.image(imageID, scope: .deleted)
-                var relocated: ImageArtifacts.Relocation?
-                if let link = record.link, let key = store.key(for: link.path), key.isDeleted {
-                    relocated = try await artifacts.undelete(deletedManifestURL: link.path)
-                }
-                let restored: Relinked<ImageRecord>
-                do {
-                    restored = try catalog.undeleteImage(imageID) { link in
-                        guard let relocated else { return link }
-                        return try RecordsCLI.artifactLink(relocated.link)
-                    }
-                } catch {
-                    if let relocated { _ = try? await artifacts.softDelete(imageID: imageID, manifestURL: relocated.link.path) }
-                    throw error
-                }
+                let restored = try await RecordLifecycle(catalog: try options.openCatalog(), store: try options.openStore()).undeleteImage(imageID)
                 if options.json {
-                    RecordsCLI.printJSON(restored.record)
+                    RecordsCLI.printJSON(restored)
                 } else {
-                    Output.line("restored image \(imageID.imsString) (\(restored.record.name))")
+                    Output.line("restored image \(imageID.imsString) (\(restored.name))")
                 }
             }
         }

@@ -2,6 +2,7 @@ import IMSArchive
 import ArgumentParser
 import Foundation
 import IMSCatalog
+import IMSEngine
 import IMSKiwi
 import IMSStore
 
@@ -232,38 +233,18 @@ extension RecipesCommand {
         func run() async throws {
             let recipeID = try RecordsCLI.uuid(id, kind: "recipe")
             try await RecordsCLI.run(json: options.json) {
-                let catalog = try options.openCatalog()
-                let store = try options.openStore()
-                let artifacts = RecipeArtifacts(store: store)
+                let lifecycle = RecordLifecycle(catalog: try options.openCatalog(), store: try options.openStore())
                 if permanent {
-                    let record = try catalog.recipe(recipeID, scope: .any)
-                    if let link = record.link {
-                        if store.key(for: link.path) != nil {
-                            try await artifacts.hardDelete(url: link.path)
-                        } else {
-                            Output.error("warning: \(link.path) is not in the store \(store.url); only the record is deleted")
-                        }
+                    let removal = try await lifecycle.deleteRecipePermanently(recipeID)
+                    if let unstored = removal.unstoredLink {
+                        Output.error("warning: \(unstored) is not in the store \(lifecycle.store.url); only the record was deleted")
                     }
-                    let removed = try catalog.deleteRecipePermanently(recipeID)
-                    if options.json { RecordsCLI.printJSON(removed) } else { Output.line("deleted recipe \(recipeID.imsString) permanently") }
+                    if options.json { RecordsCLI.printJSON(removal.record) } else { Output.line("deleted recipe \(recipeID.imsString) permanently") }
                     return
                 }
-                // The catalog first (the new link is known in advance: a move keeps the etag), then the store;
-                // if moving fails, the record is restored.
-                let deleted = try catalog.softDeleteRecipe(recipeID) { link in
-                    guard store.key(for: link.path) != nil else { return link }
-                    return ArtifactLink(path: try store.deletedURL(for: link.path), etag: link.etag, type: link.type)
-                }
-                if let previous = deleted.previousLink, store.key(for: previous.path) != nil {
-                    do {
-                        _ = try await artifacts.softDelete(url: previous.path)
-                    } catch {
-                        _ = try? catalog.undeleteRecipe(recipeID) { _ in previous }
-                        throw error
-                    }
-                }
+                let deleted = try await lifecycle.softDeleteRecipe(recipeID)
                 if options.json {
-                    RecordsCLI.printJSON(deleted.record)
+                    RecordsCLI.printJSON(deleted)
                 } else {
                     Output.line("deleted recipe \(recipeID.imsString) (restore it with 'ims recipes undelete \(recipeID.imsString)')")
                 }
@@ -282,24 +263,11 @@ extension RecipesCommand {
         func run() async throws {
             let recipeID = try RecordsCLI.uuid(id, kind: "recipe")
             try await RecordsCLI.run(json: options.json) {
-                let catalog = try options.openCatalog()
-                let store = try options.openStore()
-                let restored = try catalog.undeleteRecipe(recipeID) { link in
-                    guard let key = store.key(for: link.path), key.isDeleted else { return link }
-                    return ArtifactLink(path: try store.restoredURL(for: link.path), etag: link.etag, type: link.type)
-                }
-                if let previous = restored.previousLink, let key = store.key(for: previous.path), key.isDeleted {
-                    do {
-                        _ = try await RecipeArtifacts(store: store).undelete(url: previous.path)
-                    } catch {
-                        _ = try? catalog.softDeleteRecipe(recipeID) { _ in previous }
-                        throw error
-                    }
-                }
+                let restored = try await RecordLifecycle(catalog: try options.openCatalog(), store: try options.openStore()).undeleteRecipe(recipeID)
                 if options.json {
-                    RecordsCLI.printJSON(restored.record)
+                    RecordsCLI.printJSON(restored)
                 } else {
-                    Output.line("restored recipe \(recipeID.imsString) (\(restored.record.name))")
+                    Output.line("restored recipe \(recipeID.imsString) (\(restored.name))")
                 }
             }
         }
