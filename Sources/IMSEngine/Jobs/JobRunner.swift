@@ -151,6 +151,8 @@ final class JobExecution: @unchecked Sendable {
     var packaged: [String: ArtifactRef] = [:]
     var packagedMD5: [String: String] = [:]
     var criteria = SelectionCriteria()
+    /// The job's recipe record, read once by fetch-recipe.
+    var recipe: RecipeRecord?
     var resolvedDescription: ResolvedDescription?
     var imageID: UUID?
     var upload: ImageArtifacts.Upload?
@@ -298,6 +300,7 @@ final class JobExecution: @unchecked Sendable {
             throw EngineError(.pipeline, "fetch-recipe only applies to create jobs", step: step.name)
         }
         let recipe = try environment.catalog.recipe(job.artifactID)
+        self.recipe = recipe
         guard let link = recipe.link else {
             throw EngineError(.recipe, "recipe \(recipe.id.uuidString.lowercased()) ('\(recipe.name)') has no link to a stored archive", step: step.name)
         }
@@ -369,10 +372,9 @@ final class JobExecution: @unchecked Sendable {
     }
 
     private func prepareRecipe(_ step: PipelineStep) throws -> [String: JSONValue] {
-        guard let recipeDirectory = artifacts["recipe"]?.path else {
+        guard let recipeDirectory = artifacts["recipe"]?.path, let recipe else {
             throw EngineError(.pipeline, "prepare-recipe needs the recipe: put fetch-recipe before it", step: step.name)
         }
-        let recipe = try environment.catalog.recipe(job.artifactID)
         let values = recipe.templateDictionary.isEmpty ? nil : TemplateValues(Dictionary(recipe.templateDictionary.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last }))
         let family = options.distroFamily ?? recipe.linuxDistribution.family.rawValue
         let prepared = try RecipePreparer.prepare(
