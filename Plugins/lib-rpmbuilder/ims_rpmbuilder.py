@@ -336,6 +336,20 @@ def remove_build_records(root: str, paths: List[str]) -> List[str]:
     return removed
 
 
+def unique_matches(lines: List[str], *patterns: str) -> List[str]:
+    """Group 1 of the first of ``patterns`` that matches each line, stripped, each value once, in order."""
+    found: List[str] = []
+    for line in lines:
+        for pattern in patterns:
+            m = re.search(pattern, line)
+            if m:
+                value = m.group(1).strip()
+                if value not in found:
+                    found.append(value)
+                break
+    return found
+
+
 def normalize_autoinstalled(root: str) -> None:
     """Drops zypper's "# AutoInstalled generated <date>" line (the list itself is what zypper needs)."""
     path = resolve_in_root(root, "/var/lib/zypp/AutoInstalled", follow_last=False)
@@ -564,7 +578,20 @@ class RootBuilder:
         return fail("install_failed", "user", f"{self.tool} could not install the {what} packages "
                     f"(exit status {result.returncode}): {'; '.join(result.tail(3))}", details, path=f"/packages/{what}")
 
+    #: Per tool: how its output names a collection it could not find (group 1), what that means, and a hint.
+    collection_missing = ""
+    collection_reason = ""
+    collection_hint: Optional[str] = None
+
     def classify_collection_failure(self, result: ToolResult, names: List[str], what: str) -> PluginError:
+        missing = unique_matches(result.lines, self.collection_missing) if self.collection_missing else []
+        if missing:
+            quoted = ", ".join(f"'{m}'" for m in missing)
+            return fail("collection_not_found", "user",
+                        f"collection{'s' if len(missing) > 1 else ''} {quoted} not found in repositories "
+                        f"{self.repo_list_text()}{self.collection_reason}",
+                        {"collections": missing, "section": what, "repositories": [r.alias for r in self.build_repos]},
+                        path=f"/collections/{what}", hint=self.collection_hint)
         return self.classify_install_failure(result, names, what)
 
     def tool_version(self) -> str:
@@ -1371,34 +1398,18 @@ class ZypperBuilder(RootBuilder):
         return self.run_tool(self.base_argv() + ["remove", "--clean-deps", "--"] + names)
 
     def missing_packages(self, lines: List[str], returncode: int, names: List[str]) -> List[str]:
-        missing: List[str] = []
-        for line in lines:
-            m = re.search(r"No provider of '(.+?)' found", line) or re.search(r"Package '(.+?)' not found", line)
-            if m and m.group(1) not in missing:
-                missing.append(m.group(1))
+        missing = unique_matches(lines, r"No provider of '(.+?)' found", r"Package '(.+?)' not found")
         # 104: ZYPPER_EXIT_INF_CAP_NOT_FOUND, a capability not found (the names, when the output does not say)
         return missing or (list(names) if returncode == 104 else [])
 
     def conflict_problems(self, lines: List[str]) -> List[str]:
         return [l.strip() for l in lines if l.strip().startswith("Problem:")]
 
-    def classify_collection_failure(self, result: ToolResult, names: List[str], what: str) -> PluginError:
-        missing = []
-        for line in result.lines:
-            m = re.search(r"No provider of 'pattern\(\) = (.+?)' found", line)
-            if m and m.group(1) not in missing:
-                missing.append(m.group(1))
-        if missing:
-            quoted = ", ".join(f"'{m}'" for m in missing)
-            return fail("collection_not_found", "user",
-                        f"collection{'s' if len(missing) > 1 else ''} {quoted} not found in repositories "
-                        f"{self.repo_list_text()}: no package provides 'pattern() = NAME'",
-                        {"collections": missing, "section": what, "repositories": [r.alias for r in self.build_repos]},
-                        path=f"/collections/{what}",
-                        hint="Debian's zypper cannot read SUSE pattern metadata (no autopattern support in its "
-                             "libzypp); collections work only through pattern packages that provide "
-                             "'pattern() = NAME'. List the pattern's packages in the recipe instead.")
-        return self.classify_install_failure(result, names, what)
+    collection_missing = r"No provider of 'pattern\(\) = (.+?)' found"
+    collection_reason = ": no package provides 'pattern() = NAME'"
+    collection_hint = ("Debian's zypper cannot read SUSE pattern metadata (no autopattern support in its libzypp); "
+                       "collections work only through pattern packages that provide 'pattern() = NAME'. List the "
+                       "pattern's packages in the recipe instead.")
 
     def clean_caches(self) -> None:
         for path in ("/var/cache/zypp/packages", "/var/cache/zypp/raw", "/var/cache/zypp/solv", "/run/zypp.pid"):
@@ -1502,30 +1513,13 @@ class DnfBuilder(RootBuilder):
         return self.run_tool(self.base_argv() + ["remove", "--"] + names)
 
     def missing_packages(self, lines: List[str], returncode: int, names: List[str]) -> List[str]:
-        missing: List[str] = []
-        for line in lines:
-            m = re.search(r"No match for argument: (.+)$", line)
-            if m and m.group(1).strip() not in missing:
-                missing.append(m.group(1).strip())
-        return missing
+        return unique_matches(lines, r"No match for argument: (.+)$")
 
     def conflict_problems(self, lines: List[str]) -> List[str]:
         return [l.strip() for l in lines if re.match(r"\s*Problem( \d+)?:", l)]
 
-    def classify_collection_failure(self, result: ToolResult, names: List[str], what: str) -> PluginError:
-        missing = []
-        for line in result.lines:
-            m = re.search(r"Module or Group '(.+?)' (?:is not available|does not exist)", line)
-            if m and m.group(1) not in missing:
-                missing.append(m.group(1))
-        if missing:
-            quoted = ", ".join(f"'{m}'" for m in missing)
-            return fail("collection_not_found", "user",
-                        f"collection{'s' if len(missing) > 1 else ''} {quoted} not found in repositories "
-                        f"{self.repo_list_text()} (no comps group of that id)",
-                        {"collections": missing, "section": what, "repositories": [r.alias for r in self.build_repos]},
-                        path=f"/collections/{what}")
-        return self.classify_install_failure(result, names, what)
+    collection_missing = r"Module or Group '(.+?)' (?:is not available|does not exist)"
+    collection_reason = " (no comps group of that id)"
 
     def clean_caches(self) -> None:
         cache = resolve_in_root(self.root, "/var/cache/dnf", follow_last=False)
