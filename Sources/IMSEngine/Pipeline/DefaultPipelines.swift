@@ -1,6 +1,20 @@
 /// The pipelines that ship with ims. A site overrides or extends them with files in
 /// `<site-config-dir>/pipelines/<name>.yaml` (see docs/pipelines.md).
 public enum DefaultPipelines {
+    /// The steps both pipelines end with: package the root, store the artifacts and manifest, register the image.
+    static let packageAndRegister = """
+          - name: package
+            phase: package
+            plugin: org.ims.package.squashfs
+            status: packaging_artifacts
+            timeout_seconds: 3600
+          - name: upload-artifacts
+            builtin: upload-artifacts
+            retry: {attempts: 3, backoff_seconds: 5}
+          - name: register-image
+            builtin: register-image
+        """
+
     public static let create = """
         # The create pipeline: a recipe becomes a registered image.
         version: 1
@@ -26,16 +40,7 @@ public enum DefaultPipelines {
             phase: configure-dns
             plugin: org.ims.configure-dns
             when: dns
-          - name: package
-            phase: package
-            plugin: org.ims.package.squashfs
-            status: packaging_artifacts
-            timeout_seconds: 3600
-          - name: upload-artifacts
-            builtin: upload-artifacts
-            retry: {attempts: 3, backoff_seconds: 5}
-          - name: register-image
-            builtin: register-image
+        \(packageAndRegister)
         """
 
     public static let customize = """
@@ -58,16 +63,7 @@ public enum DefaultPipelines {
             phase: configure-dns
             plugin: org.ims.configure-dns
             config: {mode: restore}
-          - name: package
-            phase: package
-            plugin: org.ims.package.squashfs
-            status: packaging_artifacts
-            timeout_seconds: 3600
-          - name: upload-artifacts
-            builtin: upload-artifacts
-            retry: {attempts: 3, backoff_seconds: 5}
-          - name: register-image
-            builtin: register-image
+        \(packageAndRegister)
         """
 
     public static func text(for name: String) -> String? {
