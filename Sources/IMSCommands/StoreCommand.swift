@@ -106,7 +106,7 @@ extension StoreCommand {
                 bucketName == s3.bucketName(ObjectKey.recipesBucket) ? ObjectKey.recipesBucket : (bucketName == s3.bucketName(ObjectKey.imagesBucket) ? ObjectKey.imagesBucket : bucketName)
             } ?? bucketName
             let prefix = parts.count > 1 ? String(parts[1]) : ""
-            do {
+            try await RecordsCLI.run(json: options.json) {
                 let objects = try await store.list(bucket: logical, prefix: prefix)
                 if options.json {
                     try Output.json(JSONValue.array(objects.map(StoreCommand.objectJSON)))
@@ -114,8 +114,6 @@ extension StoreCommand {
                     for object in objects { Output.line("\(String(object.size).padding(toLength: 12, withPad: " ", startingAt: 0)) \(object.etag.padding(toLength: 36, withPad: " ", startingAt: 0)) \(object.url)") }
                     Output.line("\(objects.count) object(s)")
                 }
-            } catch {
-                throw CLIErrors.report(error, json: options.json)
             }
         }
     }
@@ -132,11 +130,9 @@ extension StoreCommand {
             guard FileManager.default.fileExists(atPath: file) else {
                 throw CLIErrors.report(ValidationError("\(file): no such file"), json: options.json, exit: CLIExitCode.dataError)
             }
-            do {
+            try await RecordsCLI.run(json: options.json) {
                 let object = try await store.put(file: file, key: objectKey)
                 if options.json { try Output.json(StoreCommand.objectJSON(object)) } else { Output.line("stored \(object.url) (\(object.size) bytes, etag \(object.etag), md5 \(object.md5))") }
-            } catch {
-                throw CLIErrors.report(error, json: options.json)
             }
         }
     }
@@ -150,12 +146,10 @@ extension StoreCommand {
         func run() async throws {
             let (store, key) = try options.open(url)
             let objectKey = try StoreCommand.requireKey(key, url)
-            do {
+            try await RecordsCLI.run(json: options.json) {
                 let absolute = file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file
                 let object = try await store.get(objectKey, to: absolute)
                 if options.json { try Output.json(StoreCommand.objectJSON(object)) } else { Output.line("wrote \(file) (\(object.size) bytes, md5 \(object.md5))") }
-            } catch {
-                throw CLIErrors.report(error, json: options.json)
             }
         }
     }
@@ -168,11 +162,9 @@ extension StoreCommand {
         func run() async throws {
             let (store, key) = try options.open(url)
             let objectKey = try StoreCommand.requireKey(key, url)
-            do {
+            try await RecordsCLI.run(json: options.json) {
                 try await store.delete(objectKey)
                 if options.json { try Output.json(JSONValue.object(["deleted": .string(url)])) } else { Output.line("deleted \(url)") }
-            } catch {
-                throw CLIErrors.report(error, json: options.json)
             }
         }
     }
@@ -187,11 +179,9 @@ extension StoreCommand {
             let (store, key) = try options.open(url)
             let objectKey = try StoreCommand.requireKey(key, url)
             guard let s3 = store as? PluginArtifactStore else { throw ValidationError("presign needs an s3:// URL") }
-            do {
+            try await RecordsCLI.run(json: options.json) {
                 let presigned = try await s3.presign(objectKey, expiresSeconds: expires)
                 if options.json { try Output.json(JSONValue.object(["url": .string(presigned), "expires_seconds": .number(Double(expires))])) } else { Output.line(presigned) }
-            } catch {
-                throw CLIErrors.report(error, json: options.json)
             }
         }
     }
