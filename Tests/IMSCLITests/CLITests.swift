@@ -18,20 +18,25 @@ enum CLI {
         var stderr: String
     }
 
-    /// Runs ims with output going to files, so nothing can block on a full pipe.
+    /// Runs ims (without the caller's IMS_PLUGIN_PATH), with output going to files.
     static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        var env = ProcessInfo.processInfo.environment
+        env["IMS_PLUGIN_PATH"] = nil
+        for (key, value) in environment { env[key] = value }
+        return try runTool(binary, arguments, environment: env)
+    }
+
+    /// Runs any executable with output going to files, so nothing can block on a full pipe.
+    static func runTool(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Result {
         let scratch = NSTemporaryDirectory() + "ims-cli-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         FileManager.default.createFile(atPath: scratch + "/out", contents: nil)
         FileManager.default.createFile(atPath: scratch + "/err", contents: nil)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["IMS_PLUGIN_PATH"] = nil
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
+        if let environment { process.environment = environment }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch + "/out"))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch + "/err"))

@@ -37,29 +37,6 @@ final class TestRepository: @unchecked Sendable {
     }
 }
 
-extension CLI {
-    /// Runs any executable with output to files.
-    static func runTool(_ executable: String, _ arguments: [String]) throws -> Result {
-        let scratch = NSTemporaryDirectory() + "ims-tool-" + UUID().uuidString.prefix(8)
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
-        FileManager.default.createFile(atPath: scratch + "/out", contents: nil)
-        FileManager.default.createFile(atPath: scratch + "/err", contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch + "/out"))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch + "/err"))
-        try process.run()
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus,
-            stdout: (try? String(contentsOfFile: scratch + "/out", encoding: .utf8)) ?? "",
-            stderr: (try? String(contentsOfFile: scratch + "/err", encoding: .utf8)) ?? "")
-    }
-}
-
 /// Both families build the example recipes from the HTTPS repository through the real engine and the real
 /// zypper/dnf builders; the tests then look inside the packaged image.
 @Suite("End to end: examples built from an HTTPS repository", .serialized, .timeLimit(.minutes(5)))
