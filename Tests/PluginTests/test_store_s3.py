@@ -12,8 +12,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -128,6 +130,37 @@ def test_request_bodies_are_sent_in_large_blocks():
                          env={"PATH": "/usr/bin:/bin", "IMS_PLUGIN_DIR": os.path.dirname(os.path.dirname(STORE_S3))})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(MiB), str(MiB)]
+
+
+def test_a_known_payload_digest_is_signed_without_reading_the_body():
+    """botocore reads a request body once to compute its SigV4 payload hash. For a body whose sha256
+    the host already knows (a server-verified put) the plugin signs that digest instead: the body is
+    never read for it. Any other request is hashed by botocore as before."""
+    code = (
+        "import importlib.machinery, importlib.util, sys\n"
+        f"loader = importlib.machinery.SourceFileLoader('store_s3', {STORE_S3!r})\n"
+        "spec = importlib.util.spec_from_loader('store_s3', loader)\n"
+        "m = importlib.util.module_from_spec(spec); loader.exec_module(m)\n"
+        "s = m.Settings({'operation': 'head', 'url': 's3://b1/k', 'endpoint_url': 'http://127.0.0.1:9'})\n"
+        "m.make_client(s, {'access_key': 'a', 'secret_key': 'b', 'session_token': None})\n"
+        "from botocore.auth import S3SigV4Auth\n"
+        "from botocore.awsrequest import AWSRequest\n"
+        "from botocore.credentials import Credentials\n"
+        "class Unreadable:\n"
+        "    def read(self, *a): raise AssertionError('body read')\n"
+        "    def seek(self, *a): raise AssertionError('body seek')\n"
+        "    def tell(self): raise AssertionError('body tell')\n"
+        "auth = S3SigV4Auth(Credentials('a', 'b'), 's3', 'us-east-1')\n"
+        "known = AWSRequest(method='PUT', url='http://127.0.0.1:9/b1/k', data=Unreadable())\n"
+        "known.context[m.PAYLOAD_DIGEST] = 'ab' * 32\n"
+        "print(auth.payload(known))\n"
+        "plain = AWSRequest(method='PUT', url='http://127.0.0.1:9/b1/k', data=b'abc')\n"
+        "print(auth.payload(plain))\n")
+    out = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True, timeout=60,
+                         env={"PATH": "/usr/bin:/bin", "IMS_PLUGIN_DIR": os.path.dirname(os.path.dirname(STORE_S3))})
+    assert out.returncode == 0, out.stderr
+    import hashlib
+    assert out.stdout.split() == ["ab" * 32, hashlib.sha256(b"abc").hexdigest()]
 
 
 def test_config_errors_are_structured(store, base):
@@ -456,20 +489,36 @@ def hashes_computed(call, what):
     return logs[0]["fields"]["hashes"]
 
 
-@pytest.mark.parametrize("size", [3 * MiB + 11, 12 * MiB + 5], ids=["single-part", "multipart"])
-def test_put_with_host_digest_verifies_sha256_and_get_verifies_by_sha256sum(store, base, size):
-    """The engine's put: input digest sha256 + md5sum metadata. The plugin hashes only sha256, stores
-    it as sha256sum, and a later get verifies the sha256 instead of computing an md5."""
+SERVER_CHECKS = ["content_md5", "checksum_sha256", "payload_sha256", "etag", "answered_sha256"]
+
+
+@pytest.mark.parametrize("size,parts,verified_by", [
+    (12 * MiB + 5, {}, "server"),           # the default: one request up to 5 GiB, checked by the server
+    (3 * MiB + 11, PARTS, "server"),        # below a configured threshold: one request, checked by the server
+    (12 * MiB + 5, PARTS, "plugin"),        # multipart: the plugin hashes the bytes it sends
+], ids=["default", "below-threshold", "multipart"])
+def test_put_with_host_digest_verifies_sha256_and_get_verifies_by_sha256sum(store, base, size, parts, verified_by):
+    """The engine's put: input digest sha256 + md5sum metadata. In one request the server checks the
+    bytes against both (no hashing in the plugin); multipart, the plugin hashes only sha256. Either
+    way the sha256 is stored as sha256sum, and a later get verifies it instead of computing an md5."""
     path = small_file(base, size, 21)
     want = file_hashes(path)
     url = f"s3://boot-images/sha/{uuid.uuid4().hex[:8]}"
-    put = store.put_as_host(url, path, metadata={"x-shasta-ims-image-id": "img-1"}, **PARTS)
+    put = store.put_as_host(url, path, metadata={"x-shasta-ims-image-id": "img-1"}, **parts)
     facts = put.facts
     assert (facts["md5"], facts["sha256"], facts["size"]) == (want["md5"], want["sha256"], want["size"])
-    assert facts["md5_from"] == "metadata md5sum, proven by sha256", "no md5 pass when the digest is given"
-    assert hashes_computed(put, "uploading") == ["sha256"]
+    assert facts["verified_by"] == verified_by
+    if verified_by == "server":
+        # SeaweedFS checks Content-MD5 and x-amz-checksum-sha256 and answers with the sha256
+        assert facts["server_checks"] == SERVER_CHECKS
+        assert facts["md5_from"] == "metadata md5sum, checked by the server"
+        assert hashes_computed(put, "uploading") == [], "the server checks the bytes: no hashing pass"
+        assert facts["multipart"] is False
+    else:
+        assert facts["md5_from"] == "metadata md5sum, proven by sha256", "no md5 pass when the digest is given"
+        assert hashes_computed(put, "uploading") == ["sha256"]
+        assert facts["multipart"] is True and "server_checks" not in facts
     assert facts["sha256_verified"] is True and facts["sha256_expected_from"] == "input digest"
-    assert facts["multipart"] is (size >= 5 * MiB)
     head = store.call("head", url).facts
     assert head["metadata"] == {"md5sum": want["md5"], "sha256sum": want["sha256"], "x-shasta-ims-image-id": "img-1"}
     assert (head["md5"], head["sha256"]) == (want["md5"], want["sha256"])
@@ -498,6 +547,9 @@ def test_put_with_a_wrong_digest_is_refused_and_removed(store, base):
         bad = store.put_as_host(url, path, hashes={**want, "sha256": "ab" * 32}, **parts)
         err = bad.error
         assert (err["code"], err["category"]) == ("store.checksum_mismatch", "environment"), label
+        if label == "single":  # refused by the server (x-amz-checksum-sha256), nothing stored, not retried
+            assert "S3 refused the upload" in err["message"] and "the digests given are wrong" in err["message"]
+            assert err["causes"][0]["code"] == "x.s3.BadDigest" and err.get("retryable") is False
         d = err["details"]
         assert (d["sha256"], d["expected_sha256"], d["expected_from"]) == (want["sha256"], "ab" * 32, "input digest")
         assert (d["expected"], d["actual"]) == ("ab" * 32, want["sha256"])
@@ -510,13 +562,14 @@ def test_put_with_a_wrong_digest_is_refused_and_removed(store, base):
     assert bad.error["code"] == "store.checksum_mismatch" and bad.error["details"]["expected_size"] == want["size"] - 1
     assert store.call("head", url).error["code"] == "store.not_found"
 
-    # The right digest with a wrong md5sum (a host bug): a single-part ETag is the md5 the server
-    # computed, and it disagrees with the md5sum the sha256 would otherwise vouch for.
+    # The right digest with a wrong md5sum (a host bug): the server checks the Content-MD5 and
+    # refuses the bytes; the error says which of the host's digests the file does not have.
     small = small_file(base, 2 * MiB, 23)
     sh = file_hashes(small)
     url = f"s3://boot-images/sha/{uuid.uuid4().hex[:8]}-md5sum"
     bad = store.put_as_host(url, small, hashes={**sh, "md5": "0" * 32})
-    assert bad.error["code"] == "store.checksum_mismatch" and "ETag" in bad.error["message"]
+    assert bad.error["code"] == "store.checksum_mismatch" and f"md5 {sh['md5']}" in bad.error["message"]
+    assert (bad.error["details"]["expected"], bad.error["details"]["actual"]) == ("0" * 32, sh["md5"])
     assert store.call("head", url).error["code"] == "store.not_found"
 
     # A malformed digest, or metadata sha256sum contradicting the digest, is a request error.
@@ -524,6 +577,104 @@ def test_put_with_a_wrong_digest_is_refused_and_removed(store, base):
     assert bad.error["code"] == "store.missing_input" and bad.error["category"] == "config"
     bad = store.put_as_host(url, small, metadata={"sha256sum": "cd" * 32})
     assert bad.error["code"] == "store.invalid_config"
+
+
+class CorruptingProxy:
+    """A TCP proxy in front of the S3 server that flips one byte in the body of the first PUT it
+    forwards: corruption on the way, after the plugin read the bytes, which only the server's own
+    check can catch."""
+
+    FLIP_AT = 1000  # body offset of the byte to flip
+
+    def __init__(self, endpoint: str) -> None:
+        host, port = endpoint.rsplit("//", 1)[1].rsplit(":", 1)
+        self.target = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.corrupted = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._to_server, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def _to_server(self, src, dst) -> None:
+        state, head, body_seen = "head", b"", 0  # head: the first request's headers; body: a PUT body
+        try:
+            while data := src.recv(1 << 16):
+                if state == "head":
+                    head += data
+                    end = head.find(b"\r\n\r\n")
+                    if end < 0:
+                        continue
+                    if not head.startswith(b"PUT ") or self.corrupted.is_set():
+                        dst.sendall(head)
+                        state = "pass"
+                        continue
+                    dst.sendall(head[:end + 4])  # the headers at once (Expect: 100-continue)
+                    data, state = head[end + 4:], "body"
+                if state == "body":
+                    if body_seen + len(data) > self.FLIP_AT:
+                        i = self.FLIP_AT - body_seen
+                        data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:]
+                        self.corrupted.set()
+                        state = "pass"
+                    body_seen += len(data)
+                if data:
+                    dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_body_corrupted_on_the_way_is_refused_by_the_server(store, base, server):
+    """The server-verified put: one byte flipped between the plugin and the server (after the
+    plugin read it) is caught by the server's Content-MD5/sha256 check; nothing is stored and the
+    error says the file is fine, so a retry may succeed - and does."""
+    proxy = CorruptingProxy(server.endpoint)
+    try:
+        path = small_file(base, 3 * MiB + 7, 27)
+        want = file_hashes(path)
+        url = f"s3://boot-images/sha/{uuid.uuid4().hex[:8]}-transit"
+        bad = store.put_as_host(url, path, endpoint_url=proxy.endpoint)
+        assert proxy.corrupted.is_set(), "the proxy did not see the PUT body"
+        err = bad.error
+        assert (err["code"], err["category"], err.get("retryable")) == ("store.checksum_mismatch", "transient", True)
+        assert "changed on the way to the server" in err["message"] and "nothing was stored" in err["message"]
+        assert (err["details"]["md5"], err["details"]["sha256"]) == (want["md5"], want["sha256"])
+        assert store.call("head", url).error["code"] == "store.not_found"
+        again = store.put_as_host(url, path, endpoint_url=proxy.endpoint)  # the proxy flips only once
+        assert again.facts["verified_by"] == "server" and again.facts["etag"] == want["md5"]
+    finally:
+        proxy.close()
 
 
 def test_get_refuses_an_object_whose_sha256sum_lies(store, base, server):
