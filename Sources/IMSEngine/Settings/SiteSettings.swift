@@ -84,6 +84,9 @@ public struct SiteSettings: Sendable, Hashable, Codable {
             if let unknown = raw.keys.filter({ !known.contains($0) }).sorted().first {
                 throw EngineError(.settings, "\(path): unknown setting '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
             }
+            if let s3 = raw["s3"] as? [String: Any], let unknown = s3.keys.filter({ !S3Settings.settingNames.contains($0) }).sorted().first {
+                throw EngineError(.settings, "\(path): unknown setting 's3.\(unknown)' (known: \(S3Settings.settingNames.joined(separator: ", ")))")
+            }
         }
         var settings: SiteSettings
         do {

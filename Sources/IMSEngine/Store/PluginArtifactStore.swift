@@ -19,6 +19,7 @@ import IMSStore
 ///       images_bucket: boot-images
 ///       recipes_bucket: ims
 ///       part_size_bytes: 67108864
+///       multipart_threshold_bytes: 67108864   # default: images go in one server-verified request up to 5 GiB
 ///       max_concurrency: 4
 ///       max_attempts: 5
 public struct S3Settings: Sendable, Hashable, Codable {
@@ -30,12 +31,15 @@ public struct S3Settings: Sendable, Hashable, Codable {
     public var imagesBucket: String?
     public var recipesBucket: String?
     public var partSizeBytes: Int?
+    /// Objects of this size or more go multipart. Unset, uploads with the host's digests go in one request
+    /// (up to 5 GiB) that the server verifies whole; see docs/s3.md.
+    public var multipartThresholdBytes: Int?
     public var maxConcurrency: Int?
     public var maxAttempts: Int?
     /// The store plugin to use (default `org.ims.store.s3`).
     public var plugin: String?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case region, plugin
         case endpointURL = "endpoint_url"
         case addressingStyle = "addressing_style"
@@ -44,11 +48,15 @@ public struct S3Settings: Sendable, Hashable, Codable {
         case imagesBucket = "images_bucket"
         case recipesBucket = "recipes_bucket"
         case partSizeBytes = "part_size_bytes"
+        case multipartThresholdBytes = "multipart_threshold_bytes"
         case maxConcurrency = "max_concurrency"
         case maxAttempts = "max_attempts"
     }
 
     public init() {}
+
+    /// The setting names of the `s3:` section.
+    public static var settingNames: [String] { CodingKeys.allCases.map(\.rawValue).sorted() }
 }
 
 /// An `ArtifactStore` whose operations are carried out by a store plugin (`store/v1`), one call per operation.
@@ -139,8 +147,8 @@ public struct PluginArtifactStore: ArtifactStore {
             temporary = path
         }
         defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
-        // The plugin proves the bytes it sends are the bytes these digests describe (sha256); it need not compute
-        // the md5 again. Digests the caller already has (the packager's) are not recomputed here either.
+        // The server (in one request, by default) or the plugin (multipart) proves the bytes sent are the bytes these
+        // digests describe; neither computes the md5 again. Digests the caller already has (the packager's) are not recomputed here either.
         var fullMetadata = metadata
         if fullMetadata["md5sum"] == nil || fullMetadata["sha256sum"] == nil {
             let digests = try ArtifactDigests.ofFile(file)
@@ -249,6 +257,7 @@ public struct PluginArtifactStore: ArtifactStore {
         if let value = settings.addressingStyle { config["addressing_style"] = .string(value) }
         if let value = settings.caBundle { config["ca_bundle"] = .string(value) }
         if let value = settings.partSizeBytes { config["part_size_bytes"] = .number(Double(value)) }
+        if let value = settings.multipartThresholdBytes { config["multipart_threshold_bytes"] = .number(Double(value)) }
         if let value = settings.maxConcurrency { config["max_concurrency"] = .number(Double(value)) }
         if let value = settings.maxAttempts { config["max_attempts"] = .number(Double(value)) }
         for (name, value) in extra { config[name] = value }
