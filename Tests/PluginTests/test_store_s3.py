@@ -582,16 +582,23 @@ def test_put_with_a_wrong_digest_is_refused_and_removed(store, base):
 class CorruptingProxy:
     """A TCP proxy in front of the S3 server that flips one byte in the body of the first PUT it
     forwards: corruption on the way, after the plugin read the bytes, which only the server's own
-    check can catch."""
+    check can catch. With refuse_checksum_header it instead answers every PUT that carries
+    x-amz-checksum-sha256 as an S3 clone without additional checksums might: 400 InvalidArgument."""
 
     FLIP_AT = 1000  # body offset of the byte to flip
+    REFUSAL = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidArgument</Code>"
+               b"<Message>x-amz-checksum-sha256 is not supported</Message></Error>")
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, refuse_checksum_header: bool = False) -> None:
         host, port = endpoint.rsplit("//", 1)[1].rsplit(":", 1)
         self.target = (host, int(port))
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.endpoint = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.corrupted = threading.Event()
+        self.refuse_checksum_header = refuse_checksum_header
+        self.refused = threading.Event()
+        if refuse_checksum_header:
+            self.corrupted.set()  # refuse, do not flip
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -627,6 +634,13 @@ class CorruptingProxy:
                     end = head.find(b"\r\n\r\n")
                     if end < 0:
                         continue
+                    if self.refuse_checksum_header and head.startswith(b"PUT ") \
+                            and b"\r\nx-amz-checksum-sha256:" in head[:end].lower():
+                        src.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\n"
+                                    b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(self.REFUSAL)
+                                    + self.REFUSAL)
+                        self.refused.set()
+                        break
                     if not head.startswith(b"PUT ") or self.corrupted.is_set():
                         dst.sendall(head)
                         state = "pass"
@@ -673,6 +687,27 @@ def test_a_body_corrupted_on_the_way_is_refused_by_the_server(store, base, serve
         assert store.call("head", url).error["code"] == "store.not_found"
         again = store.put_as_host(url, path, endpoint_url=proxy.endpoint)  # the proxy flips only once
         assert again.facts["verified_by"] == "server" and again.facts["etag"] == want["md5"]
+    finally:
+        proxy.close()
+
+
+def test_a_server_that_refuses_the_checksum_header_gets_the_put_without_it(store, base, server):
+    """S3 clones without additional checksums may answer x-amz-checksum-sha256 with 400: the put is
+    sent once more with Content-MD5 and the payload hash only, and the facts say what was checked."""
+    proxy = CorruptingProxy(server.endpoint, refuse_checksum_header=True)
+    try:
+        path = small_file(base, 3 * MiB + 5, 28)
+        want = file_hashes(path)
+        url = f"s3://boot-images/sha/{uuid.uuid4().hex[:8]}-nocksum"
+        put = store.put_as_host(url, path, endpoint_url=proxy.endpoint)
+        assert proxy.refused.is_set(), "the proxy never saw the checksum header"
+        facts = put.facts
+        assert facts["verified_by"] == "server" and facts["server_checks"] == ["content_md5", "payload_sha256", "etag"]
+        assert facts["sha256_verified"] is False and facts["etag"] == want["md5"]
+        assert any("refused the x-amz-checksum-sha256 header" in m["msg"] for m in put.of_type("log"))
+        got = store.call("get", url)  # the stored sha256sum still verifies the download
+        assert got.facts["verified_by"] == "sha256" and got.facts["sha256"] == want["sha256"]
+        os.unlink(got.result["outputs"]["file"]["path"])
     finally:
         proxy.close()
 
