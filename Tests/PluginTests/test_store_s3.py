@@ -8,6 +8,7 @@ skipped.
 
 The test that kills the server mid-upload runs last and brings the server back afterwards.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from typing import List
 
 import pytest
 
@@ -113,36 +115,37 @@ def small_file(base, size, seed):
 # configuration and credentials
 # ---------------------------------------------------------------------------------------------
 
-def test_request_bodies_are_sent_in_large_blocks():
-    """http.client's 8 KiB default send block costs about 0.4 CPU-s per GiB uploaded; the plugin sets
-    1 MiB on every botocore connection (http and https). Checked in a separate interpreter, since
-    importing the plugin scrubs AWS_* from the environment."""
-    code = (
+def with_plugin_client(code: str) -> List[str]:
+    """Runs `code` in a separate interpreter (importing the plugin scrubs AWS_* from the environment)
+    after loading the plugin as `m` and making a client, so that its botocore adjustments are in
+    place; returns the words it prints."""
+    prelude = (
         "import importlib.machinery, importlib.util, sys\n"
         f"loader = importlib.machinery.SourceFileLoader('store_s3', {STORE_S3!r})\n"
         "spec = importlib.util.spec_from_loader('store_s3', loader)\n"
         "m = importlib.util.module_from_spec(spec); loader.exec_module(m)\n"
         "s = m.Settings({'operation': 'head', 'url': 's3://b1/k', 'endpoint_url': 'http://127.0.0.1:9'})\n"
-        "m.make_client(s, {'access_key': 'a', 'secret_key': 'b', 'session_token': None})\n"
-        "from botocore.awsrequest import AWSHTTPConnection, AWSHTTPSConnection\n"
-        "print(AWSHTTPConnection('127.0.0.1', 9).blocksize, AWSHTTPSConnection('127.0.0.1', 9).blocksize)\n")
-    out = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True, timeout=60,
+        "m.make_client(s, {'access_key': 'a', 'secret_key': 'b', 'session_token': None})\n")
+    out = subprocess.run(["/usr/bin/python3", "-c", prelude + code], capture_output=True, text=True, timeout=60,
                          env={"PATH": "/usr/bin:/bin", "IMS_PLUGIN_DIR": os.path.dirname(os.path.dirname(STORE_S3))})
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == [str(MiB), str(MiB)]
+    return out.stdout.split()
+
+
+def test_request_bodies_are_sent_in_large_blocks():
+    """http.client's 8 KiB default send block costs about 0.4 CPU-s per GiB uploaded; the plugin sets
+    1 MiB on every botocore connection (http and https)."""
+    assert with_plugin_client(
+        "from botocore.awsrequest import AWSHTTPConnection, AWSHTTPSConnection\n"
+        "print(AWSHTTPConnection('127.0.0.1', 9).blocksize, AWSHTTPSConnection('127.0.0.1', 9).blocksize)\n"
+    ) == [str(MiB), str(MiB)]
 
 
 def test_a_known_payload_digest_is_signed_without_reading_the_body():
     """botocore reads a request body once to compute its SigV4 payload hash. For a body whose sha256
     the host already knows (a server-verified put) the plugin signs that digest instead: the body is
     never read for it. Any other request is hashed by botocore as before."""
-    code = (
-        "import importlib.machinery, importlib.util, sys\n"
-        f"loader = importlib.machinery.SourceFileLoader('store_s3', {STORE_S3!r})\n"
-        "spec = importlib.util.spec_from_loader('store_s3', loader)\n"
-        "m = importlib.util.module_from_spec(spec); loader.exec_module(m)\n"
-        "s = m.Settings({'operation': 'head', 'url': 's3://b1/k', 'endpoint_url': 'http://127.0.0.1:9'})\n"
-        "m.make_client(s, {'access_key': 'a', 'secret_key': 'b', 'session_token': None})\n"
+    assert with_plugin_client(
         "from botocore.auth import S3SigV4Auth\n"
         "from botocore.awsrequest import AWSRequest\n"
         "from botocore.credentials import Credentials\n"
@@ -155,12 +158,8 @@ def test_a_known_payload_digest_is_signed_without_reading_the_body():
         "known.context[m.PAYLOAD_DIGEST] = 'ab' * 32\n"
         "print(auth.payload(known))\n"
         "plain = AWSRequest(method='PUT', url='http://127.0.0.1:9/b1/k', data=b'abc')\n"
-        "print(auth.payload(plain))\n")
-    out = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True, timeout=60,
-                         env={"PATH": "/usr/bin:/bin", "IMS_PLUGIN_DIR": os.path.dirname(os.path.dirname(STORE_S3))})
-    assert out.returncode == 0, out.stderr
-    import hashlib
-    assert out.stdout.split() == ["ab" * 32, hashlib.sha256(b"abc").hexdigest()]
+        "print(auth.payload(plain))\n"
+    ) == ["ab" * 32, hashlib.sha256(b"abc").hexdigest()]
 
 
 def test_config_errors_are_structured(store, base):
@@ -612,6 +611,14 @@ class CorruptingProxy:
             threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
 
     @staticmethod
+    def _shut(*socks) -> None:
+        for sock in socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    @staticmethod
     def _pump(src, dst) -> None:
         try:
             while data := src.recv(1 << 16):
@@ -619,11 +626,7 @@ class CorruptingProxy:
         except OSError:
             pass
         finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            CorruptingProxy._shut(src, dst)
 
     def _to_server(self, src, dst) -> None:
         state, head, body_seen = "head", b"", 0  # head: the first request's headers; body: a PUT body
@@ -659,13 +662,12 @@ class CorruptingProxy:
         except OSError:
             pass
         finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            CorruptingProxy._shut(src, dst)
 
-    def close(self) -> None:
+    def __enter__(self) -> "CorruptingProxy":
+        return self
+
+    def __exit__(self, *_exc) -> None:
         self.listener.close()
 
 
@@ -673,8 +675,7 @@ def test_a_body_corrupted_on_the_way_is_refused_by_the_server(store, base, serve
     """The server-verified put: one byte flipped between the plugin and the server (after the
     plugin read it) is caught by the server's Content-MD5/sha256 check; nothing is stored and the
     error says the file is fine, so a retry may succeed - and does."""
-    proxy = CorruptingProxy(server.endpoint)
-    try:
+    with CorruptingProxy(server.endpoint) as proxy:
         path = small_file(base, 3 * MiB + 7, 27)
         want = file_hashes(path)
         url = f"s3://boot-images/sha/{uuid.uuid4().hex[:8]}-transit"
@@ -687,15 +688,12 @@ def test_a_body_corrupted_on_the_way_is_refused_by_the_server(store, base, serve
         assert store.call("head", url).error["code"] == "store.not_found"
         again = store.put_as_host(url, path, endpoint_url=proxy.endpoint)  # the proxy flips only once
         assert again.facts["verified_by"] == "server" and again.facts["etag"] == want["md5"]
-    finally:
-        proxy.close()
 
 
 def test_a_server_that_refuses_the_checksum_header_gets_the_put_without_it(store, base, server):
     """S3 clones without additional checksums may answer x-amz-checksum-sha256 with 400: the put is
     sent once more with Content-MD5 and the payload hash only, and the facts say what was checked."""
-    proxy = CorruptingProxy(server.endpoint, refuse_checksum_header=True)
-    try:
+    with CorruptingProxy(server.endpoint, refuse_checksum_header=True) as proxy:
         path = small_file(base, 3 * MiB + 5, 28)
         want = file_hashes(path)
         url = f"s3://boot-images/sha/{uuid.uuid4().hex[:8]}-nocksum"
@@ -708,8 +706,6 @@ def test_a_server_that_refuses_the_checksum_header_gets_the_put_without_it(store
         got = store.call("get", url)  # the stored sha256sum still verifies the download
         assert got.facts["verified_by"] == "sha256" and got.facts["sha256"] == want["sha256"]
         os.unlink(got.result["outputs"]["file"]["path"])
-    finally:
-        proxy.close()
 
 
 def test_get_refuses_an_object_whose_sha256sum_lies(store, base, server):
