@@ -11,6 +11,7 @@ The test that kills the server mid-upload runs last and brings the server back a
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -143,8 +144,9 @@ def test_request_bodies_are_sent_in_large_blocks():
 
 def test_a_known_payload_digest_is_signed_without_reading_the_body():
     """botocore reads a request body once to compute its SigV4 payload hash. For a body whose sha256
-    the host already knows (a server-verified put) the plugin signs that digest instead: the body is
-    never read for it. Any other request is hashed by botocore as before."""
+    is already known - the host's digest (a server-verified put), or the x-amz-checksum-sha256 botocore
+    computed for a part - the plugin signs that instead: the body is not read again for it. Any other
+    request is hashed by botocore as before."""
     assert with_plugin_client(
         "from botocore.auth import S3SigV4Auth\n"
         "from botocore.awsrequest import AWSRequest\n"
@@ -159,7 +161,11 @@ def test_a_known_payload_digest_is_signed_without_reading_the_body():
         "print(auth.payload(known))\n"
         "plain = AWSRequest(method='PUT', url='http://127.0.0.1:9/b1/k', data=b'abc')\n"
         "print(auth.payload(plain))\n"
-    ) == ["ab" * 32, hashlib.sha256(b"abc").hexdigest()]
+        "import base64\n"
+        "part = AWSRequest(method='PUT', url='http://127.0.0.1:9/b1/k', data=Unreadable(),\n"
+        "                  headers={'x-amz-checksum-sha256': base64.b64encode(bytes.fromhex('cd' * 32)).decode()})\n"
+        "print(auth.payload(part))\n"
+    ) == ["ab" * 32, hashlib.sha256(b"abc").hexdigest(), "cd" * 32]
 
 
 def test_config_errors_are_structured(store, base):
@@ -292,10 +298,11 @@ def test_deadline_bounds_the_upload(store, base, server, large_file):
     assert server.client().list_multipart_uploads(Bucket="boot-images", Prefix=key).get("Uploads", []) == []
 
 
-@pytest.mark.parametrize("mode", ["md5", "crc32", "none"])
+@pytest.mark.parametrize("mode", ["sha256", "md5", "crc32", "none"])
 def test_part_checksum_modes_round_trip(store, base, mode):
-    """part_checksum: Content-MD5 per part (botocore's default), a CRC32 flexible checksum, or only
-    the SigV4 payload hash (the default over http)."""
+    """part_checksum: an x-amz-checksum-sha256 per part that is also its payload hash (the default over
+    http), Content-MD5 per part (botocore's default, over https), a CRC32 flexible checksum, or only
+    the SigV4 payload hash."""
     path = small_file(base, 11 * MiB + 1, 20)
     want = file_hashes(path)
     url = f"s3://boot-images/checksum/{mode}-{uuid.uuid4().hex[:8]}"
@@ -629,36 +636,41 @@ class CorruptingProxy:
             CorruptingProxy._shut(src, dst)
 
     def _to_server(self, src, dst) -> None:
-        state, head, body_seen = "head", b"", 0  # head: the first request's headers; body: a PUT body
+        """Forwards requests one by one (headers, then Content-Length bytes of body), so that the
+        first PUT on any connection is found, also after a POST on a kept-alive connection."""
+        buf, remaining, flip_at = b"", 0, None  # remaining: body bytes of the current request
         try:
             while data := src.recv(1 << 16):
-                if state == "head":
-                    head += data
-                    end = head.find(b"\r\n\r\n")
-                    if end < 0:
+                buf += data
+                while buf:
+                    if remaining > 0:
+                        chunk, buf = buf[:remaining], buf[remaining:]
+                        if flip_at is not None and flip_at < len(chunk):
+                            chunk = chunk[:flip_at] + bytes([chunk[flip_at] ^ 0xFF]) + chunk[flip_at + 1:]
+                            self.corrupted.set()
+                            flip_at = None
+                        elif flip_at is not None:
+                            flip_at -= len(chunk)
+                        remaining -= len(chunk)
+                        dst.sendall(chunk)
                         continue
+                    end = buf.find(b"\r\n\r\n")
+                    if end < 0:
+                        break  # the rest of the headers is still to come
+                    head, buf = buf[:end + 4], buf[end + 4:]
+                    lower = head.lower()
                     if self.refuse_checksum_header and head.startswith(b"PUT ") \
-                            and b"\r\nx-amz-checksum-sha256:" in head[:end].lower():
+                            and b"\r\nx-amz-checksum-sha256:" in lower:
                         src.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\n"
                                     b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(self.REFUSAL)
                                     + self.REFUSAL)
                         self.refused.set()
-                        break
-                    if not head.startswith(b"PUT ") or self.corrupted.is_set():
-                        dst.sendall(head)
-                        state = "pass"
-                        continue
-                    dst.sendall(head[:end + 4])  # the headers at once (Expect: 100-continue)
-                    data, state = head[end + 4:], "body"
-                if state == "body":
-                    if body_seen + len(data) > self.FLIP_AT:
-                        i = self.FLIP_AT - body_seen
-                        data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:]
-                        self.corrupted.set()
-                        state = "pass"
-                    body_seen += len(data)
-                if data:
-                    dst.sendall(data)
+                        return
+                    length = re.search(rb"\r\ncontent-length:\s*(\d+)", lower)
+                    remaining = int(length.group(1)) if length else 0
+                    if head.startswith(b"PUT ") and not self.corrupted.is_set() and remaining > self.FLIP_AT:
+                        flip_at = self.FLIP_AT
+                    dst.sendall(head)  # at once: the body may wait for "100 Continue"
         except OSError:
             pass
         finally:
@@ -688,6 +700,23 @@ def test_a_body_corrupted_on_the_way_is_refused_by_the_server(store, base, serve
         assert store.call("head", url).error["code"] == "store.not_found"
         again = store.put_as_host(url, path, endpoint_url=proxy.endpoint)  # the proxy flips only once
         assert again.facts["verified_by"] == "server" and again.facts["etag"] == want["md5"]
+
+
+def test_a_part_corrupted_on_the_way_is_refused_and_the_upload_aborted(store, base, server):
+    """Multipart over http: every part carries its sha256 as x-amz-checksum-sha256, which SeaweedFS
+    checks (it ignores payload hashes: with part_checksum none the damaged part is stored)."""
+    with CorruptingProxy(server.endpoint) as proxy:
+        path = small_file(base, 12 * MiB + 3, 29)
+        key = f"sha/{uuid.uuid4().hex[:8]}-part"
+        bad = store.put_as_host(f"s3://boot-images/{key}", path, endpoint_url=proxy.endpoint, max_concurrency=1,
+                                **PARTS)
+        assert proxy.corrupted.is_set(), "the proxy did not see a part"
+        err = bad.error
+        assert (err["code"], err["category"], err.get("retryable")) == ("store.checksum_mismatch", "transient", True)
+        assert "changed on the way" in err["message"] and err["details"]["s3_code"] == "BadDigest"
+        s3 = server.client()
+        assert s3.list_multipart_uploads(Bucket="boot-images", Prefix=key).get("Uploads", []) == []
+        assert store.call("head", f"s3://boot-images/{key}").error["code"] == "store.not_found"
 
 
 def test_a_server_that_refuses_the_checksum_header_gets_the_put_without_it(store, base, server):
