@@ -8,6 +8,7 @@ skipped.
 
 The test that kills the server mid-upload runs last and brings the server back afterwards.
 """
+import base64
 import hashlib
 import json
 import os
@@ -15,13 +16,14 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
 import uuid
-from typing import List
+from typing import List, Optional, Tuple
 
 import pytest
 
@@ -585,26 +587,34 @@ def test_put_with_a_wrong_digest_is_refused_and_removed(store, base):
     assert bad.error["code"] == "store.invalid_config"
 
 
-class CorruptingProxy:
-    """A TCP proxy in front of the S3 server that flips one byte in the body of the first PUT it
-    forwards: corruption on the way, after the plugin read the bytes, which only the server's own
-    check can catch. With refuse_checksum_header it instead answers every PUT that carries
-    x-amz-checksum-sha256 as an S3 clone without additional checksums might: 400 InvalidArgument."""
+class S3Proxy:
+    """A TCP proxy in front of the S3 server. By default it flips one byte in the body of the first
+    PUT it forwards: corruption on the way, after the plugin read the bytes, which only the server's
+    own check can catch. With refuse_checksum_header it instead answers every PUT that carries
+    x-amz-checksum-sha256 as an S3 clone without additional checksums might: 400 InvalidArgument.
+    With tls=(cert, key) it terminates TLS, as a balancer in front of Ceph RGW does; flip=False
+    forwards every byte as it is. Request bodies must have a Content-Length (no chunked encoding)."""
 
     FLIP_AT = 1000  # body offset of the byte to flip
     REFUSAL = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidArgument</Code>"
                b"<Message>x-amz-checksum-sha256 is not supported</Message></Error>")
 
-    def __init__(self, endpoint: str, refuse_checksum_header: bool = False) -> None:
+    def __init__(self, endpoint: str, refuse_checksum_header: bool = False, flip: bool = True,
+                 tls: Optional[Tuple[str, str]] = None) -> None:
         host, port = endpoint.rsplit("//", 1)[1].rsplit(":", 1)
         self.target = (host, int(port))
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.endpoint = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.tls = None
+        if tls:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(*tls)
+        self.endpoint = f"{'https' if tls else 'http'}://127.0.0.1:{self.listener.getsockname()[1]}"
         self.corrupted = threading.Event()
         self.refuse_checksum_header = refuse_checksum_header
         self.refused = threading.Event()
-        if refuse_checksum_header:
-            self.corrupted.set()  # refuse, do not flip
+        if refuse_checksum_header or not flip:
+            self.corrupted.set()  # nothing (more) to flip
+        self.requests: List[bytes] = []  # the request heads forwarded, in order
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -613,6 +623,12 @@ class CorruptingProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            if self.tls is not None:
+                try:
+                    client = self.tls.wrap_socket(client, server_side=True)
+                except (OSError, ssl.SSLError):
+                    client.close()
+                    continue
             upstream = socket.create_connection(self.target)
             threading.Thread(target=self._to_server, args=(client, upstream), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
@@ -633,7 +649,7 @@ class CorruptingProxy:
         except OSError:
             pass
         finally:
-            CorruptingProxy._shut(src, dst)
+            S3Proxy._shut(src, dst)
 
     def _to_server(self, src, dst) -> None:
         """Forwards requests one by one (headers, then Content-Length bytes of body), so that the
@@ -670,13 +686,14 @@ class CorruptingProxy:
                     remaining = int(length.group(1)) if length else 0
                     if head.startswith(b"PUT ") and not self.corrupted.is_set() and remaining > self.FLIP_AT:
                         flip_at = self.FLIP_AT
+                    self.requests.append(head)
                     dst.sendall(head)  # at once: the body may wait for "100 Continue"
         except OSError:
             pass
         finally:
-            CorruptingProxy._shut(src, dst)
+            S3Proxy._shut(src, dst)
 
-    def __enter__(self) -> "CorruptingProxy":
+    def __enter__(self) -> "S3Proxy":
         return self
 
     def __exit__(self, *_exc) -> None:
@@ -687,7 +704,7 @@ def test_a_body_corrupted_on_the_way_is_refused_by_the_server(store, base, serve
     """The server-verified put: one byte flipped between the plugin and the server (after the
     plugin read it) is caught by the server's Content-MD5/sha256 check; nothing is stored and the
     error says the file is fine, so a retry may succeed - and does."""
-    with CorruptingProxy(server.endpoint) as proxy:
+    with S3Proxy(server.endpoint) as proxy:
         path = small_file(base, 3 * MiB + 7, 27)
         want = file_hashes(path)
         url = f"s3://boot-images/sha/{uuid.uuid4().hex[:8]}-transit"
@@ -705,7 +722,7 @@ def test_a_body_corrupted_on_the_way_is_refused_by_the_server(store, base, serve
 def test_a_part_corrupted_on_the_way_is_refused_and_the_upload_aborted(store, base, server):
     """Multipart over http: every part carries its sha256 as x-amz-checksum-sha256, which SeaweedFS
     checks (it ignores payload hashes: with part_checksum none the damaged part is stored)."""
-    with CorruptingProxy(server.endpoint) as proxy:
+    with S3Proxy(server.endpoint) as proxy:
         path = small_file(base, 12 * MiB + 3, 29)
         key = f"sha/{uuid.uuid4().hex[:8]}-part"
         bad = store.put_as_host(f"s3://boot-images/{key}", path, endpoint_url=proxy.endpoint, max_concurrency=1,
@@ -722,7 +739,7 @@ def test_a_part_corrupted_on_the_way_is_refused_and_the_upload_aborted(store, ba
 def test_a_server_that_refuses_the_checksum_header_gets_the_put_without_it(store, base, server):
     """S3 clones without additional checksums may answer x-amz-checksum-sha256 with 400: the put is
     sent once more with Content-MD5 and the payload hash only, and the facts say what was checked."""
-    with CorruptingProxy(server.endpoint, refuse_checksum_header=True) as proxy:
+    with S3Proxy(server.endpoint, refuse_checksum_header=True) as proxy:
         path = small_file(base, 3 * MiB + 5, 28)
         want = file_hashes(path)
         url = f"s3://boot-images/sha/{uuid.uuid4().hex[:8]}-nocksum"
@@ -837,6 +854,44 @@ def test_untrusted_tls_endpoint(store, base, tmp_path):
         proc.stdin.close()
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_puts_and_gets_over_https(store, base, server, tmp_path):
+    """Sites reach RGW over TLS. Through a TLS-terminating proxy: the server-verified put (its payload
+    hash still the host's digest, not UNSIGNED-PAYLOAD), a multipart put with the https default
+    (Content-MD5 per part) and with sha256 part checksums (a header that is also the payload hash, not
+    botocore's aws-chunked trailer), and verified gets."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    ca_dir = str(tmp_path / "ca")
+    subprocess.run([os.path.join(REPO, "Tests", "Support", "make-test-ca"), ca_dir], check=True)
+    tls = (os.path.join(ca_dir, "server.pem"), os.path.join(ca_dir, "server.key"))
+    path = small_file(base, 12 * MiB + 9, 30)
+    want = file_hashes(path)
+    with S3Proxy(server.endpoint, flip=False, tls=tls) as proxy:
+        https = {"endpoint_url": proxy.endpoint, "ca_bundle": os.path.join(ca_dir, "ca.pem")}
+        prefix = f"s3://boot-images/https/{uuid.uuid4().hex[:8]}"
+        one = store.put_as_host(prefix + "/one", path, **https)
+        assert one.facts["verified_by"] == "server" and one.facts["server_checks"] == SERVER_CHECKS
+        heads = [h for h in proxy.requests if h.startswith(b"PUT ")]
+        assert heads and b"x-amz-content-sha256: " + want["sha256"].encode() in heads[-1].lower()
+        for mode, header in (("auto", b"content-md5:"), ("sha256", b"\r\nx-amz-checksum-sha256:")):
+            url = f"{prefix}/parts-{mode}"
+            before = len(proxy.requests)
+            put = store.put_as_host(url, path, part_checksum=mode, **https, **PARTS)
+            assert put.facts["verified_by"] == "plugin" and put.facts["etag"].endswith("-3"), mode
+            parts = [h for h in proxy.requests[before:] if h.startswith(b"PUT ") and b"partnumber=" in h.lower()]
+            assert len(parts) == 3 and all(header in h.lower() for h in parts), (mode, parts[:1])
+            if mode == "sha256":  # a header, not an aws-chunked trailer, and signed as the payload hash
+                for h in parts:
+                    fields = {k.lower(): v for k, v in (line.split(b": ", 1) for line in h.split(b"\r\n")[1:]
+                                                        if b": " in line)}
+                    checksum = base64.b64decode(fields[b"x-amz-checksum-sha256"]).hex().encode()
+                    assert fields[b"x-amz-content-sha256"] == checksum and b"content-encoding" not in fields
+        for name in ("one", "parts-auto", "parts-sha256"):
+            got = store.call("get", f"{prefix}/{name}", **https, **PARTS)
+            assert got.facts["verified_by"] == "sha256" and file_hashes(got.result["outputs"]["file"]["path"]) == want
+            os.unlink(got.result["outputs"]["file"]["path"])
 
 
 # ---------------------------------------------------------------------------------------------
