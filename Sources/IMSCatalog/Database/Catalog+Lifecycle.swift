@@ -17,6 +17,28 @@ protocol LifecycleRecord: Sendable {
     var lifecycleLink: ArtifactLink? { get set }
 }
 
+/// Kinds without a link (public keys).
+extension LifecycleRecord {
+    static var hasLink: Bool { false }
+    var lifecycleLink: ArtifactLink? {
+        get { nil }
+        set {}
+    }
+}
+
+/// A lifecycle record kind with a link to its artifact (recipes and images).
+protocol LinkedLifecycleRecord: LifecycleRecord {
+    var link: ArtifactLink? { get set }
+}
+
+extension LinkedLifecycleRecord {
+    static var hasLink: Bool { true }
+    var lifecycleLink: ArtifactLink? {
+        get { link }
+        set { link = newValue }
+    }
+}
+
 extension Catalog {
     /// Soft-deletes a live record: `deleted` is set, every other field is kept, and a link becomes `relink(link)`.
     func softDelete<Record: LifecycleRecord>(
@@ -87,35 +109,20 @@ extension Catalog {
     }
 }
 
-extension RecipeRecord: LifecycleRecord {
+extension RecipeRecord: LinkedLifecycleRecord {
     static let table = "recipes"
     static let kind = CatalogError.RecordKind.recipe
-    static let hasLink = true
     static func fetch(_ db: Database, _ id: UUID, scope: RecordScope) throws -> RecipeRecord { try Catalog.fetchRecipe(db, id, scope: scope) }
-    var lifecycleLink: ArtifactLink? {
-        get { link }
-        set { link = newValue }
-    }
 }
 
-extension ImageRecord: LifecycleRecord {
+extension ImageRecord: LinkedLifecycleRecord {
     static let table = "images"
     static let kind = CatalogError.RecordKind.image
-    static let hasLink = true
     static func fetch(_ db: Database, _ id: UUID, scope: RecordScope) throws -> ImageRecord { try Catalog.fetchImage(db, id, scope: scope) }
-    var lifecycleLink: ArtifactLink? {
-        get { link }
-        set { link = newValue }
-    }
 }
 
 extension PublicKeyRecord: LifecycleRecord {
     static let table = "public_keys"
     static let kind = CatalogError.RecordKind.publicKey
-    static let hasLink = false
     static func fetch(_ db: Database, _ id: UUID, scope: RecordScope) throws -> PublicKeyRecord { try Catalog.fetchPublicKey(db, id, scope: scope) }
-    var lifecycleLink: ArtifactLink? {
-        get { nil }
-        set {}
-    }
 }
