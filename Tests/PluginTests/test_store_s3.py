@@ -609,11 +609,10 @@ class S3Proxy:
             self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.tls.load_cert_chain(*tls)
         self.endpoint = f"{'https' if tls else 'http'}://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.corrupted = threading.Event()
+        self.flip = flip and not refuse_checksum_header
+        self.corrupted = threading.Event()  # set once a byte was flipped
         self.refuse_checksum_header = refuse_checksum_header
         self.refused = threading.Event()
-        if refuse_checksum_header or not flip:
-            self.corrupted.set()  # nothing (more) to flip
         self.requests: List[bytes] = []  # the request heads forwarded, in order
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -684,7 +683,8 @@ class S3Proxy:
                         return
                     length = re.search(rb"\r\ncontent-length:\s*(\d+)", lower)
                     remaining = int(length.group(1)) if length else 0
-                    if head.startswith(b"PUT ") and not self.corrupted.is_set() and remaining > self.FLIP_AT:
+                    if self.flip and head.startswith(b"PUT ") and not self.corrupted.is_set() \
+                            and remaining > self.FLIP_AT:
                         flip_at = self.FLIP_AT
                     self.requests.append(head)
                     dst.sendall(head)  # at once: the body may wait for "100 Continue"
