@@ -56,7 +56,7 @@ public struct S3Settings: Sendable, Hashable, Codable {
     public init() {}
 
     /// The setting names of the `s3:` section.
-    public static var settingNames: [String] { CodingKeys.allCases.map(\.rawValue).sorted() }
+    public static let settingNames: [String] = CodingKeys.allCases.map(\.rawValue).sorted()
 }
 
 /// An `ArtifactStore` whose operations are carried out by a store plugin (`store/v1`), one call per operation.
