@@ -11,10 +11,9 @@ enum KiwiFixtures {
     static let repositoryRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
-    /// `<repo>/../shared/corpus`: the shared KIWI corpus. Tests that need it fail (not skip)
-    /// when it is missing.
-    static let corpus = URL(fileURLWithPath: repositoryRoot).deletingLastPathComponent()
-        .appendingPathComponent("shared/corpus").standardizedFileURL.path
+    /// `<repo>/Tests/Fixtures/kiwi-corpus`: the KIWI corpus kept with the tests (origins and licences in its
+    /// README.md and kiwi/SOURCES.md). Tests that need it fail (not skip) when it is missing.
+    static let corpus = repositoryRoot + "/Tests/Fixtures/kiwi-corpus"
     static let valid = corpus + "/kiwi"
     static let invalid = corpus + "/kiwi-invalid"
 
