@@ -19,21 +19,17 @@ static void close_pair(int p[2]) {
     if (p[1] >= 0) close(p[1]);
 }
 
-int ims_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
-              pid_t *out_pid, int *out_stdin, int *out_stdout, int *out_stderr) {
-    int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
-    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
-        int e = errno;
-        close_pair(in); close_pair(out); close_pair(err);
-        return e;
-    }
+/* posix_spawn in a new session with fds 0-2 from `fd0`..`fd2` and nothing else open, signal dispositions and
+   mask reset. The one place where ims starts a process. */
+static int spawn_with_fds(const char *path, char *const argv[], char *const envp[], const char *cwd,
+                          int fd0, int fd1, int fd2, pid_t *out_pid) {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&fa);
     posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    posix_spawn_file_actions_adddup2(&fa, fd0, 0);
+    posix_spawn_file_actions_adddup2(&fa, fd1, 1);
+    posix_spawn_file_actions_adddup2(&fa, fd2, 2);
     if (cwd != NULL) posix_spawn_file_actions_addchdir_np(&fa, cwd);
     /* The child gets stdin, stdout and stderr only: no descriptor the host (or whoever started the host)
        left open without O_CLOEXEC leaks into it. A leaked end of a parent's socketpair would keep that
@@ -52,6 +48,20 @@ int ims_spawn(const char *path, char *const argv[], char *const envp[], const ch
     int rc = posix_spawn(&pid, path, &fa, &attr, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
+    if (rc == 0) *out_pid = pid;
+    return rc;
+}
+
+int ims_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
+              pid_t *out_pid, int *out_stdin, int *out_stdout, int *out_stderr) {
+    int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+        int e = errno;
+        close_pair(in); close_pair(out); close_pair(err);
+        return e;
+    }
+    pid_t pid = 0;
+    int rc = spawn_with_fds(path, argv, envp, cwd, in[0], out[1], err[1], &pid);
     close(in[0]); close(out[1]); close(err[1]);
     if (rc != 0) {
         close(in[1]); close(out[0]); close(err[0]);
@@ -65,6 +75,23 @@ int ims_spawn(const char *path, char *const argv[], char *const envp[], const ch
     *out_stdout = out[0];
     *out_stderr = err[0];
     return 0;
+}
+
+int ims_spawn_detached(const char *path, char *const argv[], char *const envp[], const char *cwd,
+                       const char *log_path, pid_t *out_pid) {
+    int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null_fd < 0) return errno;
+    int log_fd = log_path != NULL ? open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)
+                                  : open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (log_fd < 0) {
+        int e = errno;
+        close(null_fd);
+        return e;
+    }
+    int rc = spawn_with_fds(path, argv, envp, cwd, null_fd, log_fd, log_fd, out_pid);
+    close(null_fd);
+    close(log_fd);
+    return rc;
 }
 
 int ims_pidfd_open(pid_t pid) {

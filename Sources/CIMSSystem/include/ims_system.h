@@ -8,6 +8,13 @@
 int ims_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
               pid_t *out_pid, int *out_stdin, int *out_stdout, int *out_stderr);
 
+/// Spawns `path` in a new session, as `ims_spawn` does, but detached: stdin is /dev/null, and stdout and
+/// stderr append to `log_path` (created 0600; /dev/null when NULL). Nothing is left open in the parent:
+/// the caller keeps only the pid (reap it, or let it be re-parented when the caller exits).
+/// Returns 0 on success or an errno value.
+int ims_spawn_detached(const char *path, char *const argv[], char *const envp[], const char *cwd,
+                       const char *log_path, pid_t *out_pid);
+
 /// pidfd_open(2): a file descriptor that becomes readable when `pid` exits.
 /// Returns -1 and sets errno on failure.
 int ims_pidfd_open(pid_t pid);
