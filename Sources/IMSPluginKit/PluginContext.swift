@@ -1,13 +1,14 @@
 import Foundation
 import IMSProtocol
+import Synchronization
 
 /// What a phase implementation gets: the request, and ways to report back to the host.
-public final class PluginContext: @unchecked Sendable {
+public final class PluginContext: Sendable {
     /// The request the host sent.
     public let request: PluginRequest
     private let channel: ProtocolChannel
-    private let lock = NSLock()
-    private var cancelReason: String?
+    /// Why the host asked the plugin to stop, once it has.
+    private let cancelReason = Mutex<String?>(nil)
 
     init(request: PluginRequest, channel: ProtocolChannel) {
         self.request = request
@@ -21,23 +22,18 @@ public final class PluginContext: @unchecked Sendable {
 
     /// Whether the host asked the plugin to stop (cancel message, stdin closed, or SIGTERM).
     public var isCancelled: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return cancelReason != nil
+        cancelReason.withLock { $0 != nil }
     }
 
     /// Throws a `cancelled` failure when the host asked the plugin to stop.
     public func checkCancellation() throws(PluginFailure) {
-        lock.lock()
-        let reason = cancelReason
-        lock.unlock()
-        if let reason { throw PluginFailure.cancelled(reason) }
+        if let reason = cancelReason.withLock({ $0 }) { throw PluginFailure.cancelled(reason) }
     }
 
     func markCancelled(_ reason: String) {
-        lock.lock()
-        if cancelReason == nil { cancelReason = reason }
-        lock.unlock()
+        cancelReason.withLock { current in
+            if current == nil { current = reason }
+        }
     }
 
     /// Sends a structured log record.

@@ -1,6 +1,7 @@
 import CIMSSystem
 import Foundation
 import IMSProtocol
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -10,11 +11,15 @@ import IMSProtocol
 ///
 /// On creation fd 1 is pointed at stderr, so a stray `print` (or a child tool) can never
 /// corrupt the message stream. Every message is written whole with `write(2)`: no buffering.
-final class ProtocolChannel: @unchecked Sendable {
+final class ProtocolChannel: Sendable {
     private let fd: Int32
-    private let lock = NSLock()
-    private let encoder = WireFormat.makeEncoder()
-    private var sequence = 0
+    private struct Writer {
+        var sequence = 0
+        let encoder = WireFormat.makeEncoder()
+    }
+
+    /// The last sequence number sent and the encoder; held while a line is written, so lines never interleave.
+    private let writer = Mutex(Writer())
 
     init() {
         let taken = ims_take_protocol_stdout()
@@ -24,12 +29,16 @@ final class ProtocolChannel: @unchecked Sendable {
     /// Writes one message line; returns false when the host is gone.
     @discardableResult
     func send(_ message: PluginToHostMessage) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        sequence += 1
-        let envelope = PluginEnvelope(seq: sequence, message: message)
-        guard let line = try? WireFormat.encodeLine(envelope, encoder: encoder) else { return false }
-        return line.withUnsafeBytes { raw -> Bool in
+        writer.withLock { writer in
+            writer.sequence += 1
+            let envelope = PluginEnvelope(seq: writer.sequence, message: message)
+            guard let line = try? WireFormat.encodeLine(envelope, encoder: writer.encoder) else { return false }
+            return Self.writeAll(line, to: fd)
+        }
+    }
+
+    private static func writeAll(_ line: Data, to fd: Int32) -> Bool {
+        line.withUnsafeBytes { raw -> Bool in
             var offset = 0
             while offset < raw.count {
                 let written = write(fd, raw.baseAddress?.advanced(by: offset), raw.count - offset)
@@ -46,7 +55,7 @@ final class ProtocolChannel: @unchecked Sendable {
     }
 }
 
-/// Reads newline-terminated lines from stdin with a length cap.
+/// Reads newline-terminated lines from stdin with a length cap. Used by one reader task only.
 final class StdinLineReader: @unchecked Sendable {
     private var buffer: [UInt8] = []
     private let limit: Int
