@@ -29,17 +29,17 @@ let package = Package(
         .systemLibrary(name: "CLibArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
         .systemLibrary(name: "CJSONC", pkgConfig: "json-c", providers: [.apt(["libjson-c-dev"])]),
-        // Small C shims for Linux process supervision (pidfd, spawn into a new session).
+        // Small C shims for Linux process supervision: the one spawn path (new session, fds 0-2 only), pidfd, reaping.
         .target(name: "CIMSSystem"),
 
         // The wire protocol: one Codable source of truth shared by the host and the Swift SDK.
         .target(name: "IMSProtocol", swiftSettings: strictSettings),
-        // Discovery, validation, selection and supervised invocation of plugins.
+        // Discovery, validation, selection and supervised invocation of plugins; the PluginRunner seam; host tools and
+        // detached processes through the same spawn path.
         .target(
             name: "IMSPluginHost",
             dependencies: [
                 "IMSProtocol", "CIMSSystem", "CJSONC",
-                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
@@ -74,7 +74,7 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSettings
         ),
-        // The lifecycle engine: pipelines, jobs, site settings.
+        // The lifecycle engine: pipelines, jobs (steps, builtins, typed events), site settings, the plugin-backed store.
         .target(
             name: "IMSEngine",
             dependencies: [
@@ -124,11 +124,14 @@ let package = Package(
         .testTarget(name: "IMSKiwiTests", dependencies: ["IMSKiwi"]),
         .testTarget(name: "IMSCatalogTests", dependencies: ["IMSCatalog"]),
         .testTarget(name: "IMSStoreTests", dependencies: ["IMSStore"]),
-        .testTarget(name: "IMSEngineTests", dependencies: ["IMSEngine", "IMSCatalog", "IMSStore", "IMSPluginHost", "IMSProtocol"]),
-        .testTarget(name: "IMSRecipesTests", dependencies: ["IMSRecipes", "IMSKiwi", "IMSArchive"]),
+        .testTarget(
+            name: "IMSEngineTests",
+            dependencies: ["IMSEngine", "IMSCatalog", "IMSStore", "IMSPluginHost", "IMSProtocol", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(name: "IMSRecipesTests", dependencies: ["IMSRecipes"]),
         .testTarget(
             name: "IMSPluginHostTests",
-            dependencies: ["IMSPluginHost", "IMSProtocol", "IMSCommands", "CIMSSystem", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["IMSPluginHost", "IMSProtocol", "CIMSSystem", .product(name: "Crypto", package: "swift-crypto")]
         ),
     ]
 )

@@ -67,33 +67,26 @@ final class JobConsole: JobEventListener, @unchecked Sendable {
             lock.unlock()
             return
         }
-        if let pluginEvent = event.pluginEvent {
+        let step = event.step.map { "[\($0)] " } ?? ""
+        let line: String?
+        switch event.payload {
+        case .plugin(let pluginEvent):
             switch pluginEvent {
             case .started, .finished: return
             default:
                 text.receive(TimedPluginEvent(time: event.time, pluginID: event.pluginID ?? "", phase: event.step ?? "", event: pluginEvent))
             }
             return
-        }
-        let step = event.step.map { "[\($0)] " } ?? ""
-        var line: String?
-        switch event.kind {
-        case "job_started": line = "job \(event.jobID.uuidString.lowercased()) started"
-        case "job_status": line = "\(step)status: \(event.data["status"]?.stringValue ?? "")"
-        case "step_started":
-            let attempt = event.data["attempt"]?.numberValue ?? 1
-            line = "\(step)started" + (attempt > 1 ? " (attempt \(Int(attempt)))" : "")
-        case "step_finished":
-            let seconds = event.data["seconds"]?.numberValue.map { String(format: "%.2f s", $0) } ?? ""
-            if event.data["status"]?.stringValue == "succeeded" {
-                line = "\(step)done in \(seconds)"
-            } else {
-                line = "\(step)FAILED after \(seconds): \(event.data["error"]?.stringValue ?? "")"
-            }
-        case "step_skipped": line = "\(step)skipped: \(event.data["reason"]?.stringValue ?? "")"
-        case "job_log": line = "\(step)\(event.data["msg"]?.stringValue ?? "")"
-        case "diagnostic": line = "\(step)\(event.data["severity"]?.stringValue ?? ""): \(event.data["message"]?.stringValue ?? "")"
-        default: line = nil
+        case .engine(.jobStarted): line = "job \(event.jobID.uuidString.lowercased()) started"
+        case .engine(.jobStatus(let change)): line = "\(step)status: \(change.status)"
+        case .engine(.stepStarted(let started)): line = "\(step)started" + (started.attempt > 1 ? " (attempt \(started.attempt))" : "")
+        case .engine(.stepFinished(let finished)):
+            let seconds = String(format: "%.2f s", finished.seconds)
+            line = finished.status == .succeeded ? "\(step)done in \(seconds)" : "\(step)FAILED after \(seconds): \(finished.error ?? "")"
+        case .engine(.stepSkipped(let skipped)): line = "\(step)skipped: \(skipped.reason)"
+        case .engine(.jobLog(let log)): line = "\(step)\(log.level == "warn" ? "warning: " : "")\(log.msg)"
+        case .engine(.diagnostic(let diagnostic)): line = "\(step)\(diagnostic.severity): \(diagnostic.message)"
+        case .engine(.jobFinished): line = nil
         }
         if let line {
             lock.lock()

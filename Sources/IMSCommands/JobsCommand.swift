@@ -1,8 +1,8 @@
 import ArgumentParser
-import CIMSSystem
 import Foundation
 import IMSCatalog
 import IMSEngine
+import IMSPluginHost
 import IMSProtocol
 
 /// `ims jobs …`: create, run, list, describe, follow and delete jobs (mirrors `cray ims jobs`).
@@ -102,7 +102,7 @@ extension JobsCommand {
                 throw CLIErrors.report(error, json: engine.json)
             }
             if detach {
-                try spawnRunner(job.id, script: scriptPath)
+                try spawnRunner(job.id, script: scriptPath, jobsDirectory: environment.jobsDirectory)
                 if engine.json { try Output.json(JobsCommand.jobJSON(job)) } else { Output.line("job \(job.id.uuidString.lowercased()) created; follow it with: ims jobs logs \(job.id.uuidString.lowercased()) --follow") }
                 return
             }
@@ -113,28 +113,24 @@ extension JobsCommand {
         }
 
         /// Starts `ims jobs run ID` in its own session, detached from this terminal.
-        func spawnRunner(_ id: UUID, script: String?) throws {
+        func spawnRunner(_ id: UUID, script: String?, jobsDirectory: String) throws {
             let executable = GlobalOptions.executablePath() ?? CommandLine.arguments[0]
             var arguments = [executable, "jobs", "run", id.uuidString.lowercased(), "--data-dir", engine.catalog.dataDirectory.path, "--config-dir", engine.siteDirectory]
             if let store = engine.catalog.store { arguments += ["--store", store] }
             for path in engine.pluginPaths { arguments += ["--plugin-path", path] }
             if let script { arguments += ["--script", script] }
-            var cArgs: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-            var cEnv: [UnsafeMutablePointer<CChar>?] = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-            defer {
-                cArgs.forEach { free($0) }
-                cEnv.forEach { free($0) }
+            // The runner records its events in the catalog; what it prints (a crash report, say) goes to a log
+            // beside the job's workspace, which `ims jobs run` removes when the job succeeds.
+            let logPath = jobsDirectory + "/" + id.uuidString.lowercased() + ".runner.log"
+            try? FileManager.default.createDirectory(atPath: (logPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            do {
+                _ = try DetachedProcess.start(
+                    executable, arguments: Array(arguments.dropFirst()),
+                    environment: ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" },
+                    workingDirectory: FileManager.default.currentDirectoryPath, logPath: logPath)
+            } catch {
+                throw ValidationError("cannot start the background runner: \(error.description)")
             }
-            var pid: pid_t = 0
-            var stdinFD: Int32 = -1
-            var stdoutFD: Int32 = -1
-            var stderrFD: Int32 = -1
-            let rc = ims_spawn(executable, &cArgs, &cEnv, FileManager.default.currentDirectoryPath, &pid, &stdinFD, &stdoutFD, &stderrFD)
-            guard rc == 0 else { throw ValidationError("cannot start the background runner: \(String(cString: strerror(rc)))") }
-            // The runner logs to the catalog; its pipes are not needed. Closing them gives it EOF/EPIPE only.
-            close(stdinFD)
-            close(stdoutFD)
-            close(stderrFD)
         }
     }
 
@@ -152,6 +148,8 @@ extension JobsCommand {
             _ = try? environment.catalog.setRunner(jobID, pid: getpid())
             let outcome = await JobRunner(environment: environment).run(jobID: jobID, options: JobRunOptions(customizeScript: script))
             if !outcome.succeeded { throw CLIExitCode.failure }
+            // Started by 'create --detach': its output log is only needed to explain a failure.
+            try? FileManager.default.removeItem(atPath: environment.jobsDirectory + "/" + jobID.uuidString.lowercased() + ".runner.log")
         }
     }
 
@@ -300,17 +298,31 @@ extension JobsCommand {
                 }
                 return
             }
-            let data = (try? JSONDecoder().decode(JSONValue.self, from: Data(event.data.utf8))) ?? .null
             let text: String
-            switch event.kind {
-            case "log", "job_log": text = "\(data["level"]?.stringValue ?? "info"): \(data["msg"]?.stringValue ?? "")"
-            case "stderr": text = "| \(data["line"]?.stringValue ?? "")"
-            case "progress":
-                guard data["state"]?.stringValue != "report" else { return }
-                text = "progress \(data["task"]?.stringValue ?? "") \(data["state"]?.stringValue ?? "")"
-            case "job_status": text = "status \(data["status"]?.stringValue ?? "")"
-            case "step_finished": text = "step \(data["status"]?.stringValue ?? "") in \(data["seconds"]?.numberValue ?? 0) s" + (data["error"]?.stringValue.map { ": \($0)" } ?? "")
-            default: text = event.kind + (data.objectValue?.isEmpty == false ? " " + event.data : "")
+            if let engineEvent = event.engineEvent {
+                switch engineEvent {
+                case .jobLog(let log): text = "\(log.level): \(log.msg)"
+                case .jobStatus(let change): text = "status \(change.status)" + (change.resultantImageID.map { " (image \($0))" } ?? "")
+                case .stepStarted(let started): text = "step started" + (started.attempt > 1 ? " (attempt \(started.attempt))" : "")
+                case .stepFinished(let finished):
+                    text = "step \(finished.status.rawValue) in \(finished.seconds) s" + (finished.error.map { ": \($0)" } ?? "")
+                case .stepSkipped(let skipped): text = "step skipped: \(skipped.reason)"
+                case .diagnostic(let diagnostic): text = "\(diagnostic.severity): \(diagnostic.message)"
+                case .jobStarted(let started): text = "\(started.jobType) job started: \(started.steps.joined(separator: ", "))"
+                case .jobFinished(let finished):
+                    text = "job finished: \(finished.status)" + (finished.error.map { ": \($0)" } ?? "")
+                        + (finished.resultantImageID.map { " (image \($0))" } ?? "")
+                }
+            } else {
+                let data = (try? JSONDecoder().decode(JSONValue.self, from: Data(event.data.utf8))) ?? .null
+                switch event.kind {
+                case "log": text = "\(data["level"]?.stringValue ?? "info"): \(data["msg"]?.stringValue ?? "")"
+                case "stderr": text = "| \(data["line"]?.stringValue ?? "")"
+                case "progress":
+                    guard data["state"]?.stringValue != "report" else { return }
+                    text = "progress \(data["task"]?.stringValue ?? "") \(data["state"]?.stringValue ?? "")"
+                default: text = event.kind + (data.objectValue?.isEmpty == false ? " " + event.data : "")
+                }
             }
             let prefix = "\(IMSTimestamp.string(event.time)) [\(event.phase ?? "job")\(event.pluginID.map { " \($0)" } ?? "")]"
             Output.line(prefix + " " + text)

@@ -17,6 +17,8 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
         case catalog = "engine.catalog.failed"
         case workspace = "engine.workspace.failed"
         case artifact = "engine.artifact.invalid"
+        /// A host tool a builtin step needs (unsquashfs) could not be started.
+        case hostTool = "engine.host_tool.unavailable"
     }
 
     public var code: Code
@@ -44,7 +46,7 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
         case .pipeline, .settings: return .config
         case .recipe, .recipeNotFound, .jobNotFound, .artifact: return .user
         case .repositories: return .transient
-        case .plugin, .store, .catalog, .workspace: return .environment
+        case .plugin, .store, .catalog, .workspace, .hostTool: return .environment
         case .step: return .internal
         case .timeout: return .timeout
         case .cancelled: return .cancelled

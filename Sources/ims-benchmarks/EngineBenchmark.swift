@@ -18,8 +18,8 @@ enum EngineBenchmark {
         func jobEvent(_ event: JobStreamEvent) {
             lock.lock()
             defer { lock.unlock() }
-            if event.kind == "step_started", let step = event.step { started[step] = .now }
-            if event.kind == "step_finished", let step = event.step, let begin = started[step] {
+            if case .stepStarted? = event.engineEvent, let step = event.step { started[step] = .now }
+            if case .stepFinished? = event.engineEvent, let step = event.step, let begin = started[step] {
                 stepMilliseconds[step, default: 0] += Benchmarks.milliseconds(begin.duration(to: .now))
             }
             guard event.kind == "finished", let value = event.data["duration_seconds"]?.numberValue else { return }

@@ -3,6 +3,7 @@ import IMSCatalog
 import IMSEngine
 import IMSPluginHost
 import IMSStore
+import Logging
 
 enum EngineFixtures {
     static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
@@ -54,7 +55,9 @@ enum EngineFixtures {
         var runner: JobRunner { JobRunner(environment: environment) }
     }
 
-    static func engine(settings: SiteSettings = SiteSettings(), siteDirectory: String? = nil) throws -> Engine {
+    /// An engine on a fresh data directory. With `runner`, phases go to it (a ``FakePluginRunner``); without,
+    /// to real plugin processes: the fixture plugins plus the bundled packager, CA injector and DNS configurator.
+    static func engine(settings: SiteSettings = SiteSettings(), siteDirectory: String? = nil, runner: (any PluginRunner)? = nil) throws -> Engine {
         let data = temporaryDirectory("ims-data")
         let catalog = try Catalog(path: data + "/catalog.sqlite")
         let store = try LocalArtifactStore(root: data + "/store")
@@ -71,7 +74,7 @@ enum EngineFixtures {
         ]))
         let environment = EngineEnvironment(
             catalog: catalog, store: store, plugins: plugins, settings: settings, siteDirectory: siteDirectory,
-            jobsDirectory: data + "/jobs")
+            jobsDirectory: data + "/jobs", pluginRunner: runner, logger: Logger(label: "ims.engine.test") { _ in SwiftLogNoOpLogHandler() })
         return Engine(environment: environment, dataDirectory: data)
     }
 }

@@ -8,7 +8,10 @@ import Logging
 public struct EngineEnvironment: Sendable {
     public var catalog: Catalog
     public var store: any ArtifactStore
+    /// The plugins found on disk (what `ims plugins list` shows).
     public var plugins: PluginCatalog
+    /// How phases are run: by default each call is a supervised process of a plugin in ``plugins``.
+    public var pluginRunner: any PluginRunner
     public var settings: SiteSettings
     /// The site configuration directory (pipelines/, ims.yaml), if any.
     public var siteDirectory: String?
@@ -18,11 +21,13 @@ public struct EngineEnvironment: Sendable {
 
     public init(
         catalog: Catalog, store: any ArtifactStore, plugins: PluginCatalog, settings: SiteSettings,
-        siteDirectory: String?, jobsDirectory: String, logger: Logger = Logger(label: "ims.engine")
+        siteDirectory: String?, jobsDirectory: String, pluginRunner: (any PluginRunner)? = nil,
+        logger: Logger = Logger(label: "ims.engine")
     ) {
         self.catalog = catalog
         self.store = store
         self.plugins = plugins
+        self.pluginRunner = pluginRunner ?? ProcessPluginRunner(plugins: plugins)
         self.settings = settings
         self.siteDirectory = siteDirectory
         self.jobsDirectory = jobsDirectory

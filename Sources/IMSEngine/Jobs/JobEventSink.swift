@@ -2,23 +2,56 @@ import Foundation
 import IMSCatalog
 import IMSPluginHost
 import IMSProtocol
+import Logging
+import Synchronization
 
 /// Something that wants to see a job's events as they happen (a progress display, an NDJSON stream).
 public protocol JobEventListener: Sendable {
     func jobEvent(_ event: JobStreamEvent)
 }
 
-/// One event of a job: engine events (`job_status`, `step_started`, `step_finished`, `step_skipped`,
-/// `job_log`, `job_finished`) and every plugin event (`hello`, `log`, `progress`, `stderr`, …).
+/// One event of a job, as a listener sees it: an engine event or a plugin event, with when, which job, which
+/// step and which plugin.
 public struct JobStreamEvent: Sendable {
+    /// What happened.
+    public enum Payload: Sendable {
+        case engine(EngineEvent)
+        case plugin(PluginEvent)
+    }
+
     public var time: Date
     public var jobID: UUID
     public var step: String?
     public var pluginID: String?
-    public var kind: String
-    public var data: JSONValue
-    /// The original plugin event, for renderers that want it.
-    public var pluginEvent: PluginEvent?
+    public let payload: Payload
+    /// The wire kind (`step_started`, `log`, …).
+    public let kind: String
+    /// The wire payload.
+    public let data: JSONValue
+
+    public init(time: Date, jobID: UUID, step: String?, pluginID: String?, payload: Payload) {
+        self.time = time
+        self.jobID = jobID
+        self.step = step
+        self.pluginID = pluginID
+        self.payload = payload
+        switch payload {
+        case .engine(let event): (kind, data) = (event.kind.rawValue, event.data)
+        case .plugin(let event): (kind, data) = EventEncoding.kindAndData(event)
+        }
+    }
+
+    /// The engine event, when this is one.
+    public var engineEvent: EngineEvent? {
+        if case .engine(let event) = payload { return event }
+        return nil
+    }
+
+    /// The plugin event, when this is one.
+    public var pluginEvent: PluginEvent? {
+        if case .plugin(let event) = payload { return event }
+        return nil
+    }
 
     /// The NDJSON line for automation: `{"ts","job_id","step","plugin_id","event","data"}`.
     public func jsonLine() -> Data {
@@ -36,78 +69,87 @@ public struct JobStreamEvent: Sendable {
     }
 }
 
-/// Persists a job's events to the catalog in batches (for `ims jobs logs [--follow]`) and forwards
-/// them to a listener. Plugin events arrive on supervisor threads; engine events from the runner.
-final class JobEventSink: PluginEventObserver, @unchecked Sendable {
+extension JobEvent {
+    /// The engine event this catalog record holds, or `nil` for a plugin's event.
+    public var engineEvent: EngineEvent? {
+        EngineEvent(kind: kind, data: Data(data.utf8))
+    }
+}
+
+/// Persists a job's events to the catalog in batches (for `ims jobs logs [--follow]`), forwards them to a listener,
+/// and logs the engine's own through swift-log (`job_started`/`job_finished` at info, the rest at debug; the CLI
+/// sends logs to stderr at `IMS_LOG_LEVEL`). Plugin events arrive on supervisor threads; engine events from the runner.
+final class JobEventSink: PluginEventObserver, Sendable {
+    private struct State {
+        var pending: [JobEvent] = []
+        var lastFlush = Date()
+        /// The step currently running, to label plugin events.
+        var currentStep: String?
+    }
+
     private let catalog: Catalog
     private let jobID: UUID
     private let listener: (any JobEventListener)?
-    private let lock = NSLock()
-    private var pending: [JobEvent] = []
-    private var lastFlush = Date()
-    private let encoder: JSONEncoder
-    /// The step currently running, to label plugin events.
-    private var currentStep: String?
+    private let logger: Logger
+    private let state = Mutex(State())
 
-    init(catalog: Catalog, jobID: UUID, listener: (any JobEventListener)?) {
+    init(catalog: Catalog, jobID: UUID, listener: (any JobEventListener)?, logger: Logger) {
         self.catalog = catalog
         self.jobID = jobID
         self.listener = listener
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        self.encoder = encoder
+        var logger = logger
+        logger[metadataKey: "job_id"] = .string(jobID.uuidString.lowercased())
+        self.logger = logger
     }
 
     func setStep(_ step: String?) {
-        lock.lock()
-        currentStep = step
-        lock.unlock()
+        state.withLock { $0.currentStep = step }
     }
 
     /// Records an engine event.
-    func record(_ kind: String, step: String? = nil, pluginID: String? = nil, data: JSONValue) {
-        let event = JobStreamEvent(time: Date(), jobID: jobID, step: step, pluginID: pluginID, kind: kind, data: data, pluginEvent: nil)
-        append(event)
+    func record(_ event: EngineEvent, step: String? = nil, pluginID: String? = nil) {
+        let level: Logger.Level = [.jobStarted, .jobFinished].contains(event.kind) ? .info : .debug
+        logger.log(level: level, "\(event.kind.rawValue)", metadata: [
+            "step": .string(step ?? "-"), "data": .string(String(decoding: (try? JSONEncoder().encode(event.data)) ?? Data(), as: UTF8.self)),
+        ])
+        append(JobStreamEvent(time: Date(), jobID: jobID, step: step, pluginID: pluginID, payload: .engine(event)))
     }
 
     /// A plugin event from a supervisor thread.
     func receive(_ event: TimedPluginEvent) {
-        let (kind, payload) = EventEncoding.kindAndData(event.event)
-        lock.lock()
-        let step = currentStep
-        lock.unlock()
-        append(JobStreamEvent(time: event.time, jobID: jobID, step: step ?? event.phase, pluginID: event.pluginID, kind: kind, data: payload, pluginEvent: event.event))
+        let step = state.withLock { $0.currentStep }
+        append(JobStreamEvent(time: event.time, jobID: jobID, step: step ?? event.phase, pluginID: event.pluginID, payload: .plugin(event.event)))
     }
 
     private func append(_ event: JobStreamEvent) {
         listener?.jobEvent(event)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let text = (try? encoder.encode(event.data)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         let record = JobEvent(time: event.time, phase: event.step, pluginID: event.pluginID, kind: event.kind, data: text)
-        lock.lock()
-        pending.append(record)
-        let due = pending.count >= 500 || Date().timeIntervalSince(lastFlush) > 0.5
-        lock.unlock()
+        let due = state.withLock { state in
+            state.pending.append(record)
+            return state.pending.count >= 500 || Date().timeIntervalSince(state.lastFlush) > 0.5
+        }
         if due { flush() }
     }
 
     /// Writes pending events that have waited longer than the batching interval: `ims jobs logs --follow` sees
     /// a step's last words (e.g. instructions for a person) even when nothing follows them for hours.
     func flushIfStale() {
-        lock.lock()
-        let stale = !pending.isEmpty && Date().timeIntervalSince(lastFlush) > 0.5
-        lock.unlock()
+        let stale = state.withLock { !$0.pending.isEmpty && Date().timeIntervalSince($0.lastFlush) > 0.5 }
         if stale { flush() }
     }
 
     /// Writes pending events to the catalog.
     func flush() {
-        lock.lock()
-        let batch = pending
-        pending.removeAll(keepingCapacity: true)
-        lastFlush = Date()
-        lock.unlock()
+        let batch = state.withLock { state in
+            let batch = state.pending
+            state.pending.removeAll(keepingCapacity: true)
+            state.lastFlush = Date()
+            return batch
+        }
         guard !batch.isEmpty else { return }
         _ = try? catalog.appendJobEvents(jobID, batch)
     }
 }
-

@@ -1,0 +1,84 @@
+import Foundation
+import IMSCatalog
+import IMSPluginHost
+import IMSProtocol
+
+/// Phase steps: the engine picks a plugin through its ``PluginRunner``, hands it the step's inputs and config,
+/// and keeps what it produced.
+extension JobExecution {
+    func runPhase(_ step: PipelineStep, deadline: ContinuousClock.Instant) async throws -> [String: JSONValue] {
+        guard let phase = step.phase else { throw EngineError(.pipeline, "step has no phase", step: step.name) }
+        let kind = PhaseKind.of(phaseName: phase)
+        let runner = environment.pluginRunner
+        let stepCriteria = PhaseConfiguration.criteria(criteria, for: step)
+        let plugin: ResolvedPlugin
+        do {
+            plugin = try runner.select(phase: phase, criteria: stepCriteria, pinned: step.plugin)
+        } catch {
+            throw EngineError(.plugin, error.description, step: step.name)
+        }
+        var inputs: [String: ArtifactRef] = [:]
+        for name in PhaseConfiguration.inputNames(for: step, kind: kind) {
+            if let artifact = artifacts[name] {
+                inputs[name] = artifact
+            } else if step.inputs != nil || PhaseConfiguration.requiredInputs(kind).contains(name) {
+                throw EngineError(.artifact, "phase '\(phase)' needs artifact '\(name)', which no earlier step produced", step: step.name)
+            }
+        }
+        let config = PhaseConfiguration.merged(PhaseConfiguration.defaults(for: kind, configurationContext(criteria: stepCriteria)), step: step.config)
+        let remaining = ContinuousClock.now.duration(to: deadline)
+        let remainingSeconds = max(1, Double(remaining.components.seconds))
+        let manifestTimeout = plugin.manifest.phase(named: phase)?.timeouts?.runSeconds
+        let runSeconds = min(step.timeoutSeconds ?? manifestTimeout ?? PluginInvoker.defaultRunSeconds, remainingSeconds)
+        var request = InvocationRequest(
+            phase: phase, config: .object(config), inputs: inputs, jobID: job.id.uuidString.lowercased(), workspaceRoot: workspace,
+            step: step.name, timeouts: PluginManifest.Timeouts(runSeconds: runSeconds), sourceDateEpoch: options.sourceDateEpoch)
+        request.logLevel = .debug
+        sink.record(.log("info", "running \(plugin.id) \(plugin.manifest.version) for phase \(phase) (\(stepCriteria))"), step: step.name, pluginID: plugin.id)
+        let outcome: InvocationOutcome
+        do {
+            outcome = try await runner.invoke(plugin, request, observer: sink)
+        } catch {
+            throw EngineError(.plugin, error.description, step: step.name)
+        }
+        if Task.isCancelled { throw CancellationError() }
+        switch outcome.status {
+        case .failed(let error) where error.code == HostErrorCode.timeout && runSeconds >= remainingSeconds:
+            throw EngineError(.timeout, "the job did not finish within its timeout (the phase was stopped)", step: step.name, cause: error)
+        case .failed(let error):
+            var message = "\(plugin.id) failed: \(error.message) [\(error.code)]"
+            if let hint = error.hint { message += " — \(hint)" }
+            throw EngineError(.step, message, step: step.name, cause: error)
+        case .described:
+            throw EngineError(.step, "\(plugin.id) answered with a describe message", step: step.name)
+        case .succeeded(let result):
+            keep(result, of: kind)
+            var facts = result.facts
+            facts["plugin_id"] = .string(plugin.id)
+            facts["outputs"] = .array(result.outputs.keys.sorted().map(JSONValue.string))
+            return facts
+        }
+    }
+
+    /// A packager's outputs are the image's artifacts (with their md5s); every other phase's outputs become
+    /// named artifacts for later steps.
+    private func keep(_ result: PhaseResult, of kind: PhaseKind) {
+        for (name, artifact) in result.outputs {
+            if kind == .package {
+                packaged[name] = artifact
+            } else {
+                artifacts[name] = artifact
+            }
+        }
+        if kind == .package, case .object(let md5s)? = result.metadata["md5"] {
+            for (name, value) in md5s { if let text = value.stringValue { packagedMD5[name] = text } }
+        }
+    }
+
+    private func configurationContext(criteria: SelectionCriteria) -> PhaseConfiguration.Context {
+        PhaseConfiguration.Context(
+            job: job, criteria: criteria, settings: environment.settings, caBundlePath: artifacts["ca_cert"]?.path,
+            profiles: options.profiles, sourceDateEpoch: options.sourceDateEpoch, customizeScript: options.customizeScript,
+            publicKey: job.publicKeyID.flatMap { try? environment.catalog.publicKey($0).publicKey })
+    }
+}
