@@ -1,5 +1,6 @@
 import CIMSSystem
 import Foundation
+import Synchronization
 import IMSPluginHost
 import IMSProtocol
 
@@ -156,19 +157,10 @@ struct BenchError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-final class CountingObserver: PluginEventObserver, @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    var logs: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return count
-    }
+final class CountingObserver: PluginEventObserver {
+    private let count = Mutex(0)
+    var logs: Int { count.withLock { $0 } }
     func receive(_ event: TimedPluginEvent) {
-        if case .message(.log) = event.event {
-            lock.lock()
-            count += 1
-            lock.unlock()
-        }
+        if case .message(.log) = event.event { count.withLock { $0 += 1 } }
     }
 }

@@ -4,39 +4,43 @@ import IMSEngine
 import IMSPluginHost
 import IMSProtocol
 import IMSStore
+import Synchronization
 
 /// The engine's own time for a create job whose plugins finish at once: job wall time minus the time
 /// spent inside plugin processes (as the host measured each call).
 enum EngineBenchmark {
-    final class PluginTime: JobEventListener, @unchecked Sendable {
-        private let lock = NSLock()
-        private var seconds = 0.0
-        private var started: [String: ContinuousClock.Instant] = [:]
-        /// Wall time per step, in ms, as measured here (step_started to step_finished).
-        private(set) var stepMilliseconds: [String: Double] = [:]
-        private var pluginMilliseconds: [String: Double] = [:]
-        func jobEvent(_ event: JobStreamEvent) {
-            lock.lock()
-            defer { lock.unlock() }
-            if case .stepStarted? = event.engineEvent, let step = event.step { started[step] = .now }
-            if case .stepFinished? = event.engineEvent, let step = event.step, let begin = started[step] {
-                stepMilliseconds[step, default: 0] += Benchmarks.milliseconds(begin.duration(to: .now))
-            }
-            guard event.kind == "finished", let value = event.data["duration_seconds"]?.numberValue else { return }
-            seconds += value
-            if let step = event.step { pluginMilliseconds[step, default: 0] += value * 1000 }
+    final class PluginTime: JobEventListener {
+        private struct Totals {
+            var seconds = 0.0
+            var started: [String: ContinuousClock.Instant] = [:]
+            /// Wall time per step, in ms, as measured here (step_started to step_finished).
+            var stepMilliseconds: [String: Double] = [:]
+            var pluginMilliseconds: [String: Double] = [:]
         }
+
+        private let totals = Mutex(Totals())
+
+        func jobEvent(_ event: JobStreamEvent) {
+            totals.withLock { totals in
+                if case .stepStarted? = event.engineEvent, let step = event.step { totals.started[step] = .now }
+                if case .stepFinished? = event.engineEvent, let step = event.step, let begin = totals.started[step] {
+                    totals.stepMilliseconds[step, default: 0] += Benchmarks.milliseconds(begin.duration(to: .now))
+                }
+                guard case .finished(let outcome)? = event.pluginEvent else { return }
+                let seconds = outcome.duration / .seconds(1)
+                totals.seconds += seconds
+                if let step = event.step { totals.pluginMilliseconds[step, default: 0] += seconds * 1000 }
+            }
+        }
+
         /// Engine time per step: the step's wall time minus its plugin's.
         var engineMillisecondsByStep: [String: Double] {
-            lock.lock()
-            defer { lock.unlock() }
-            return stepMilliseconds.reduce(into: [:]) { $0[$1.key] = $1.value - (pluginMilliseconds[$1.key] ?? 0) }
+            totals.withLock { totals in
+                totals.stepMilliseconds.reduce(into: [:]) { $0[$1.key] = $1.value - (totals.pluginMilliseconds[$1.key] ?? 0) }
+            }
         }
-        var total: Double {
-            lock.lock()
-            defer { lock.unlock() }
-            return seconds
-        }
+
+        var total: Double { totals.withLock { $0.seconds } }
     }
 
     static func run(repositoryRoot: String, jobs: Int) async throws {
