@@ -17,16 +17,10 @@ public enum DetachedProcess {
     public static func start(
         _ executable: String, arguments: [String], environment: [String], workingDirectory: String, logPath: String?
     ) throws(HostCommand.LaunchError) -> pid_t {
-        var cArgs: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        var cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
-        defer {
-            cArgs.forEach { free($0) }
-            cEnv.forEach { free($0) }
+        switch Spawn.detached(executable, argv: [executable] + arguments, environment: environment, workingDirectory: workingDirectory, logPath: logPath) {
+        case .success(let pid): return pid
+        case .failure(let failure): throw HostCommand.LaunchError(executable: executable, errno: failure.errno)
         }
-        var pid: pid_t = 0
-        let rc = ims_spawn_detached(executable, &cArgs, &cEnv, workingDirectory, logPath, &pid)
-        guard rc == 0 else { throw HostCommand.LaunchError(executable: executable, errno: rc) }
-        return pid
     }
 
     /// Reaps `pid` if it has exited, without blocking; `nil` while it runs (or when it is not our child).

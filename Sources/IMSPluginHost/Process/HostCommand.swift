@@ -118,20 +118,14 @@ public enum HostCommand {
         func run(stop: StopSignal) -> Swift.Result<Result, LaunchError> {
             let clock = ContinuousClock()
             let started = clock.now
-            var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-            var cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
-            defer {
-                cArgs.forEach { free($0) }
-                cEnv.forEach { free($0) }
+            let child: Spawn.Piped
+            switch Spawn.piped(executable, argv: argv, environment: environment, workingDirectory: workingDirectory) {
+            case .success(let spawned): child = spawned
+            case .failure(let failure): return .failure(LaunchError(executable: executable, errno: failure.errno))
             }
-            var pid: pid_t = 0
-            var stdinFD: Int32 = -1
-            var stdoutFD: Int32 = -1
-            var stderrFD: Int32 = -1
-            let rc = ims_spawn(executable, &cArgs, &cEnv, workingDirectory, &pid, &stdinFD, &stdoutFD, &stderrFD)
-            guard rc == 0 else { return .failure(LaunchError(executable: executable, errno: rc)) }
-            close(stdinFD)  // the tool reads nothing: EOF at once
-            var outputFDs = [stdoutFD, stderrFD]
+            let pid = child.pid
+            close(child.stdin)  // the tool reads nothing: EOF at once
+            var outputFDs = [child.stdout, child.stderr]
             let pidFD = ims_pidfd_open(pid)
             var tail = OutputTail(limitBytes: HostCommand.tailBytes)
             var stopped = false
