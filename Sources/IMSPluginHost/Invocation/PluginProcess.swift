@@ -107,13 +107,33 @@ final class PluginProcessSupervisor {
     private var startedAt: ContinuousClock.Instant
     private var drainDeadline: ContinuousClock.Instant?
     private var stopReason: StopReason?
-    private var nextStopStep: ContinuousClock.Instant?
-    private var stopStage = 0
+    private var stopStage = StopStage.notStopping
     private var cancelLineSent = false
     private var workspaceRootResolved: String?
 
     private enum StopReason {
         case startTimeout, runTimeout, cancelled(String), violation
+    }
+
+    /// Where the stop sequence stands. Each waiting stage carries the instant its grace period ends,
+    /// when the host escalates to the next step: cancel message, then SIGTERM, then SIGKILL.
+    private enum StopStage {
+        /// No stop has begun.
+        case notStopping
+        /// The cancel message went out; SIGTERM follows when the cancel grace ends.
+        case cancelSent(graceEnds: ContinuousClock.Instant)
+        /// SIGTERM went out; SIGKILL follows when the kill grace ends.
+        case terminated(graceEnds: ContinuousClock.Instant)
+        /// SIGKILL went out; there is nothing left to escalate to.
+        case killed
+
+        /// When the next stop step is due, if one is.
+        var nextStepDue: ContinuousClock.Instant? {
+            switch self {
+            case .cancelSent(let graceEnds), .terminated(let graceEnds): graceEnds
+            case .notStopping, .killed: nil
+            }
+        }
     }
 
     init(spec: ProcessSpec, observer: any PluginEventObserver, cancellation: CancellationSignal) {
@@ -246,7 +266,7 @@ final class PluginProcessSupervisor {
         if hello == nil, terminal == nil, let start = spec.startTimeout {
             deadlines.append(startedAt.advanced(by: start))
         }
-        if let step = nextStopStep { deadlines.append(step) }
+        if let step = stopStage.nextStepDue { deadlines.append(step) }
         if let drain = drainDeadline { deadlines.append(drain) }
         if stopReason == nil, let cancelAfter = spec.cancelAfter { deadlines.append(startedAt.advanced(by: cancelAfter)) }
         if pidFD < 0, exitObserved == nil { deadlines.append(now.advanced(by: .milliseconds(50))) }
@@ -268,7 +288,7 @@ final class PluginProcessSupervisor {
             } else if now >= startedAt.advanced(by: spec.runTimeout) {
                 beginStop(.runTimeout, now: now)
             }
-        } else if let step = nextStopStep, now >= step {
+        } else if let step = stopStage.nextStepDue, now >= step {
             advanceStop(now: now)
         }
     }
@@ -285,34 +305,34 @@ final class PluginProcessSupervisor {
         case .cancelled(let text): description = text
         case .violation: description = "protocol violation"
         }
+        // A broken stream cannot carry a cancel message; go straight to SIGTERM.
         if case .violation = reason {
-            // A broken stream cannot carry a cancel message; go straight to SIGTERM.
-            stopStage = 1
-            signalGroup(SIGTERM, reason: description, step: "sigterm")
-            nextStopStep = now.advanced(by: spec.killGrace)
-            return
-        }
-        if sendCancelLine(reason: description) {
-            stopStage = 0
+            terminate(reason: description, now: now)
+        } else if sendCancelLine(reason: description) {
             emit(.stopping(reason: description, step: "cancel_message"))
-            nextStopStep = now.advanced(by: spec.cancelGrace)
+            stopStage = .cancelSent(graceEnds: now.advanced(by: spec.cancelGrace))
         } else {
-            stopStage = 1
-            signalGroup(SIGTERM, reason: description, step: "sigterm")
-            nextStopStep = now.advanced(by: spec.killGrace)
+            terminate(reason: description, now: now)
         }
     }
 
+    /// Takes the next stop step once the current grace period is over.
     private func advanceStop(now: ContinuousClock.Instant) {
-        if stopStage == 0 {
-            stopStage = 1
-            signalGroup(SIGTERM, reason: "cancel grace period over", step: "sigterm")
-            nextStopStep = now.advanced(by: spec.killGrace)
-        } else if stopStage == 1 {
-            stopStage = 2
+        switch stopStage {
+        case .cancelSent:
+            terminate(reason: "cancel grace period over", now: now)
+        case .terminated:
             signalGroup(SIGKILL, reason: "kill grace period over", step: "sigkill")
-            nextStopStep = nil
+            stopStage = .killed
+        case .notStopping, .killed:
+            break
         }
+    }
+
+    /// Sends SIGTERM to the process group; SIGKILL follows after the kill grace.
+    private func terminate(reason: String, now: ContinuousClock.Instant) {
+        signalGroup(SIGTERM, reason: reason, step: "sigterm")
+        stopStage = .terminated(graceEnds: now.advanced(by: spec.killGrace))
     }
 
     private func sendCancelLine(reason: String) -> Bool {
