@@ -33,6 +33,11 @@ struct ProcessSpec: Sendable {
     var maxLineBytes: Int = WireFormat.maxLineBytes
     var maxStderrLineBytes: Int = 64 * 1024
     var stderrTailBytes: Int = 16 * 1024
+
+    /// The details every error the host makes about this call carries.
+    var errorContext: HostErrorContext {
+        HostErrorContext(pluginID: pluginID, pluginVersion: pluginVersion, phase: phase, argv: argv)
+    }
 }
 
 /// Lets another thread ask a running supervisor to cancel.
@@ -111,10 +116,6 @@ final class PluginProcessSupervisor {
     private var cancelLineSent = false
     private var workspaceRootResolved: String?
 
-    private enum StopReason {
-        case startTimeout, runTimeout, cancelled(String), violation
-    }
-
     /// Where the stop sequence stands. Each waiting stage carries the instant its grace period ends,
     /// when the host escalates to the next step: cancel message, then SIGTERM, then SIGKILL.
     private enum StopStage {
@@ -159,7 +160,9 @@ final class PluginProcessSupervisor {
         loop()
         let exit = reap()
         closeAll()
-        return makeOutcome(exit: exit)
+        let verdict = OutcomeClassifier(spec).classify(.init(
+            stopReason: stopReason, exit: exit, terminal: terminal, violation: violation, stderrTail: tailText()))
+        return finish(status: verdict.status, exit: exit, hostMade: verdict.hostSynthesized)
     }
 
     // MARK: Spawning
@@ -178,10 +181,10 @@ final class PluginProcessSupervisor {
         let rc = ims_spawn(spec.executable, &cArgs, &cEnv, spec.workingDirectory, &childPID, &inFD, &outFD, &errFD)
         if rc != 0 {
             let reason = String(cString: strerror(rc))
-            return hostError(
+            return spec.errorContext.error(
                 HostErrorCode.execFailed, .environment,
                 "could not start plugin '\(spec.pluginID)': \(spec.executable): \(reason)",
-                extra: ["errno": .number(Double(rc))])
+                stderrTail: tailText(), extra: ["errno": .number(Double(rc))])
         }
         pid = childPID
         stdinFD = inFD
@@ -298,13 +301,7 @@ final class PluginProcessSupervisor {
     private func beginStop(_ reason: StopReason, now: ContinuousClock.Instant) {
         guard stopReason == nil, exitObserved == nil else { return }
         stopReason = reason
-        let description: String
-        switch reason {
-        case .startTimeout: description = "no hello within the start timeout"
-        case .runTimeout: description = "the deadline passed"
-        case .cancelled(let text): description = text
-        case .violation: description = "protocol violation"
-        }
+        let description = reason.explanation
         // A broken stream cannot carry a cancel message; go straight to SIGTERM.
         if case .violation = reason {
             terminate(reason: description, now: now)
@@ -591,14 +588,14 @@ final class PluginProcessSupervisor {
         guard let root = workspaceRootResolved else { return nil }
         let resolved = Self.realPath(artifact.path) ?? Self.lexicallyNormalized(artifact.path)
         if resolved == root || resolved.hasPrefix(root + "/") { return nil }
-        return hostError(
+        return spec.errorContext.error(
             HostErrorCode.artifactOutsideWorkspace, .protocol,
             "plugin '\(spec.pluginID)' named artifact '\(name)' at \(artifact.path), which is outside the job workspace \(root)",
-            extra: ["artifact": .string(name), "artifact_path": .string(artifact.path)])
+            stderrTail: tailText(), extra: ["artifact": .string(name), "artifact_path": .string(artifact.path)])
     }
 
     private func recordViolation(_ code: String, _ message: String, extra: [String: JSONValue] = [:]) {
-        recordViolationInfo(hostError(code, .protocol, message, extra: extra))
+        recordViolationInfo(spec.errorContext.error(code, .protocol, message, stderrTail: tailText(), extra: extra))
     }
 
     private func recordViolationInfo(_ info: ErrorInfo) {
@@ -644,97 +641,6 @@ final class PluginProcessSupervisor {
 
     // MARK: Outcome
 
-    private func makeOutcome(exit: ExitStatus?) -> InvocationOutcome {
-        let pluginError: ErrorInfo? = {
-            if case .error(let info) = terminal { return info }
-            return nil
-        }()
-        if let violation {
-            return finish(status: .failed(violation), exit: exit, hostMade: true)
-        }
-        if let reason = stopReason {
-            switch reason {
-            case .startTimeout:
-                return finish(
-                    status: .failed(hostError(
-                        HostErrorCode.startTimeout, .timeout,
-                        "plugin '\(spec.pluginID)' did not say hello within \(Self.seconds(spec.startTimeout ?? .zero)) s",
-                        exit: exit)), exit: exit, hostMade: true)
-            case .runTimeout:
-                return finish(
-                    status: .failed(hostError(
-                        HostErrorCode.timeout, .timeout,
-                        "plugin '\(spec.pluginID)' phase '\(spec.phase)' did not finish within \(Self.seconds(spec.runTimeout)) s",
-                        exit: exit, cause: pluginError)), exit: exit, hostMade: true)
-            case .cancelled(let why):
-                // The plugin finished its work before the cancel took effect: its result stands.
-                if case .result(let result)? = terminal, case .exited(0)? = exit {
-                    return finish(status: .succeeded(result), exit: exit, hostMade: false)
-                }
-                return finish(
-                    status: .failed(hostError(
-                        HostErrorCode.cancelled, .cancelled,
-                        "plugin '\(spec.pluginID)' phase '\(spec.phase)' was cancelled: \(why)",
-                        exit: exit, cause: pluginError)), exit: exit, hostMade: true)
-            case .violation:
-                break
-            }
-        }
-        guard let exit else {
-            return finish(
-                status: .failed(hostError(HostErrorCode.pluginCrashed, .internal, "plugin '\(spec.pluginID)' vanished", exit: nil)),
-                exit: nil, hostMade: true)
-        }
-        switch exit {
-        case .signaled(let signal):
-            return finish(
-                status: .failed(hostError(
-                    HostErrorCode.pluginCrashed, .internal,
-                    "plugin '\(spec.pluginID)' was killed by \(ExitStatus.signalName(signal))"
-                        + (terminal == nil ? " before sending a result" : ""),
-                    exit: exit, cause: pluginError)), exit: exit, hostMade: true)
-        case .exited(let code):
-            switch (code, terminal) {
-            case (PluginExitCode.usage, _):
-                return finish(
-                    status: .failed(hostError(
-                        HostErrorCode.pluginUsage, .internal,
-                        "plugin '\(spec.pluginID)' rejected its command line (exit code 2): \(stderrSummary())",
-                        exit: exit)), exit: exit, hostMade: true)
-            case (0, .result(let result)?):
-                return finish(status: .succeeded(result), exit: exit, hostMade: false)
-            case (0, .describe(let description)?):
-                return finish(status: .described(description), exit: exit, hostMade: false)
-            case (0, .error(let info)?):
-                return finish(
-                    status: .failed(hostError(
-                        HostErrorCode.exitCodeMismatch, .protocol,
-                        "plugin '\(spec.pluginID)' sent an error but exited with code 0",
-                        exit: exit, cause: info)), exit: exit, hostMade: true)
-            case (0, _):
-                return finish(
-                    status: .failed(hostError(
-                        HostErrorCode.noResult, .protocol,
-                        "plugin '\(spec.pluginID)' exited with code 0 without sending a \(spec.verb == .describe ? "describe message" : "result")",
-                        exit: exit)), exit: exit, hostMade: true)
-            case (_, .error(let info)?):
-                return finish(status: .failed(info), exit: exit, hostMade: false)
-            case (_, .result?), (_, .describe?):
-                return finish(
-                    status: .failed(hostError(
-                        HostErrorCode.exitCodeMismatch, .protocol,
-                        "plugin '\(spec.pluginID)' sent a result but exited with code \(code)",
-                        exit: exit)), exit: exit, hostMade: true)
-            default:
-                return finish(
-                    status: .failed(hostError(
-                        HostErrorCode.pluginCrashed, code == PluginExitCode.protocolError ? .protocol : .internal,
-                        "plugin '\(spec.pluginID)' exited with code \(code) without an error message: \(stderrSummary())",
-                        exit: exit)), exit: exit, hostMade: true)
-            }
-        }
-    }
-
     private func finish(status: InvocationOutcome.Status, exit: ExitStatus?, hostMade: Bool) -> InvocationOutcome {
         let outcome = InvocationOutcome(
             status: status, exitStatus: exit, hello: hello, hostSynthesized: hostMade,
@@ -748,38 +654,6 @@ final class PluginProcessSupervisor {
         let limit = spec.stderrTailBytes
         let bytes = stderrTail.count > limit ? Array(stderrTail.suffix(limit)) : stderrTail
         return String(decoding: bytes, as: UTF8.self)
-    }
-
-    private func stderrSummary() -> String {
-        let lastLine = tailText().split(separator: "\n").last.map(String.init) ?? ""
-        return lastLine.isEmpty ? "no stderr output" : String(lastLine.prefix(300))
-    }
-
-    private func hostError(
-        _ code: String, _ category: ErrorCategory, _ message: String, exit: ExitStatus? = nil,
-        cause: ErrorInfo? = nil, extra: [String: JSONValue] = [:]
-    ) -> ErrorInfo {
-        var details: [String: JSONValue] = [
-            "plugin_id": .string(spec.pluginID),
-            "plugin_version": .string(spec.pluginVersion),
-            "phase": .string(spec.phase),
-            "argv": .array(spec.argv.map { .string($0) }),
-        ]
-        if let exit {
-            switch exit {
-            case .exited(let code): details["exit_code"] = .number(Double(code))
-            case .signaled(let signal):
-                details["signal"] = .number(Double(signal))
-                details["signal_name"] = .string(ExitStatus.signalName(signal))
-            }
-        }
-        let tail = tailText()
-        if !tail.isEmpty { details["stderr_tail"] = .string(tail) }
-        for (key, value) in extra { details[key] = value }
-        let causes = cause.map { [ErrorCause(code: $0.code, message: $0.message, details: $0.details)] }
-        return ErrorInfo(
-            code: code, category: category, message: message, retryable: category.isRetryable,
-            details: .object(details), causes: causes)
     }
 
     // MARK: Helpers
@@ -821,11 +695,6 @@ final class PluginProcessSupervisor {
             }
         }
         return "/" + parts.joined(separator: "/")
-    }
-
-    static func seconds(_ duration: Duration) -> String {
-        let value = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        return value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
     }
 
     static func describeDecodingError(_ error: any Error) -> String {
