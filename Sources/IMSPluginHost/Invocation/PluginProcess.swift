@@ -101,11 +101,9 @@ final class PluginProcessSupervisor {
     private var stdinPending: [UInt8] = []
     private var stdinOffset = 0
 
-    private var hello: Hello?
-    private var terminal: PluginToHostMessage?
+    private var session: PluginSession
+    /// The session's first violation as reported: stamped with the stderr tail of the moment it happened.
     private var violation: ErrorInfo?
-    private var strayLines = 0
-    private var messageCount = 0
     private var stderrTail: [UInt8] = []
 
     private var exitObserved: ExitStatus?
@@ -114,7 +112,6 @@ final class PluginProcessSupervisor {
     private var stopReason: StopReason?
     private var stopStage = StopStage.notStopping
     private var cancelLineSent = false
-    private var workspaceRootResolved: String?
 
     /// Where the stop sequence stands. Each waiting stage carries the instant its grace period ends,
     /// when the host escalates to the next step: cancel message, then SIGTERM, then SIGKILL.
@@ -144,9 +141,10 @@ final class PluginProcessSupervisor {
         self.stdoutFramer = LineFramer(maxLineBytes: spec.maxLineBytes)
         self.stderrFramer = LineFramer(maxLineBytes: spec.maxStderrLineBytes)
         self.startedAt = ContinuousClock.now
-        if let root = spec.workspaceRoot {
-            workspaceRootResolved = Self.realPath(root) ?? root
-        }
+        self.session = PluginSession(terms: PluginSession.Terms(
+            pluginID: spec.pluginID, verb: spec.verb, negotiatedVersion: spec.negotiatedVersion, strict: spec.strict,
+            maxLineBytes: spec.maxLineBytes, workspaceRoot: spec.workspaceRoot.map { Self.realPath($0) ?? $0 },
+            resolvePath: { Self.realPath($0) ?? Self.lexicallyNormalized($0) }))
     }
 
     // MARK: Entry point
@@ -161,7 +159,7 @@ final class PluginProcessSupervisor {
         let exit = reap()
         closeAll()
         let verdict = OutcomeClassifier(spec).classify(.init(
-            stopReason: stopReason, exit: exit, terminal: terminal, violation: violation, stderrTail: tailText()))
+            stopReason: stopReason, exit: exit, terminal: session.terminal, violation: violation, stderrTail: tailText()))
         return finish(status: verdict.status, exit: exit, hostMade: verdict.hostSynthesized)
     }
 
@@ -266,7 +264,7 @@ final class PluginProcessSupervisor {
 
     private func pollTimeoutMilliseconds(now: ContinuousClock.Instant) -> Int32 {
         var deadlines: [ContinuousClock.Instant] = [startedAt.advanced(by: spec.runTimeout)]
-        if hello == nil, terminal == nil, let start = spec.startTimeout {
+        if session.hello == nil, session.terminal == nil, let start = spec.startTimeout {
             deadlines.append(startedAt.advanced(by: start))
         }
         if let step = stopStage.nextStepDue { deadlines.append(step) }
@@ -286,7 +284,7 @@ final class PluginProcessSupervisor {
         if stopReason == nil {
             if let cancelAfter = spec.cancelAfter, now >= startedAt.advanced(by: cancelAfter) {
                 beginStop(.cancelled("conformance check: cancel requested"), now: now)
-            } else if hello == nil, terminal == nil, let start = spec.startTimeout, now >= startedAt.advanced(by: start) {
+            } else if session.hello == nil, session.terminal == nil, let start = spec.startTimeout, now >= startedAt.advanced(by: start) {
                 beginStop(.startTimeout, now: now)
             } else if now >= startedAt.advanced(by: spec.runTimeout) {
                 beginStop(.runTimeout, now: now)
@@ -384,7 +382,7 @@ final class PluginProcessSupervisor {
                 stdoutFramer.feed(chunk) { event in
                     switch event {
                     case .line(let bytes): handleStdoutLine(bytes)
-                    case .overflow(let seen): handleOverflow(seen)
+                    case .overflow: react(to: session.observe(.overflow))
                     }
                 }
                 if count < size { return }
@@ -440,170 +438,20 @@ final class PluginProcessSupervisor {
 
     // MARK: Protocol lines
 
-    private func handleOverflow(_ seen: Int) {
-        recordViolation(
-            HostErrorCode.lineTooLong,
-            "plugin '\(spec.pluginID)' wrote a stdout line longer than the \(spec.maxLineBytes)-byte limit",
-            extra: ["limit_bytes": .number(Double(spec.maxLineBytes))])
-        // Stop reading: the plugin gets EPIPE/SIGPIPE and the flood ends here.
-        closeFD(&stdoutFD)
-    }
-
     private func handleStdoutLine(_ raw: [UInt8]) {
-        guard violation == nil else { return }
-        var bytes = raw[...]
-        if bytes.last == 0x0D { bytes = bytes.dropLast() }
-        if bytes.first == 0x1E { bytes = bytes.dropFirst() }
-        guard let firstNonSpace = bytes.firstIndex(where: { $0 != 0x20 && $0 != 0x09 }) else { return }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            recordViolation(HostErrorCode.invalidUTF8, "plugin '\(spec.pluginID)' wrote stdout that is not valid UTF-8")
-            closeFD(&stdoutFD)
-            return
-        }
-        if bytes[firstNonSpace] != UInt8(ascii: "{") {
-            handleStray(text)
-            return
-        }
-        let envelope: PluginEnvelope
-        do {
-            envelope = try parser.parse(bytes)
-        } catch {
-            let reason: String
-            switch error {
-            case .notJSON: reason = "not valid JSON"
-            case .invalidEnvelope(let why): reason = why
-            }
-            recordViolation(
-                HostErrorCode.malformedMessage,
-                "plugin '\(spec.pluginID)' wrote a malformed protocol message: \(reason)",
-                extra: ["line": .string(String(text.prefix(200)))])
-            return
-        }
-        // A plugin refusing a request before hello answers in its own major; accept that error.
-        let earlyRefusal = hello == nil && terminal == nil && envelope.message.type == "error"
-        if envelope.version != spec.negotiatedVersion && !earlyRefusal {
-            recordViolation(
-                HostErrorCode.malformedMessage,
-                "plugin '\(spec.pluginID)' sent a protocol \(envelope.version) message after protocol \(spec.negotiatedVersion) was negotiated")
-            return
-        }
-        messageCount += 1
-        handleMessage(envelope.message)
+        guard session.isListening, let observation = StdoutObservation(line: raw, parser: parser) else { return }
+        react(to: session.observe(observation))
     }
 
-    private func handleStray(_ text: String) {
-        strayLines += 1
-        let message = "plugin '\(spec.pluginID)' wrote a stray line to stdout (stdout is reserved for protocol messages)"
-        if spec.strict {
-            recordViolation(HostErrorCode.strayOutput, message, extra: ["line": .string(String(text.prefix(200)))])
-        } else {
-            emit(.warning(ErrorInfo(
-                code: HostErrorCode.strayOutput, category: .protocol, message: message,
-                details: ["line": .string(String(text.prefix(200)))])))
-        }
-    }
-
-    private func handleMessage(_ message: PluginToHostMessage) {
-        if terminal != nil {
-            recordViolation(
-                HostErrorCode.outputAfterTerminal,
-                "plugin '\(spec.pluginID)' wrote a '\(message.type)' message after its terminal '\(terminal?.type ?? "")' message")
-            return
-        }
-        switch spec.verb {
-        case .describe:
-            if case .describe = message {
-                terminal = message
-            } else if case .error = message {
-                terminal = message
-            } else if case .unknown = message {
-                return
-            } else if message.isTerminal || hello == nil {
-                recordViolation(
-                    HostErrorCode.malformedMessage,
-                    "plugin '\(spec.pluginID)' answered 'describe' with a '\(message.type)' message")
-            }
-            return
-        case .run, .cleanup:
-            break
-        }
-        if hello == nil {
-            switch message {
-            case .hello(let value):
-                guard value.plugin.id.lowercased() == spec.pluginID.lowercased() else {
-                    recordViolation(
-                        HostErrorCode.helloMismatch,
-                        "plugin '\(spec.pluginID)' introduced itself as '\(value.plugin.id)'")
-                    return
-                }
-                guard value.protocol.version == spec.negotiatedVersion else {
-                    recordViolation(
-                        HostErrorCode.helloMismatch,
-                        "plugin '\(spec.pluginID)' answered with protocol \(value.protocol.version); the host asked for \(spec.negotiatedVersion)")
-                    return
-                }
-                hello = value
-                emit(.message(message))
-                return
-            case .error:
-                // A plugin may refuse a request (bad request, unsupported version) before saying hello.
-                terminal = message
-                return
-            default:
-                recordViolation(
-                    HostErrorCode.missingHello,
-                    "plugin '\(spec.pluginID)' sent '\(message.type)' before 'hello'")
-                return
-            }
-        }
-        switch message {
-        case .hello:
-            recordViolation(HostErrorCode.malformedMessage, "plugin '\(spec.pluginID)' sent a second 'hello'")
-        case .artifact(let announcement):
-            if let problem = checkArtifact(announcement.artifact, name: announcement.name) {
-                recordViolationInfo(problem)
-            } else {
-                emit(.message(message))
-            }
-        case .result(let result):
-            for (name, artifact) in result.outputs.sorted(by: { $0.key < $1.key }) {
-                if let problem = checkArtifact(artifact, name: name) {
-                    recordViolationInfo(problem)
-                    return
-                }
-            }
-            terminal = message
-        case .error:
-            terminal = message
-        case .describe:
-            recordViolation(HostErrorCode.malformedMessage, "plugin '\(spec.pluginID)' sent 'describe' during '\(spec.verb.rawValue)'")
-        case .unknown:
-            return
-        case .log, .diagnostic, .progress, .heartbeat:
-            emit(.message(message))
-        }
-    }
-
-    private func checkArtifact(_ artifact: ArtifactRef, name: String) -> ErrorInfo? {
-        guard let root = workspaceRootResolved else { return nil }
-        let resolved = Self.realPath(artifact.path) ?? Self.lexicallyNormalized(artifact.path)
-        if resolved == root || resolved.hasPrefix(root + "/") { return nil }
-        return spec.errorContext.error(
-            HostErrorCode.artifactOutsideWorkspace, .protocol,
-            "plugin '\(spec.pluginID)' named artifact '\(name)' at \(artifact.path), which is outside the job workspace \(root)",
-            stderrTail: tailText(), extra: ["artifact": .string(name), "artifact_path": .string(artifact.path)])
-    }
-
-    private func recordViolation(_ code: String, _ message: String, extra: [String: JSONValue] = [:]) {
-        recordViolationInfo(spec.errorContext.error(code, .protocol, message, stderrTail: tailText(), extra: extra))
-    }
-
-    private func recordViolationInfo(_ info: ErrorInfo) {
-        guard violation == nil else { return }
-        violation = info
-        if exitObserved == nil {
+    /// Carries out what the session decided: pass an event on, report a violation and stop the plugin,
+    /// stop reading stdout.
+    private func react(to reaction: PluginSession.Reaction) {
+        if let event = reaction.event { emit(event) }
+        if let found = reaction.violation {
+            violation = spec.errorContext.error(found.code, .protocol, found.message, stderrTail: tailText(), extra: found.extra)
             beginStop(.violation, now: clock.now)
         }
+        if reaction.stopReadingStdout { closeFD(&stdoutFD) }
     }
 
     // MARK: Exit
@@ -643,8 +491,8 @@ final class PluginProcessSupervisor {
 
     private func finish(status: InvocationOutcome.Status, exit: ExitStatus?, hostMade: Bool) -> InvocationOutcome {
         let outcome = InvocationOutcome(
-            status: status, exitStatus: exit, hello: hello, hostSynthesized: hostMade,
-            stderrTail: tailText(), strayLines: strayLines, messageCount: messageCount,
+            status: status, exitStatus: exit, hello: session.hello, hostSynthesized: hostMade,
+            stderrTail: tailText(), strayLines: session.strayLines, messageCount: session.messageCount,
             duration: startedAt.duration(to: clock.now))
         emit(.finished(outcome))
         return outcome
@@ -695,23 +543,5 @@ final class PluginProcessSupervisor {
             }
         }
         return "/" + parts.joined(separator: "/")
-    }
-
-    static func describeDecodingError(_ error: any Error) -> String {
-        guard let decodingError = error as? DecodingError else { return "not valid JSON" }
-        switch decodingError {
-        case .dataCorrupted(let context):
-            return context.codingPath.isEmpty ? "not valid JSON" : "invalid value at \(path(context.codingPath))"
-        case .keyNotFound(let key, let context):
-            return "missing '\(key.stringValue)' at \(path(context.codingPath))"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context):
-            return "wrong type at \(path(context.codingPath))"
-        @unknown default:
-            return "not a valid message"
-        }
-    }
-
-    private static func path(_ keys: [any CodingKey]) -> String {
-        keys.isEmpty ? "top level" : keys.map(\.stringValue).joined(separator: ".")
     }
 }
