@@ -1,6 +1,7 @@
 import Foundation
 import IMSPluginHost
 import IMSProtocol
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -48,20 +49,15 @@ enum Fixtures {
     }
 }
 
-final class EventRecorder: PluginEventObserver, @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: [PluginEvent] = []
+final class EventRecorder: PluginEventObserver, Sendable {
+    private let stored = Mutex<[PluginEvent]>([])
 
     func receive(_ event: TimedPluginEvent) {
-        lock.lock()
-        stored.append(event.event)
-        lock.unlock()
+        stored.withLock { $0.append(event.event) }
     }
 
     var events: [PluginEvent] {
-        lock.lock()
-        defer { lock.unlock() }
-        return stored
+        stored.withLock { $0 }
     }
 
     var pid: Int32? {

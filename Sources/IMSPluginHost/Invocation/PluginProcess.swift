@@ -1,6 +1,7 @@
 import CIMSSystem
 import Foundation
 import IMSProtocol
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -41,11 +42,12 @@ struct ProcessSpec: Sendable {
 }
 
 /// Lets another thread ask a running supervisor to cancel.
-final class CancellationSignal: @unchecked Sendable {
+///
+/// Not an actor: the supervisor's poll loop reads the reason synchronously on its own thread.
+final class CancellationSignal: Sendable {
     private let readFD: Int32
     private let writeFD: Int32
-    private let lock = NSLock()
-    private var reasonStorage: String?
+    private let firstReason = Mutex<String?>(nil)
 
     init() {
         var fds: [Int32] = [-1, -1]
@@ -61,16 +63,15 @@ final class CancellationSignal: @unchecked Sendable {
 
     var pollFD: Int32 { readFD }
 
+    /// The reason given by the first `cancel(reason:)`.
     var reason: String? {
-        lock.lock()
-        defer { lock.unlock() }
-        return reasonStorage
+        firstReason.withLock { $0 }
     }
 
     func cancel(reason: String) {
-        lock.lock()
-        if reasonStorage == nil { reasonStorage = reason }
-        lock.unlock()
+        firstReason.withLock { stored in
+            if stored == nil { stored = reason }
+        }
         var byte: UInt8 = 1
         _ = write(writeFD, &byte, 1)
     }
