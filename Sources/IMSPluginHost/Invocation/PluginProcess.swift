@@ -263,14 +263,45 @@ final class PluginProcessSupervisor {
         }
     }
 
-    private func pollTimeoutMilliseconds(now: ContinuousClock.Instant) -> Int32 {
-        var deadlines: [ContinuousClock.Instant] = [startedAt.advanced(by: spec.runTimeout)]
-        if session.hello == nil, session.terminal == nil, let start = spec.startTimeout {
-            deadlines.append(startedAt.advanced(by: start))
+    /// What the loop does when a timer is due.
+    private enum TimerAction {
+        case beginStop(StopReason)
+        case advanceStop
+    }
+
+    /// The deadlines not yet acted on, in the order they win when several are due at once.
+    ///
+    /// Acting on a deadline changes the state it depends on (a stop begins, the stop advances, the
+    /// process exits), so a deadline that was acted on drops out and never counts again.
+    private func armedTimers() -> [(due: ContinuousClock.Instant, action: TimerAction)] {
+        guard exitObserved == nil else { return [] }
+        guard stopReason == nil else {
+            return stopStage.nextStepDue.map { [($0, .advanceStop)] } ?? []
         }
-        if let step = stopStage.nextStepDue { deadlines.append(step) }
+        var timers: [(due: ContinuousClock.Instant, action: TimerAction)] = []
+        if let cancelAfter = spec.cancelAfter {
+            timers.append((startedAt.advanced(by: cancelAfter), .beginStop(.cancelled("conformance check: cancel requested"))))
+        }
+        if session.hello == nil, session.terminal == nil, let start = spec.startTimeout {
+            timers.append((startedAt.advanced(by: start), .beginStop(.startTimeout)))
+        }
+        timers.append((startedAt.advanced(by: spec.runTimeout), .beginStop(.runTimeout)))
+        return timers
+    }
+
+    private func checkTimers(now: ContinuousClock.Instant) {
+        guard let due = armedTimers().first(where: { now >= $0.due }) else { return }
+        switch due.action {
+        case .beginStop(let reason): beginStop(reason, now: now)
+        case .advanceStop: advanceStop(now: now)
+        }
+    }
+
+    /// How long poll(2) may wait: until the next armed timer, the end of the post-exit drain, or the
+    /// next check for an exit when there is no pidfd; forever if none of them is pending.
+    private func pollTimeoutMilliseconds(now: ContinuousClock.Instant) -> Int32 {
+        var deadlines = armedTimers().map(\.due)
         if let drain = drainDeadline { deadlines.append(drain) }
-        if stopReason == nil, let cancelAfter = spec.cancelAfter { deadlines.append(startedAt.advanced(by: cancelAfter)) }
         if pidFD < 0, exitObserved == nil { deadlines.append(now.advanced(by: .milliseconds(50))) }
         guard let earliest = deadlines.min() else { return -1 }
         let remaining = now.duration(to: earliest)
@@ -278,21 +309,6 @@ final class PluginProcessSupervisor {
         let (seconds, attoseconds) = remaining.components
         let millis = seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1
         return Int32(clamping: millis)
-    }
-
-    private func checkTimers(now: ContinuousClock.Instant) {
-        guard exitObserved == nil else { return }
-        if stopReason == nil {
-            if let cancelAfter = spec.cancelAfter, now >= startedAt.advanced(by: cancelAfter) {
-                beginStop(.cancelled("conformance check: cancel requested"), now: now)
-            } else if session.hello == nil, session.terminal == nil, let start = spec.startTimeout, now >= startedAt.advanced(by: start) {
-                beginStop(.startTimeout, now: now)
-            } else if now >= startedAt.advanced(by: spec.runTimeout) {
-                beginStop(.runTimeout, now: now)
-            }
-        } else if let step = stopStage.nextStepDue, now >= step {
-            advanceStop(now: now)
-        }
     }
 
     // MARK: Stopping
