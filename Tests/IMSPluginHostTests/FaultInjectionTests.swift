@@ -77,6 +77,31 @@ struct FaultInjectionTests {
         #expect(Fixtures.groupIsGone(recorder.pid))
     }
 
+    @Test("stopping a plugin that ignores the cancel waits in poll(2) instead of spinning")
+    func stopWithoutSpinning() async throws {
+        let plugin = try Fixtures.plugin("hang-ignore-term")
+        let workspace = Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: workspace) }
+        let request = InvocationRequest(
+            phase: "test", workspaceRoot: workspace, timeouts: .init(runSeconds: 0.5, cancelGraceSeconds: 1, killGraceSeconds: 1))
+        let recorder = EventRecorder()
+        let meter = SupervisorCPUMeter()
+        let processCPUBefore = CPUTime.process()
+        let started = ContinuousClock.now
+        let outcome = try await PluginInvoker.invoke(plugin, request, observer: CompositeObserver([recorder, meter]))
+        let elapsed = started.duration(to: .now)
+        let processCPU = CPUTime.process() - processCPUBefore
+        #expect(outcome.error?.code == HostErrorCode.timeout)
+        #expect(recorder.stopSteps == ["cancel_message", "sigterm", "sigkill"])
+        #expect(elapsed >= .seconds(2), "the stop sequence should have waited out both grace periods")
+        // The supervising thread's own CPU time: the test process runs other suites in parallel.
+        let supervisorCPU = try #require(meter.supervisorCPU)
+        #expect(
+            supervisorCPU < .milliseconds(250),
+            "the supervisor used \(supervisorCPU) of CPU in \(elapsed) (the whole test process: \(processCPU))")
+        #expect(Fixtures.groupIsGone(recorder.pid))
+    }
+
     @Test("a plugin that honours cancel stops at the cancel message, before any signal")
     func honoursCancel() async throws {
         let (outcome, recorder) = try await Fixtures.run("honours-cancel", cancelAfter: .milliseconds(200))

@@ -1,6 +1,7 @@
 import Foundation
 import IMSPluginHost
 import IMSProtocol
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -48,20 +49,15 @@ enum Fixtures {
     }
 }
 
-final class EventRecorder: PluginEventObserver, @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: [PluginEvent] = []
+final class EventRecorder: PluginEventObserver, Sendable {
+    private let stored = Mutex<[PluginEvent]>([])
 
     func receive(_ event: TimedPluginEvent) {
-        lock.lock()
-        stored.append(event.event)
-        lock.unlock()
+        stored.withLock { $0.append(event.event) }
     }
 
     var events: [PluginEvent] {
-        lock.lock()
-        defer { lock.unlock() }
-        return stored
+        stored.withLock { $0 }
     }
 
     var pid: Int32? {
@@ -83,6 +79,42 @@ final class EventRecorder: PluginEventObserver, @unchecked Sendable {
 
     var messages: [PluginToHostMessage] {
         events.compactMap { if case .message(let message) = $0 { return message } else { return nil } }
+    }
+}
+
+/// CPU time as the kernel counts it.
+enum CPUTime {
+    /// The CPU time of the whole test process so far.
+    static func process() -> Duration { read(CLOCK_PROCESS_CPUTIME_ID) }
+
+    /// The CPU time of the calling thread so far.
+    static func thread() -> Duration { read(CLOCK_THREAD_CPUTIME_ID) }
+
+    private static func read(_ clock: clockid_t) -> Duration {
+        var time = timespec()
+        clock_gettime(clock, &time)
+        return .seconds(time.tv_sec) + .nanoseconds(time.tv_nsec)
+    }
+}
+
+/// Measures the CPU time the supervising thread spends between a call's `started` and `finished`
+/// events (observers are called on that thread).
+final class SupervisorCPUMeter: PluginEventObserver, Sendable {
+    private let readings = Mutex<[Duration]>([])
+
+    func receive(_ event: TimedPluginEvent) {
+        switch event.event {
+        case .started, .finished:
+            let now = CPUTime.thread()
+            readings.withLock { $0.append(now) }
+        default:
+            break
+        }
+    }
+
+    /// The CPU time from `started` to `finished`, once both were seen.
+    var supervisorCPU: Duration? {
+        readings.withLock { $0.count == 2 ? $0[1] - $0[0] : nil }
     }
 }
 

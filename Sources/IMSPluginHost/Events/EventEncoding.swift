@@ -1,5 +1,6 @@
 import Foundation
 import IMSProtocol
+import Synchronization
 
 /// The NDJSON shape of host events, for automation and job logs:
 /// `{"ts": ..., "plugin_id": ..., "phase": ..., "event": "<type>", "data": {...}}`.
@@ -107,25 +108,23 @@ public enum EventEncoding {
 }
 
 /// Writes every event as an NDJSON line to a file descriptor (stdout for `--json`, or a job log file).
-public final class NDJSONEventWriter: PluginEventObserver, @unchecked Sendable {
-    private let fileHandle: FileHandle
-    private let lock = NSLock()
-    private let encoder: JSONEncoder
+public final class NDJSONEventWriter: PluginEventObserver, Sendable {
+    /// The output and its encoder, locked for each line so that lines never interleave.
+    private let output: Mutex<(fileHandle: FileHandle, encoder: JSONEncoder)>
     private let minimumLogLevel: LogLevel
 
     public init(fileHandle: FileHandle, minimumLogLevel: LogLevel = .trace) {
-        self.fileHandle = fileHandle
         self.minimumLogLevel = minimumLogLevel
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        self.encoder = encoder
+        self.output = Mutex((fileHandle, encoder))
     }
 
     public func receive(_ event: TimedPluginEvent) {
         if case .message(.log(let record)) = event.event, record.level < minimumLogLevel { return }
-        lock.lock()
-        defer { lock.unlock() }
-        guard let data = EventEncoding.encode(event, encoder: encoder) else { return }
-        try? fileHandle.write(contentsOf: data)
+        output.withLock { output in
+            guard let data = EventEncoding.encode(event, encoder: output.encoder) else { return }
+            try? output.fileHandle.write(contentsOf: data)
+        }
     }
 }

@@ -46,7 +46,7 @@ final class MessageParser {
         do {
             return try decoder.decode(PluginEnvelope.self, from: Data(bytes))
         } catch {
-            throw .invalidEnvelope(PluginProcessSupervisor.describeDecodingError(error))
+            throw .invalidEnvelope(Self.describeDecodingError(error))
         }
     }
 
@@ -194,5 +194,24 @@ final class MessageParser {
         default:
             return nil
         }
+    }
+
+    /// Says, for a plugin author, what is wrong with a message the `Codable` path rejected.
+    static func describeDecodingError(_ error: any Error) -> String {
+        guard let decodingError = error as? DecodingError else { return "not valid JSON" }
+        switch decodingError {
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "not valid JSON" : "invalid value at \(path(context.codingPath))"
+        case .keyNotFound(let key, let context):
+            return "missing '\(key.stringValue)' at \(path(context.codingPath))"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            return "wrong type at \(path(context.codingPath))"
+        @unknown default:
+            return "not a valid message"
+        }
+    }
+
+    private static func path(_ keys: [any CodingKey]) -> String {
+        keys.isEmpty ? "top level" : keys.map(\.stringValue).joined(separator: ".")
     }
 }

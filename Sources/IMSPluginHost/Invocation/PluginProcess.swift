@@ -1,6 +1,7 @@
 import CIMSSystem
 import Foundation
 import IMSProtocol
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -33,14 +34,20 @@ struct ProcessSpec: Sendable {
     var maxLineBytes: Int = WireFormat.maxLineBytes
     var maxStderrLineBytes: Int = 64 * 1024
     var stderrTailBytes: Int = 16 * 1024
+
+    /// The details every error the host makes about this call carries.
+    var errorContext: HostErrorContext {
+        HostErrorContext(pluginID: pluginID, pluginVersion: pluginVersion, phase: phase, argv: argv)
+    }
 }
 
 /// Lets another thread ask a running supervisor to cancel.
-final class CancellationSignal: @unchecked Sendable {
+///
+/// Not an actor: the supervisor's poll loop reads the reason synchronously on its own thread.
+final class CancellationSignal: Sendable {
     private let readFD: Int32
     private let writeFD: Int32
-    private let lock = NSLock()
-    private var reasonStorage: String?
+    private let firstReason = Mutex<String?>(nil)
 
     init() {
         var fds: [Int32] = [-1, -1]
@@ -56,16 +63,15 @@ final class CancellationSignal: @unchecked Sendable {
 
     var pollFD: Int32 { readFD }
 
+    /// The reason given by the first `cancel(reason:)`.
     var reason: String? {
-        lock.lock()
-        defer { lock.unlock() }
-        return reasonStorage
+        firstReason.withLock { $0 }
     }
 
     func cancel(reason: String) {
-        lock.lock()
-        if reasonStorage == nil { reasonStorage = reason }
-        lock.unlock()
+        firstReason.withLock { stored in
+            if stored == nil { stored = reason }
+        }
         var byte: UInt8 = 1
         _ = write(writeFD, &byte, 1)
     }
@@ -96,24 +102,37 @@ final class PluginProcessSupervisor {
     private var stdinPending: [UInt8] = []
     private var stdinOffset = 0
 
-    private var hello: Hello?
-    private var terminal: PluginToHostMessage?
+    private var session: PluginSession
+    /// The session's first violation as reported: stamped with the stderr tail of the moment it happened.
     private var violation: ErrorInfo?
-    private var strayLines = 0
-    private var messageCount = 0
     private var stderrTail: [UInt8] = []
 
     private var exitObserved: ExitStatus?
     private var startedAt: ContinuousClock.Instant
     private var drainDeadline: ContinuousClock.Instant?
     private var stopReason: StopReason?
-    private var nextStopStep: ContinuousClock.Instant?
-    private var stopStage = 0
+    private var stopStage = StopStage.notStopping
     private var cancelLineSent = false
-    private var workspaceRootResolved: String?
 
-    private enum StopReason {
-        case startTimeout, runTimeout, cancelled(String), violation
+    /// Where the stop sequence stands. Each waiting stage carries the instant its grace period ends,
+    /// when the host escalates to the next step: cancel message, then SIGTERM, then SIGKILL.
+    private enum StopStage {
+        /// No stop has begun.
+        case notStopping
+        /// The cancel message went out; SIGTERM follows when the cancel grace ends.
+        case cancelSent(graceEnds: ContinuousClock.Instant)
+        /// SIGTERM went out; SIGKILL follows when the kill grace ends.
+        case terminated(graceEnds: ContinuousClock.Instant)
+        /// SIGKILL went out; there is nothing left to escalate to.
+        case killed
+
+        /// When the next stop step is due, if one is.
+        var nextStepDue: ContinuousClock.Instant? {
+            switch self {
+            case .cancelSent(let graceEnds), .terminated(let graceEnds): graceEnds
+            case .notStopping, .killed: nil
+            }
+        }
     }
 
     init(spec: ProcessSpec, observer: any PluginEventObserver, cancellation: CancellationSignal) {
@@ -123,9 +142,10 @@ final class PluginProcessSupervisor {
         self.stdoutFramer = LineFramer(maxLineBytes: spec.maxLineBytes)
         self.stderrFramer = LineFramer(maxLineBytes: spec.maxStderrLineBytes)
         self.startedAt = ContinuousClock.now
-        if let root = spec.workspaceRoot {
-            workspaceRootResolved = Self.realPath(root) ?? root
-        }
+        self.session = PluginSession(terms: PluginSession.Terms(
+            pluginID: spec.pluginID, verb: spec.verb, negotiatedVersion: spec.negotiatedVersion, strict: spec.strict,
+            maxLineBytes: spec.maxLineBytes, workspaceRoot: spec.workspaceRoot.map { Self.realPath($0) ?? $0 },
+            resolvePath: { Self.realPath($0) ?? Self.lexicallyNormalized($0) }))
     }
 
     // MARK: Entry point
@@ -139,7 +159,9 @@ final class PluginProcessSupervisor {
         loop()
         let exit = reap()
         closeAll()
-        return makeOutcome(exit: exit)
+        let verdict = OutcomeClassifier(spec).classify(.init(
+            stopReason: stopReason, exit: exit, terminal: session.terminal, violation: violation, stderrTail: tailText()))
+        return finish(status: verdict.status, exit: exit, hostMade: verdict.hostSynthesized)
     }
 
     // MARK: Spawning
@@ -158,10 +180,10 @@ final class PluginProcessSupervisor {
         let rc = ims_spawn(spec.executable, &cArgs, &cEnv, spec.workingDirectory, &childPID, &inFD, &outFD, &errFD)
         if rc != 0 {
             let reason = String(cString: strerror(rc))
-            return hostError(
+            return spec.errorContext.error(
                 HostErrorCode.execFailed, .environment,
                 "could not start plugin '\(spec.pluginID)': \(spec.executable): \(reason)",
-                extra: ["errno": .number(Double(rc))])
+                stderrTail: tailText(), extra: ["errno": .number(Double(rc))])
         }
         pid = childPID
         stdinFD = inFD
@@ -241,14 +263,45 @@ final class PluginProcessSupervisor {
         }
     }
 
-    private func pollTimeoutMilliseconds(now: ContinuousClock.Instant) -> Int32 {
-        var deadlines: [ContinuousClock.Instant] = [startedAt.advanced(by: spec.runTimeout)]
-        if hello == nil, terminal == nil, let start = spec.startTimeout {
-            deadlines.append(startedAt.advanced(by: start))
+    /// What the loop does when a timer is due.
+    private enum TimerAction {
+        case beginStop(StopReason)
+        case advanceStop
+    }
+
+    /// The deadlines not yet acted on, in the order they win when several are due at once.
+    ///
+    /// Acting on a deadline changes the state it depends on (a stop begins, the stop advances, the
+    /// process exits), so a deadline that was acted on drops out and never counts again.
+    private func armedTimers() -> [(due: ContinuousClock.Instant, action: TimerAction)] {
+        guard exitObserved == nil else { return [] }
+        guard stopReason == nil else {
+            return stopStage.nextStepDue.map { [($0, .advanceStop)] } ?? []
         }
-        if let step = nextStopStep { deadlines.append(step) }
+        var timers: [(due: ContinuousClock.Instant, action: TimerAction)] = []
+        if let cancelAfter = spec.cancelAfter {
+            timers.append((startedAt.advanced(by: cancelAfter), .beginStop(.cancelled("conformance check: cancel requested"))))
+        }
+        if session.hello == nil, session.terminal == nil, let start = spec.startTimeout {
+            timers.append((startedAt.advanced(by: start), .beginStop(.startTimeout)))
+        }
+        timers.append((startedAt.advanced(by: spec.runTimeout), .beginStop(.runTimeout)))
+        return timers
+    }
+
+    private func checkTimers(now: ContinuousClock.Instant) {
+        guard let due = armedTimers().first(where: { now >= $0.due }) else { return }
+        switch due.action {
+        case .beginStop(let reason): beginStop(reason, now: now)
+        case .advanceStop: advanceStop(now: now)
+        }
+    }
+
+    /// How long poll(2) may wait: until the next armed timer, the end of the post-exit drain, or the
+    /// next check for an exit when there is no pidfd; forever if none of them is pending.
+    private func pollTimeoutMilliseconds(now: ContinuousClock.Instant) -> Int32 {
+        var deadlines = armedTimers().map(\.due)
         if let drain = drainDeadline { deadlines.append(drain) }
-        if stopReason == nil, let cancelAfter = spec.cancelAfter { deadlines.append(startedAt.advanced(by: cancelAfter)) }
         if pidFD < 0, exitObserved == nil { deadlines.append(now.advanced(by: .milliseconds(50))) }
         guard let earliest = deadlines.min() else { return -1 }
         let remaining = now.duration(to: earliest)
@@ -258,61 +311,40 @@ final class PluginProcessSupervisor {
         return Int32(clamping: millis)
     }
 
-    private func checkTimers(now: ContinuousClock.Instant) {
-        guard exitObserved == nil else { return }
-        if stopReason == nil {
-            if let cancelAfter = spec.cancelAfter, now >= startedAt.advanced(by: cancelAfter) {
-                beginStop(.cancelled("conformance check: cancel requested"), now: now)
-            } else if hello == nil, terminal == nil, let start = spec.startTimeout, now >= startedAt.advanced(by: start) {
-                beginStop(.startTimeout, now: now)
-            } else if now >= startedAt.advanced(by: spec.runTimeout) {
-                beginStop(.runTimeout, now: now)
-            }
-        } else if let step = nextStopStep, now >= step {
-            advanceStop(now: now)
-        }
-    }
-
     // MARK: Stopping
 
     private func beginStop(_ reason: StopReason, now: ContinuousClock.Instant) {
         guard stopReason == nil, exitObserved == nil else { return }
         stopReason = reason
-        let description: String
-        switch reason {
-        case .startTimeout: description = "no hello within the start timeout"
-        case .runTimeout: description = "the deadline passed"
-        case .cancelled(let text): description = text
-        case .violation: description = "protocol violation"
-        }
+        let description = reason.explanation
+        // A broken stream cannot carry a cancel message; go straight to SIGTERM.
         if case .violation = reason {
-            // A broken stream cannot carry a cancel message; go straight to SIGTERM.
-            stopStage = 1
-            signalGroup(SIGTERM, reason: description, step: "sigterm")
-            nextStopStep = now.advanced(by: spec.killGrace)
-            return
-        }
-        if sendCancelLine(reason: description) {
-            stopStage = 0
+            terminate(reason: description, now: now)
+        } else if sendCancelLine(reason: description) {
             emit(.stopping(reason: description, step: "cancel_message"))
-            nextStopStep = now.advanced(by: spec.cancelGrace)
+            stopStage = .cancelSent(graceEnds: now.advanced(by: spec.cancelGrace))
         } else {
-            stopStage = 1
-            signalGroup(SIGTERM, reason: description, step: "sigterm")
-            nextStopStep = now.advanced(by: spec.killGrace)
+            terminate(reason: description, now: now)
         }
     }
 
+    /// Takes the next stop step once the current grace period is over.
     private func advanceStop(now: ContinuousClock.Instant) {
-        if stopStage == 0 {
-            stopStage = 1
-            signalGroup(SIGTERM, reason: "cancel grace period over", step: "sigterm")
-            nextStopStep = now.advanced(by: spec.killGrace)
-        } else if stopStage == 1 {
-            stopStage = 2
+        switch stopStage {
+        case .cancelSent:
+            terminate(reason: "cancel grace period over", now: now)
+        case .terminated:
             signalGroup(SIGKILL, reason: "kill grace period over", step: "sigkill")
-            nextStopStep = nil
+            stopStage = .killed
+        case .notStopping, .killed:
+            break
         }
+    }
+
+    /// Sends SIGTERM to the process group; SIGKILL follows after the kill grace.
+    private func terminate(reason: String, now: ContinuousClock.Instant) {
+        signalGroup(SIGTERM, reason: reason, step: "sigterm")
+        stopStage = .terminated(graceEnds: now.advanced(by: spec.killGrace))
     }
 
     private func sendCancelLine(reason: String) -> Bool {
@@ -367,7 +399,7 @@ final class PluginProcessSupervisor {
                 stdoutFramer.feed(chunk) { event in
                     switch event {
                     case .line(let bytes): handleStdoutLine(bytes)
-                    case .overflow(let seen): handleOverflow(seen)
+                    case .overflow: react(to: session.observe(.overflow))
                     }
                 }
                 if count < size { return }
@@ -423,170 +455,20 @@ final class PluginProcessSupervisor {
 
     // MARK: Protocol lines
 
-    private func handleOverflow(_ seen: Int) {
-        recordViolation(
-            HostErrorCode.lineTooLong,
-            "plugin '\(spec.pluginID)' wrote a stdout line longer than the \(spec.maxLineBytes)-byte limit",
-            extra: ["limit_bytes": .number(Double(spec.maxLineBytes))])
-        // Stop reading: the plugin gets EPIPE/SIGPIPE and the flood ends here.
-        closeFD(&stdoutFD)
-    }
-
     private func handleStdoutLine(_ raw: [UInt8]) {
-        guard violation == nil else { return }
-        var bytes = raw[...]
-        if bytes.last == 0x0D { bytes = bytes.dropLast() }
-        if bytes.first == 0x1E { bytes = bytes.dropFirst() }
-        guard let firstNonSpace = bytes.firstIndex(where: { $0 != 0x20 && $0 != 0x09 }) else { return }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            recordViolation(HostErrorCode.invalidUTF8, "plugin '\(spec.pluginID)' wrote stdout that is not valid UTF-8")
-            closeFD(&stdoutFD)
-            return
-        }
-        if bytes[firstNonSpace] != UInt8(ascii: "{") {
-            handleStray(text)
-            return
-        }
-        let envelope: PluginEnvelope
-        do {
-            envelope = try parser.parse(bytes)
-        } catch {
-            let reason: String
-            switch error {
-            case .notJSON: reason = "not valid JSON"
-            case .invalidEnvelope(let why): reason = why
-            }
-            recordViolation(
-                HostErrorCode.malformedMessage,
-                "plugin '\(spec.pluginID)' wrote a malformed protocol message: \(reason)",
-                extra: ["line": .string(String(text.prefix(200)))])
-            return
-        }
-        // A plugin refusing a request before hello answers in its own major; accept that error.
-        let earlyRefusal = hello == nil && terminal == nil && envelope.message.type == "error"
-        if envelope.version != spec.negotiatedVersion && !earlyRefusal {
-            recordViolation(
-                HostErrorCode.malformedMessage,
-                "plugin '\(spec.pluginID)' sent a protocol \(envelope.version) message after protocol \(spec.negotiatedVersion) was negotiated")
-            return
-        }
-        messageCount += 1
-        handleMessage(envelope.message)
+        guard session.isListening, let observation = StdoutObservation(line: raw, parser: parser) else { return }
+        react(to: session.observe(observation))
     }
 
-    private func handleStray(_ text: String) {
-        strayLines += 1
-        let message = "plugin '\(spec.pluginID)' wrote a stray line to stdout (stdout is reserved for protocol messages)"
-        if spec.strict {
-            recordViolation(HostErrorCode.strayOutput, message, extra: ["line": .string(String(text.prefix(200)))])
-        } else {
-            emit(.warning(ErrorInfo(
-                code: HostErrorCode.strayOutput, category: .protocol, message: message,
-                details: ["line": .string(String(text.prefix(200)))])))
-        }
-    }
-
-    private func handleMessage(_ message: PluginToHostMessage) {
-        if terminal != nil {
-            recordViolation(
-                HostErrorCode.outputAfterTerminal,
-                "plugin '\(spec.pluginID)' wrote a '\(message.type)' message after its terminal '\(terminal?.type ?? "")' message")
-            return
-        }
-        switch spec.verb {
-        case .describe:
-            if case .describe = message {
-                terminal = message
-            } else if case .error = message {
-                terminal = message
-            } else if case .unknown = message {
-                return
-            } else if message.isTerminal || hello == nil {
-                recordViolation(
-                    HostErrorCode.malformedMessage,
-                    "plugin '\(spec.pluginID)' answered 'describe' with a '\(message.type)' message")
-            }
-            return
-        case .run, .cleanup:
-            break
-        }
-        if hello == nil {
-            switch message {
-            case .hello(let value):
-                guard value.plugin.id.lowercased() == spec.pluginID.lowercased() else {
-                    recordViolation(
-                        HostErrorCode.helloMismatch,
-                        "plugin '\(spec.pluginID)' introduced itself as '\(value.plugin.id)'")
-                    return
-                }
-                guard value.protocol.version == spec.negotiatedVersion else {
-                    recordViolation(
-                        HostErrorCode.helloMismatch,
-                        "plugin '\(spec.pluginID)' answered with protocol \(value.protocol.version); the host asked for \(spec.negotiatedVersion)")
-                    return
-                }
-                hello = value
-                emit(.message(message))
-                return
-            case .error:
-                // A plugin may refuse a request (bad request, unsupported version) before saying hello.
-                terminal = message
-                return
-            default:
-                recordViolation(
-                    HostErrorCode.missingHello,
-                    "plugin '\(spec.pluginID)' sent '\(message.type)' before 'hello'")
-                return
-            }
-        }
-        switch message {
-        case .hello:
-            recordViolation(HostErrorCode.malformedMessage, "plugin '\(spec.pluginID)' sent a second 'hello'")
-        case .artifact(let announcement):
-            if let problem = checkArtifact(announcement.artifact, name: announcement.name) {
-                recordViolationInfo(problem)
-            } else {
-                emit(.message(message))
-            }
-        case .result(let result):
-            for (name, artifact) in result.outputs.sorted(by: { $0.key < $1.key }) {
-                if let problem = checkArtifact(artifact, name: name) {
-                    recordViolationInfo(problem)
-                    return
-                }
-            }
-            terminal = message
-        case .error:
-            terminal = message
-        case .describe:
-            recordViolation(HostErrorCode.malformedMessage, "plugin '\(spec.pluginID)' sent 'describe' during '\(spec.verb.rawValue)'")
-        case .unknown:
-            return
-        case .log, .diagnostic, .progress, .heartbeat:
-            emit(.message(message))
-        }
-    }
-
-    private func checkArtifact(_ artifact: ArtifactRef, name: String) -> ErrorInfo? {
-        guard let root = workspaceRootResolved else { return nil }
-        let resolved = Self.realPath(artifact.path) ?? Self.lexicallyNormalized(artifact.path)
-        if resolved == root || resolved.hasPrefix(root + "/") { return nil }
-        return hostError(
-            HostErrorCode.artifactOutsideWorkspace, .protocol,
-            "plugin '\(spec.pluginID)' named artifact '\(name)' at \(artifact.path), which is outside the job workspace \(root)",
-            extra: ["artifact": .string(name), "artifact_path": .string(artifact.path)])
-    }
-
-    private func recordViolation(_ code: String, _ message: String, extra: [String: JSONValue] = [:]) {
-        recordViolationInfo(hostError(code, .protocol, message, extra: extra))
-    }
-
-    private func recordViolationInfo(_ info: ErrorInfo) {
-        guard violation == nil else { return }
-        violation = info
-        if exitObserved == nil {
+    /// Carries out what the session decided: pass an event on, report a violation and stop the plugin,
+    /// stop reading stdout.
+    private func react(to reaction: PluginSession.Reaction) {
+        if let event = reaction.event { emit(event) }
+        if let found = reaction.violation {
+            violation = spec.errorContext.error(found.code, .protocol, found.message, stderrTail: tailText(), extra: found.extra)
             beginStop(.violation, now: clock.now)
         }
+        if reaction.stopReadingStdout { closeFD(&stdoutFD) }
     }
 
     // MARK: Exit
@@ -624,101 +506,10 @@ final class PluginProcessSupervisor {
 
     // MARK: Outcome
 
-    private func makeOutcome(exit: ExitStatus?) -> InvocationOutcome {
-        let pluginError: ErrorInfo? = {
-            if case .error(let info) = terminal { return info }
-            return nil
-        }()
-        if let violation {
-            return finish(status: .failed(violation), exit: exit, hostMade: true)
-        }
-        if let reason = stopReason {
-            switch reason {
-            case .startTimeout:
-                return finish(
-                    status: .failed(hostError(
-                        HostErrorCode.startTimeout, .timeout,
-                        "plugin '\(spec.pluginID)' did not say hello within \(Self.seconds(spec.startTimeout ?? .zero)) s",
-                        exit: exit)), exit: exit, hostMade: true)
-            case .runTimeout:
-                return finish(
-                    status: .failed(hostError(
-                        HostErrorCode.timeout, .timeout,
-                        "plugin '\(spec.pluginID)' phase '\(spec.phase)' did not finish within \(Self.seconds(spec.runTimeout)) s",
-                        exit: exit, cause: pluginError)), exit: exit, hostMade: true)
-            case .cancelled(let why):
-                // The plugin finished its work before the cancel took effect: its result stands.
-                if case .result(let result)? = terminal, case .exited(0)? = exit {
-                    return finish(status: .succeeded(result), exit: exit, hostMade: false)
-                }
-                return finish(
-                    status: .failed(hostError(
-                        HostErrorCode.cancelled, .cancelled,
-                        "plugin '\(spec.pluginID)' phase '\(spec.phase)' was cancelled: \(why)",
-                        exit: exit, cause: pluginError)), exit: exit, hostMade: true)
-            case .violation:
-                break
-            }
-        }
-        guard let exit else {
-            return finish(
-                status: .failed(hostError(HostErrorCode.pluginCrashed, .internal, "plugin '\(spec.pluginID)' vanished", exit: nil)),
-                exit: nil, hostMade: true)
-        }
-        switch exit {
-        case .signaled(let signal):
-            return finish(
-                status: .failed(hostError(
-                    HostErrorCode.pluginCrashed, .internal,
-                    "plugin '\(spec.pluginID)' was killed by \(ExitStatus.signalName(signal))"
-                        + (terminal == nil ? " before sending a result" : ""),
-                    exit: exit, cause: pluginError)), exit: exit, hostMade: true)
-        case .exited(let code):
-            switch (code, terminal) {
-            case (PluginExitCode.usage, _):
-                return finish(
-                    status: .failed(hostError(
-                        HostErrorCode.pluginUsage, .internal,
-                        "plugin '\(spec.pluginID)' rejected its command line (exit code 2): \(stderrSummary())",
-                        exit: exit)), exit: exit, hostMade: true)
-            case (0, .result(let result)?):
-                return finish(status: .succeeded(result), exit: exit, hostMade: false)
-            case (0, .describe(let description)?):
-                return finish(status: .described(description), exit: exit, hostMade: false)
-            case (0, .error(let info)?):
-                return finish(
-                    status: .failed(hostError(
-                        HostErrorCode.exitCodeMismatch, .protocol,
-                        "plugin '\(spec.pluginID)' sent an error but exited with code 0",
-                        exit: exit, cause: info)), exit: exit, hostMade: true)
-            case (0, _):
-                return finish(
-                    status: .failed(hostError(
-                        HostErrorCode.noResult, .protocol,
-                        "plugin '\(spec.pluginID)' exited with code 0 without sending a \(spec.verb == .describe ? "describe message" : "result")",
-                        exit: exit)), exit: exit, hostMade: true)
-            case (_, .error(let info)?):
-                return finish(status: .failed(info), exit: exit, hostMade: false)
-            case (_, .result?), (_, .describe?):
-                return finish(
-                    status: .failed(hostError(
-                        HostErrorCode.exitCodeMismatch, .protocol,
-                        "plugin '\(spec.pluginID)' sent a result but exited with code \(code)",
-                        exit: exit)), exit: exit, hostMade: true)
-            default:
-                return finish(
-                    status: .failed(hostError(
-                        HostErrorCode.pluginCrashed, code == PluginExitCode.protocolError ? .protocol : .internal,
-                        "plugin '\(spec.pluginID)' exited with code \(code) without an error message: \(stderrSummary())",
-                        exit: exit)), exit: exit, hostMade: true)
-            }
-        }
-    }
-
     private func finish(status: InvocationOutcome.Status, exit: ExitStatus?, hostMade: Bool) -> InvocationOutcome {
         let outcome = InvocationOutcome(
-            status: status, exitStatus: exit, hello: hello, hostSynthesized: hostMade,
-            stderrTail: tailText(), strayLines: strayLines, messageCount: messageCount,
+            status: status, exitStatus: exit, hello: session.hello, hostSynthesized: hostMade,
+            stderrTail: tailText(), strayLines: session.strayLines, messageCount: session.messageCount,
             duration: startedAt.duration(to: clock.now))
         emit(.finished(outcome))
         return outcome
@@ -728,38 +519,6 @@ final class PluginProcessSupervisor {
         let limit = spec.stderrTailBytes
         let bytes = stderrTail.count > limit ? Array(stderrTail.suffix(limit)) : stderrTail
         return String(decoding: bytes, as: UTF8.self)
-    }
-
-    private func stderrSummary() -> String {
-        let lastLine = tailText().split(separator: "\n").last.map(String.init) ?? ""
-        return lastLine.isEmpty ? "no stderr output" : String(lastLine.prefix(300))
-    }
-
-    private func hostError(
-        _ code: String, _ category: ErrorCategory, _ message: String, exit: ExitStatus? = nil,
-        cause: ErrorInfo? = nil, extra: [String: JSONValue] = [:]
-    ) -> ErrorInfo {
-        var details: [String: JSONValue] = [
-            "plugin_id": .string(spec.pluginID),
-            "plugin_version": .string(spec.pluginVersion),
-            "phase": .string(spec.phase),
-            "argv": .array(spec.argv.map { .string($0) }),
-        ]
-        if let exit {
-            switch exit {
-            case .exited(let code): details["exit_code"] = .number(Double(code))
-            case .signaled(let signal):
-                details["signal"] = .number(Double(signal))
-                details["signal_name"] = .string(ExitStatus.signalName(signal))
-            }
-        }
-        let tail = tailText()
-        if !tail.isEmpty { details["stderr_tail"] = .string(tail) }
-        for (key, value) in extra { details[key] = value }
-        let causes = cause.map { [ErrorCause(code: $0.code, message: $0.message, details: $0.details)] }
-        return ErrorInfo(
-            code: code, category: category, message: message, retryable: category.isRetryable,
-            details: .object(details), causes: causes)
     }
 
     // MARK: Helpers
@@ -801,28 +560,5 @@ final class PluginProcessSupervisor {
             }
         }
         return "/" + parts.joined(separator: "/")
-    }
-
-    static func seconds(_ duration: Duration) -> String {
-        let value = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        return value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
-    }
-
-    static func describeDecodingError(_ error: any Error) -> String {
-        guard let decodingError = error as? DecodingError else { return "not valid JSON" }
-        switch decodingError {
-        case .dataCorrupted(let context):
-            return context.codingPath.isEmpty ? "not valid JSON" : "invalid value at \(path(context.codingPath))"
-        case .keyNotFound(let key, let context):
-            return "missing '\(key.stringValue)' at \(path(context.codingPath))"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context):
-            return "wrong type at \(path(context.codingPath))"
-        @unknown default:
-            return "not a valid message"
-        }
-    }
-
-    private static func path(_ keys: [any CodingKey]) -> String {
-        keys.isEmpty ? "top level" : keys.map(\.stringValue).joined(separator: ".")
     }
 }
