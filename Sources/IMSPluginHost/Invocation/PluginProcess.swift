@@ -167,29 +167,20 @@ final class PluginProcessSupervisor {
     // MARK: Spawning
 
     private func spawn() -> ErrorInfo? {
-        var cArgs: [UnsafeMutablePointer<CChar>?] = spec.argv.map { strdup($0) } + [nil]
-        var cEnv: [UnsafeMutablePointer<CChar>?] = spec.environment.map { strdup($0) } + [nil]
-        defer {
-            cArgs.forEach { free($0) }
-            cEnv.forEach { free($0) }
-        }
-        var childPID: pid_t = 0
-        var inFD: Int32 = -1
-        var outFD: Int32 = -1
-        var errFD: Int32 = -1
-        let rc = ims_spawn(spec.executable, &cArgs, &cEnv, spec.workingDirectory, &childPID, &inFD, &outFD, &errFD)
-        if rc != 0 {
-            let reason = String(cString: strerror(rc))
+        let child: Spawn.Piped
+        switch Spawn.piped(spec.executable, argv: spec.argv, environment: spec.environment, workingDirectory: spec.workingDirectory) {
+        case .success(let spawned): child = spawned
+        case .failure(let failure):
             return spec.errorContext.error(
                 HostErrorCode.execFailed, .environment,
-                "could not start plugin '\(spec.pluginID)': \(spec.executable): \(reason)",
-                stderrTail: tailText(), extra: ["errno": .number(Double(rc))])
+                "could not start plugin '\(spec.pluginID)': \(spec.executable): \(failure.reason)",
+                stderrTail: tailText(), extra: ["errno": .number(Double(failure.errno))])
         }
-        pid = childPID
-        stdinFD = inFD
-        stdoutFD = outFD
-        stderrFD = errFD
-        pidFD = ims_pidfd_open(childPID)
+        pid = child.pid
+        stdinFD = child.stdin
+        stdoutFD = child.stdout
+        stderrFD = child.stderr
+        pidFD = ims_pidfd_open(child.pid)
         if let line = spec.requestLine {
             stdinPending = line
         } else {
