@@ -13,12 +13,14 @@ struct ExamplePluginTests {
         try PluginCatalog.resolve(PluginCatalog.inspect(directory: Fixtures.examplesDirectory + "/" + name, origin: .explicit))
     }
 
-    @Test("passes every conformance case (examples and every other bundled plugin)", arguments: examples + bundled)
+    /// One plugin at a time: the kit makes some 16 calls per plugin, and thirteen kits at once starve the
+    /// CPU-bound ones (bash + jq) of a 2-core machine past their time limits.
+    @Test("fails no conformance case (examples and every other bundled plugin)", .serialized, arguments: examples + bundled)
     func conformance(_ name: String) async throws {
         let results = await ConformanceChecker().check(directory: Fixtures.examplesDirectory + "/" + name)
-        #expect(results.count == 8)
+        #expect(results.map(\.name) == ConformanceChecker.caseNames)
         for result in results {
-            #expect(result.passed, "\(name) \(result.name): \(result.detail)")
+            #expect(result.verdict != .failed, "\(name) \(result.name): \(result.detail)")
         }
     }
 

@@ -28,6 +28,8 @@ public struct InvocationRequest: Sendable {
     public var rawRequestLine: [UInt8]?
     /// For conformance tests: start the cancel sequence this long after the start.
     public var cancelAfter: Duration?
+    /// For the conformance kit: reshapes the process (argv, environment, stdin) just before it is spawned.
+    var adjustSpawn: (@Sendable (inout ProcessSpec) throws(PluginHostError) -> Void)?
 
     public init(
         verb: PluginVerb = .run, phase: String, payload: String? = nil, config: JSONValue = .object([:]),
@@ -134,13 +136,14 @@ public enum PluginInvoker {
             }
         }
 
-        let spec = ProcessSpec(
+        var spec = ProcessSpec(
             executable: plugin.entrypointPath, argv: [plugin.entrypointPath, request.verb.rawValue],
             environment: environment, workingDirectory: workspace.tmp, verb: request.verb, requestLine: requestLine,
             pluginID: plugin.id, pluginVersion: plugin.manifest.version, phase: request.phase, negotiatedVersion: plugin.protocolVersion, workspaceRoot: workspace.root,
             startTimeout: .seconds(timeouts.start), runTimeout: .seconds(timeouts.run),
             cancelGrace: .seconds(timeouts.cancelGrace), killGrace: .seconds(timeouts.killGrace), strict: request.strict,
             cancelAfter: request.cancelAfter)
+        try request.adjustSpawn?(&spec)
         return await supervise(spec, observer: observer)
     }
 
