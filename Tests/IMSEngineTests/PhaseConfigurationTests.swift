@@ -95,4 +95,16 @@ struct PhaseConfigurationTests {
         settings.dns = DNSSettings(nameservers: ["1.1.1.1"])
         #expect(PhaseConfiguration.skipReason(step, settings: settings) == nil)
     }
+
+    @Test("a phase's run limit is the step's, else the manifest's, else the host's, capped by the job, and says which", arguments: [
+        (step: 42.0 as Double?, manifest: 600.0 as Double?, left: 1000.0, seconds: 42.0, source: "the pipeline step's timeout_seconds (42 s)"),
+        (step: nil, manifest: 600, left: 1000, seconds: 600, source: "org.p's manifest timeouts.run_seconds (600 s)"),
+        (step: nil, manifest: nil, left: 5000, seconds: 3600, source: "the host's default run limit (3600 s)"),
+        (step: 900, manifest: nil, left: 120, seconds: 120, source: "the job's timeout (--timeout or job_timeout_seconds; 120 s were left)"),
+    ])
+    func runLimit(_ rule: (step: Double?, manifest: Double?, left: Double, seconds: Double, source: String)) {
+        let limit = PhaseConfiguration.runLimit(step: rule.step, manifest: rule.manifest, jobRemaining: rule.left, pluginID: "org.p")
+        #expect(limit.seconds == rule.seconds)
+        #expect(limit.source == rule.source)
+    }
 }

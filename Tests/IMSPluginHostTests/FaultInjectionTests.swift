@@ -71,6 +71,8 @@ struct FaultInjectionTests {
         let elapsed = started.duration(to: .now)
         #expect(outcome.error?.code == HostErrorCode.timeout)
         #expect(outcome.error?.category == .timeout)
+        #expect(outcome.error?.message.hasSuffix("did not finish within 1 s, the limit set by the request's timeouts.run_seconds") == true, "\(outcome.error?.message ?? "")")
+        #expect(outcome.error?.details?["limit_source"] == "the request's timeouts.run_seconds")
         #expect(recorder.stopSteps == ["cancel_message", "sigterm", "sigkill"])
         #expect(outcome.exitStatus == .signaled(9))
         #expect(elapsed < .seconds(60))

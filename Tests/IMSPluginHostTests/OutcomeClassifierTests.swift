@@ -8,7 +8,7 @@ struct OutcomeClassifierTests {
     static let classifier = OutcomeClassifier(
         context: HostErrorContext(
             pluginID: "org.ims.test.outcome", pluginVersion: "1.2.3", phase: "build", argv: ["/plugins/outcome/bin/plugin", "run"]),
-        verb: .run, startTimeout: .seconds(30), runTimeout: .milliseconds(1500))
+        verb: .run, startTimeout: .seconds(30), runTimeout: .milliseconds(1500), runLimitSource: PluginInvoker.hostDefaultSource)
 
     static let result = PluginToHostMessage.result(PhaseResult(facts: ["answer": 42]))
     static let describe = PluginToHostMessage.describe(PluginDescription(
@@ -104,11 +104,11 @@ struct OutcomeClassifierTests {
         Case(
             spec: "the run timeout names the phase and states fractional seconds", stop: .runTimeout, exit: .signaled(9),
             expected: .hostError(
-                HostErrorCode.timeout, .timeout, "plugin 'org.ims.test.outcome' phase 'build' did not finish within 1.5 s")),
+                HostErrorCode.timeout, .timeout, "plugin 'org.ims.test.outcome' phase 'build' did not finish within 1.5 s, the limit set by the host's default run limit")),
         Case(
             spec: "the run timeout wins over a result", stop: .runTimeout, exit: .exited(0), terminal: result,
             expected: .hostError(
-                HostErrorCode.timeout, .timeout, "plugin 'org.ims.test.outcome' phase 'build' did not finish within 1.5 s")),
+                HostErrorCode.timeout, .timeout, "plugin 'org.ims.test.outcome' phase 'build' did not finish within 1.5 s, the limit set by the host's default run limit")),
         Case(
             spec: "a cancel is a cancelled failure giving the reason", stop: .cancelled("the job was cancelled"), exit: .exited(1),
             terminal: .error(pluginError),

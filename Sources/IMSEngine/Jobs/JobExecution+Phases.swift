@@ -29,10 +29,13 @@ extension JobExecution {
         let remaining = ContinuousClock.now.duration(to: deadline)
         let remainingSeconds = max(1, Double(remaining.components.seconds))
         let manifestTimeout = plugin.manifest.phase(named: phase)?.timeouts?.runSeconds
-        let runSeconds = min(step.timeoutSeconds ?? manifestTimeout ?? PluginInvoker.defaultRunSeconds, remainingSeconds)
+        let limit = PhaseConfiguration.runLimit(
+            step: step.timeoutSeconds, manifest: manifestTimeout, jobRemaining: remainingSeconds, pluginID: plugin.id)
+        let runSeconds = limit.seconds
         var request = InvocationRequest(
             phase: phase, config: .object(config), inputs: inputs, jobID: job.id.uuidString.lowercased(), workspaceRoot: workspace,
             step: step.name, timeouts: PluginManifest.Timeouts(runSeconds: runSeconds), sourceDateEpoch: options.sourceDateEpoch)
+        request.runLimitSource = limit.source
         request.logLevel = .debug
         sink.record(.log("info", "running \(plugin.id) \(plugin.manifest.version) for phase \(phase) (\(stepCriteria))"), step: step.name, pluginID: plugin.id)
         let outcome: InvocationOutcome

@@ -1,3 +1,4 @@
+import Foundation
 import IMSCatalog
 import IMSPluginHost
 import IMSProtocol
@@ -73,6 +74,21 @@ enum PhaseConfiguration {
             return [:]
         }
     }
+
+    /// A phase's run limit and the setting it came from: the step's `timeout_seconds`, else the plugin manifest's
+    /// `timeouts.run_seconds`, else the host's default; never more than the job has left.
+    static func runLimit(step: Double?, manifest: Double?, jobRemaining: Double, pluginID: String) -> (seconds: Double, source: String) {
+        let (wanted, source): (Double, String) =
+            if let step { (step, "the pipeline step's timeout_seconds (\(format(step)) s)") }
+            else if let manifest { (manifest, "\(pluginID)'s manifest timeouts.run_seconds (\(format(manifest)) s)") }
+            else { (PluginInvoker.defaultRunSeconds, "the host's default run limit (\(format(PluginInvoker.defaultRunSeconds)) s)") }
+        if jobRemaining < wanted {
+            return (jobRemaining, "the job's timeout (--timeout or job_timeout_seconds; \(format(jobRemaining)) s were left)")
+        }
+        return (wanted, source)
+    }
+
+    private static func format(_ seconds: Double) -> String { String(format: "%g", seconds) }
 
     /// The defaults with the step's own `config` object laid over them, key by key.
     static func merged(_ defaults: [String: JSONValue], step: JSONValue?) -> [String: JSONValue] {

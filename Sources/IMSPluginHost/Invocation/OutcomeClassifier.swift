@@ -62,6 +62,8 @@ struct OutcomeClassifier: Sendable {
     var verb: PluginVerb
     var startTimeout: Duration?
     var runTimeout: Duration
+    /// Which setting gave the run limit, named in the timeout error (`the manifest's timeouts.run_seconds`, …).
+    var runLimitSource: String
 
     /// What the supervisor saw of one call.
     struct Observations: Sendable {
@@ -80,24 +82,29 @@ struct OutcomeClassifier: Sendable {
         var hostSynthesized: Bool
     }
 
-    init(context: HostErrorContext, verb: PluginVerb, startTimeout: Duration?, runTimeout: Duration) {
+    init(context: HostErrorContext, verb: PluginVerb, startTimeout: Duration?, runTimeout: Duration, runLimitSource: String = PluginInvoker.hostDefaultSource) {
         self.context = context
         self.verb = verb
         self.startTimeout = startTimeout
         self.runTimeout = runTimeout
+        self.runLimitSource = runLimitSource
     }
 
     init(_ spec: ProcessSpec) {
-        self.init(context: spec.errorContext, verb: spec.verb, startTimeout: spec.startTimeout, runTimeout: spec.runTimeout)
+        self.init(
+            context: spec.errorContext, verb: spec.verb, startTimeout: spec.startTimeout, runTimeout: spec.runTimeout,
+            runLimitSource: spec.runLimitSource)
     }
 
     func classify(_ seen: Observations) -> Verdict {
         let exit = seen.exit
         let pluginID = context.pluginID
         let phase = context.phase
-        func hostFailure(_ code: String, _ category: ErrorCategory, _ message: String, cause: ErrorInfo? = nil) -> Verdict {
+        func hostFailure(
+            _ code: String, _ category: ErrorCategory, _ message: String, cause: ErrorInfo? = nil, extra: [String: JSONValue] = [:]
+        ) -> Verdict {
             Verdict(
-                status: .failed(context.error(code, category, message, exit: exit, stderrTail: seen.stderrTail, cause: cause)),
+                status: .failed(context.error(code, category, message, exit: exit, stderrTail: seen.stderrTail, cause: cause, extra: extra)),
                 hostSynthesized: true)
         }
         let pluginError: ErrorInfo? = {
@@ -116,8 +123,8 @@ struct OutcomeClassifier: Sendable {
         case .runTimeout?:
             return hostFailure(
                 HostErrorCode.timeout, .timeout,
-                "plugin '\(pluginID)' phase '\(phase)' did not finish within \(Self.seconds(runTimeout)) s",
-                cause: pluginError)
+                "plugin '\(pluginID)' phase '\(phase)' did not finish within \(Self.seconds(runTimeout)) s, the limit set by \(runLimitSource)",
+                cause: pluginError, extra: ["limit_seconds": .number(runTimeout / .seconds(1)), "limit_source": .string(runLimitSource)])
         case .cancelled(let why)?:
             // The plugin finished its work before the cancel took effect: its result stands.
             if case .result(let result)? = seen.terminal, case .exited(0)? = exit {

@@ -18,6 +18,9 @@ public struct InvocationRequest: Sendable {
     /// Secrets the host holds, by name. Only those the manifest declares for the phase are delivered.
     public var secrets: [String: Data]
     public var timeouts: PluginManifest.Timeouts
+    /// Which setting gave `timeouts.runSeconds` (e.g. "the step's timeout_seconds"), named in the timeout error;
+    /// by default "the request's timeouts.run_seconds".
+    public var runLimitSource: String?
     /// Conformance mode: stray stdout is fatal.
     public var strict: Bool
     public var logLevel: LogLevel
@@ -62,6 +65,8 @@ public enum PluginInvoker {
     public static let defaultCancelGraceSeconds: Double = 30
     public static let defaultKillGraceSeconds: Double = 10
     public static let systemPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    /// How a timeout error names the host's own default run limit.
+    static let hostDefaultSource = "the host's default run limit"
 
     /// The workspace directories the phase `step` of a job gets.
     public static func workspace(root: String, step: String) -> Workspace {
@@ -141,6 +146,7 @@ public enum PluginInvoker {
             environment: environment, workingDirectory: workspace.tmp, verb: request.verb, requestLine: requestLine,
             pluginID: plugin.id, pluginVersion: plugin.manifest.version, phase: request.phase, negotiatedVersion: plugin.protocolVersion, workspaceRoot: workspace.root,
             startTimeout: .seconds(timeouts.start), runTimeout: .seconds(timeouts.run),
+            runLimitSource: runLimitSource(request: request, manifest: phaseEntry.timeouts),
             cancelGrace: .seconds(timeouts.cancelGrace), killGrace: .seconds(timeouts.killGrace), strict: request.strict,
             cancelAfter: request.cancelAfter)
         try request.adjustSpawn?(&spec)
@@ -201,6 +207,14 @@ public enum PluginInvoker {
             start: override.startSeconds ?? manifest?.startSeconds ?? defaultStartSeconds,
             cancelGrace: override.cancelGraceSeconds ?? manifest?.cancelGraceSeconds ?? defaultCancelGraceSeconds,
             killGrace: override.killGraceSeconds ?? manifest?.killGraceSeconds ?? defaultKillGraceSeconds)
+    }
+
+    /// Which setting gave the run limit: the request's (the engine names its own source), the manifest's, or the
+    /// host's default.
+    static func runLimitSource(request: InvocationRequest, manifest: PluginManifest.Timeouts?) -> String {
+        if request.timeouts.runSeconds != nil { return request.runLimitSource ?? "the request's timeouts.run_seconds" }
+        if manifest?.runSeconds != nil { return "the plugin manifest's timeouts.run_seconds" }
+        return hostDefaultSource
     }
 
     static func choosePayload(plugin: ResolvedPlugin, phase: PluginManifest.Phase, requested: String?) throws(PluginHostError) -> String {

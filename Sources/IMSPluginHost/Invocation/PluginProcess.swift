@@ -24,6 +24,8 @@ struct ProcessSpec: Sendable {
     var workspaceRoot: String?
     var startTimeout: Duration?
     var runTimeout: Duration
+    /// Which setting gave `runTimeout`, for the timeout error.
+    var runLimitSource: String = PluginInvoker.hostDefaultSource
     var cancelGrace: Duration
     var killGrace: Duration
     /// How long to keep reading stdout after the process exits (for output a grandchild still holds).
