@@ -6,7 +6,7 @@ import IMSProtocol
 import IMSStore
 
 /// `ims build`: register a recipe (when given a path) and run a create job in the foreground.
-struct BuildCommand: AsyncParsableCommand {
+struct BuildCommand: IMSCommand {
     static let configuration = CommandConfiguration(
         commandName: "build",
         abstract: "Build an image from a recipe in one step.",
@@ -24,6 +24,7 @@ struct BuildCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var engine: EngineOptions
+    var json: Bool { engine.json }
     @Argument(help: ArgumentHelp("A recipe path or a registered recipe id.", valueName: "recipe")) var recipe: String
     @Option(help: "The image name (IMS's image_root_archive_name; default: the recipe name).") var name: String?
     @Option(help: "x86_64 or aarch64 (default: the recipe's).") var arch: String?
@@ -47,24 +48,24 @@ struct BuildCommand: AsyncParsableCommand {
         guard ["error", "render-empty"].contains(undefined) else { throw ValidationError("'--undefined' must be 'error' or 'render-empty'") }
     }
 
-    func run() async throws {
+    func run(_ context: CommandContext) async throws {
         var overrides = SiteSettings()
-        if let caCert { overrides.caCert = (caCert as NSString).standardizingPath.hasPrefix("/") ? caCert : FileManager.default.currentDirectoryPath + "/" + caCert }
+        if let caCert { overrides.caCert = (caCert as NSString).standardizingPath.hasPrefix("/") ? caCert : context.currentDirectory + "/" + caCert }
         if !nameservers.isEmpty { overrides.dns = DNSSettings(nameservers: nameservers, search: searchDomains.isEmpty ? nil : searchDomains) }
         if !rewrites.isEmpty { overrides.repoRewrites = rewrites }
         if !signingKeys.isEmpty { overrides.signingKeys = signingKeys }
         do { try overrides.check(source: "command line") } catch {
-            Output.error(error.description)
+            context.error(error.description)
             throw CLIExitCode.dataError
         }
-        let environment = try engine.environment(overrides: overrides)
+        let environment = try engine.environment(context, overrides: overrides)
         let catalog = environment.catalog
         let json = engine.json
 
         let recipeRecord: RecipeRecord
         if let id = UUID(uuidString: recipe) {
             do { recipeRecord = try catalog.recipe(id) } catch {
-                Output.error(error.description)
+                context.error(error.description)
                 throw CLIExitCode.dataError
             }
         } else {
@@ -75,16 +76,16 @@ struct BuildCommand: AsyncParsableCommand {
                     path: recipe, name: nil, linuxDistribution: distribution, arch: arch.flatMap(Arch.init(rawValue:)) ?? .x86_64,
                     templateDictionary: values)
             } catch {
-                Output.error("\(recipe): \(error)")
+                context.error("\(recipe): \(error)")
                 throw CLIExitCode.dataError
             }
-            if !json { Output.write(Data("registered recipe \(recipeRecord.id.uuidString.lowercased()) (\(recipeRecord.name))\n".utf8), to: .standardError) }
+            if !json { Output.write(Data("registered recipe \(recipeRecord.id.uuidString.lowercased()) (\(recipeRecord.name))\n".utf8), to: context.stderr) }
         }
 
         var pipelineValue: Pipeline?
         if let pipeline {
             do { pipelineValue = try PipelineLoader.load(file: pipeline) } catch {
-                Output.error(error.description)
+                context.error(error.description)
                 throw CLIExitCode.dataError
             }
         }
@@ -93,21 +94,21 @@ struct BuildCommand: AsyncParsableCommand {
             job = try catalog.createJob(JobRequest(
                 jobType: .create, artifactID: recipeRecord.id, imageRootArchiveName: name ?? recipeRecord.name, pid: getpid()))
         } catch {
-            Output.error(error.description)
+            context.error(error.description)
             throw CLIExitCode.dataError
         }
-        let console = JobConsole(json: json, verbose: verbose)
+        let console = JobConsole(json: json, verbose: verbose, context: context)
         let outcome = await JobRunner(environment: environment).run(jobID: job.id, options: JobRunOptions(
             pipeline: pipelineValue, workspacePolicy: keepWorkspace ? .keep : .keepOnFailure, timeout: timeout.map { .seconds($0) },
             profiles: profile.isEmpty ? nil : profile, undefinedVariables: undefined == "error" ? .error : .renderEmpty,
             listener: console, sourceDateEpoch: sourceDateEpoch))
-        try JobsCommand.report(outcome, json: json)
+        try JobsCommand.report(outcome, json: json, context: context)
     }
 }
 
 extension JobsCommand {
     /// Prints the end of a job: the image and its manifest, or the error.
-    static func report(_ outcome: JobOutcome, json: Bool) throws {
+    static func report(_ outcome: JobOutcome, json: Bool, context: CommandContext) throws {
         if json {
             var summary: [String: JSONValue] = [
                 "event": "result", "status": .string(outcome.job.status.rawValue),
@@ -126,14 +127,14 @@ extension JobsCommand {
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             var line = try encoder.encode(JSONValue.object(summary))
             line.append(0x0A)
-            Output.write(line)
+            context.write(line)
         } else if let image = outcome.image {
-            Output.line("image \(image.id.uuidString.lowercased()) (\(image.name), \(image.arch.rawValue))")
-            Output.line("manifest \(image.link?.path ?? "")")
-            if let manifest = outcome.manifest { Output.line(manifest) }
+            context.line("image \(image.id.uuidString.lowercased()) (\(image.name), \(image.arch.rawValue))")
+            context.line("manifest \(image.link?.path ?? "")")
+            if let manifest = outcome.manifest { context.line(manifest) }
         } else {
-            Output.error("job \(outcome.job.id.uuidString.lowercased()) failed: \(outcome.job.error?.message ?? outcome.error?.description ?? "unknown error")")
-            if let workspace = outcome.workspace { Output.error("the workspace is kept at \(workspace)") }
+            context.error("job \(outcome.job.id.uuidString.lowercased()) failed: \(outcome.job.error?.message ?? outcome.error?.description ?? "unknown error")")
+            if let workspace = outcome.workspace { context.error("the workspace is kept at \(workspace)") }
         }
         if !outcome.succeeded { throw CLIExitCode.failure }
     }

@@ -18,32 +18,44 @@ struct EngineOptions: ParsableArguments {
 
     var json: Bool { catalog.json }
 
+    /// The site configuration directory: `--config-dir`, else `$IMS_CONFIG_DIR` in `environment`, else `/etc/ims`.
+    static func siteDirectory(configDir: String?, environment: [String: String]) -> String {
+        configDir ?? environment["IMS_CONFIG_DIR"] ?? "/etc/ims"
+    }
+
+    func siteDirectory(_ context: CommandContext) -> String {
+        Self.siteDirectory(configDir: configDir.map(context.absolutePath), environment: context.environment)
+    }
+
+    /// The site directory in the process's own environment, for code that runs without a context (the
+    /// background runner's arguments; see `JobsCommand.Create`).
     var siteDirectory: String {
-        configDir ?? ProcessInfo.processInfo.environment["IMS_CONFIG_DIR"] ?? "/etc/ims"
+        Self.siteDirectory(configDir: configDir, environment: ProcessInfo.processInfo.environment)
     }
 
     /// The site settings from `<config-dir>/ims.yaml` (absent file: defaults).
-    func siteSettings() throws -> SiteSettings {
+    func siteSettings(_ context: CommandContext) throws -> SiteSettings {
         do {
-            return try SiteSettings.load(file: siteDirectory + "/ims.yaml", optional: true)
+            return try SiteSettings.load(file: siteDirectory(context) + "/ims.yaml", optional: true)
         } catch {
-            Output.error(error.description)
+            context.error(error.description)
             throw CLIExitCode.dataError
         }
     }
 
     /// Opens everything a job needs; marks jobs whose runner died as interrupted (crash safety).
-    func environment(overrides: SiteSettings = SiteSettings()) throws -> EngineEnvironment {
-        let settings = try siteSettings().merging(overrides)
-        let catalog = try self.catalog.openCatalog()
+    func environment(_ context: CommandContext, overrides: SiteSettings = SiteSettings()) throws -> EngineEnvironment {
+        let settings = try siteSettings(context).merging(overrides)
+        let catalog = try self.catalog.openCatalog(context)
         _ = try? catalog.markInterrupted()
-        let searchPath = PluginSearchPath.standard(explicit: pluginPaths + (settings.pluginPath ?? []), executablePath: GlobalOptions.executablePath())
+        let searchPath = PluginSearchPath.standard(
+            explicit: pluginPaths + (settings.pluginPath ?? []), environment: context.environment, executablePath: context.executablePath)
         let plugins = PluginCatalog(searchPath: searchPath)
-        let store = try self.catalog.openStore(settings: settings, plugins: plugins)
-        let jobs = self.catalog.dataDirectory.path + "/jobs"
+        let store = try self.catalog.openStore(context, settings: settings, plugins: plugins)
+        let jobs = self.catalog.dataDirectory(context).path + "/jobs"
         return EngineEnvironment(
             catalog: catalog, store: store, plugins: plugins, settings: settings,
-            siteDirectory: siteDirectory, jobsDirectory: jobs)
+            siteDirectory: siteDirectory(context), jobsDirectory: jobs)
     }
 }
 
@@ -52,12 +64,13 @@ final class JobConsole: JobEventListener, @unchecked Sendable {
     private let json: Bool
     private let text: TextEventRenderer
     private let lock = NSLock()
-    private let output: FileHandle
+    private let output: OutputSink
 
-    init(json: Bool, verbose: Bool = false) {
+    /// Events go to the context's stdout with `json`, else to its stderr.
+    init(json: Bool, verbose: Bool = false, context: CommandContext) {
         self.json = json
-        output = json ? .standardOutput : .standardError
-        text = TextEventRenderer(fileHandle: output, isTerminal: isatty(json ? 1 : 2) == 1, minimumLogLevel: verbose ? .debug : .info, showStderr: verbose, showToolOutput: verbose)
+        output = json ? context.stdout : context.stderr
+        text = TextEventRenderer(fileHandle: output.fileHandle, isTerminal: output.isTerminal, minimumLogLevel: verbose ? .debug : .info, showStderr: verbose, showToolOutput: verbose)
     }
 
     func jobEvent(_ event: JobStreamEvent) {

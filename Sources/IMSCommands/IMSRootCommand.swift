@@ -28,8 +28,10 @@ public struct IMSRootCommand: AsyncParsableCommand {
     public init() {}
 }
 
-/// The process entry point used by the `ims` executable.
+/// The command-line edge: parses arguments, runs the command with a context, and decides the exit code.
 public enum CommandLineEntry {
+    /// The process entry point used by the `ims` executable: process-global set-up (SIGPIPE, logging) happens here
+    /// and only here, then ``run(_:context:)`` with the process's context, then `exit`.
     public static func main() async {
         ims_ignore_sigpipe()
         let level = ProcessInfo.processInfo.environment["IMS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .notice
@@ -38,6 +40,30 @@ public enum CommandLineEntry {
             handler.logLevel = level
             return handler
         }
-        await IMSRootCommand.main()
+        exit(await run(Array(CommandLine.arguments.dropFirst()), context: .process()))
+    }
+
+    /// Runs `ims ARGUMENTS` with `context` and returns the exit status. Parse errors, help and `--version`, and
+    /// errors escaping a command become output and exit codes as ArgumentParser's own `main()` does
+    /// (`exitCode(for:)`, `fullMessage(for:)`); help goes to stdout, everything else to stderr.
+    public static func run(_ arguments: [String], context: CommandContext) async -> Int32 {
+        do {
+            var command = try IMSRootCommand.parseAsRoot(arguments)
+            if let command = command as? any IMSCommand {
+                try await command.execute(context)
+            } else if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+            return ExitCode.success.rawValue
+        } catch {
+            let status = IMSRootCommand.exitCode(for: error)
+            let text = IMSRootCommand.fullMessage(for: error)
+            if !text.isEmpty {
+                Output.write(Data((text + "\n").utf8), to: status == .success ? context.stdout : context.stderr)
+            }
+            return status.rawValue
+        }
     }
 }

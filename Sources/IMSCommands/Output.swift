@@ -8,9 +8,26 @@ import IMSProtocol
 import IMSRecipes
 import IMSStore
 
-/// Writes command results to stdout and diagnostics to stderr.
+/// The one primitive that writes command output: to a sink, which knows what a failed write means.
 enum Output {
-    static func json<T: Encodable>(_ value: T) throws {
+    static func write(_ data: Data, to sink: OutputSink) {
+        sink.write(data)
+    }
+}
+
+/// Writes command results to stdout and diagnostics to stderr.
+extension CommandContext {
+    /// Writes bytes to stdout.
+    func write(_ data: Data) {
+        Output.write(data, to: stdout)
+    }
+
+    func line(_ text: String) {
+        write(Data((text + "\n").utf8))
+    }
+
+    /// Prints a value as pretty-printed JSON with sorted keys.
+    func json<T: Encodable>(_ value: T) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
         var data = try encoder.encode(value)
@@ -18,26 +35,10 @@ enum Output {
         write(data)
     }
 
-    static func line(_ text: String) {
-        write(Data((text + "\n").utf8))
+    /// Prints `error: text` on stderr. Errors are reported through ``CLIErrors/report(_:json:exit:context:)``.
+    func error(_ text: String) {
+        Output.write(Data(("error: " + text + "\n").utf8), to: stderr)
     }
-
-    static func error(_ text: String) {
-        write(Data(("error: " + text + "\n").utf8), to: .standardError)
-    }
-
-    /// Writes to stdout (or `handle`). When the reader went away (EPIPE, e.g. `ims … | head`), ims stops quietly
-    /// with the conventional status 141 instead of crashing.
-    static func write(_ data: Data, to handle: FileHandle = .standardOutput) {
-        do {
-            try handle.write(contentsOf: data)
-        } catch {
-            exit(141)
-        }
-    }
-
-    static var stdoutIsTerminal: Bool { isatty(1) == 1 }
-    static var stderrIsTerminal: Bool { isatty(2) == 1 }
 }
 
 /// Exit codes decided at the CLI edge; see docs/exit-codes.md.
@@ -55,12 +56,12 @@ enum CLIExitCode {
 /// operation), 65 bad input (invalid values, files, links, manifests), 69 unavailable (store or data directory).
 enum CLIErrors {
     /// Reports `error`; `exit` overrides the exit code its type implies.
-    static func report(_ error: any Error, json: Bool, exit: ExitCode? = nil) -> ExitCode {
+    static func report(_ error: any Error, json: Bool, exit: ExitCode? = nil, context: CommandContext) -> ExitCode {
         if let exitCode = error as? ExitCode { return exitCode }
         let (code, message, implied) = describe(error)
         let status = exit ?? implied
-        Output.error(message)
-        if json { try? Output.json(RecordsCLI.ErrorReport(code: code, message: message, exitCode: status.rawValue)) }
+        context.error(message)
+        if json { try? context.json(RecordsCLI.ErrorReport(code: code, message: message, exitCode: status.rawValue)) }
         return status
     }
 
