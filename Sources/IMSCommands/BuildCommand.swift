@@ -55,19 +55,14 @@ struct BuildCommand: IMSCommand {
         if !rewrites.isEmpty { overrides.repoRewrites = rewrites }
         if !signingKeys.isEmpty { overrides.signingKeys = signingKeys }
         do { try overrides.check(source: "command line") } catch {
-            context.error(error.description)
-            throw CLIExitCode.dataError
+            throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
         }
         let environment = try engine.environment(context, overrides: overrides)
         let catalog = environment.catalog
-        let json = engine.json
 
         let recipeRecord: RecipeRecord
         if let id = UUID(uuidString: recipe) {
-            do { recipeRecord = try catalog.recipe(id) } catch {
-                context.error(error.description)
-                throw CLIExitCode.dataError
-            }
+            recipeRecord = try catalog.recipe(id)
         } else {
             do {
                 let distribution = try linuxDistribution.map { value throws(CatalogError) in try LinuxDistribution.parse(value) }
@@ -76,8 +71,7 @@ struct BuildCommand: IMSCommand {
                     path: recipe, name: nil, linuxDistribution: distribution, arch: arch.flatMap(Arch.init(rawValue:)) ?? .x86_64,
                     templateDictionary: values)
             } catch {
-                context.error("\(recipe): \(error)")
-                throw CLIExitCode.dataError
+                throw CLIError.input(recipe, error)
             }
             if !json { Output.write(Data("registered recipe \(recipeRecord.id.uuidString.lowercased()) (\(recipeRecord.name))\n".utf8), to: context.stderr) }
         }
@@ -85,18 +79,11 @@ struct BuildCommand: IMSCommand {
         var pipelineValue: Pipeline?
         if let pipeline {
             do { pipelineValue = try PipelineLoader.load(file: pipeline) } catch {
-                context.error(error.description)
-                throw CLIExitCode.dataError
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
             }
         }
-        let job: JobRecord
-        do {
-            job = try catalog.createJob(JobRequest(
-                jobType: .create, artifactID: recipeRecord.id, imageRootArchiveName: name ?? recipeRecord.name, pid: getpid()))
-        } catch {
-            context.error(error.description)
-            throw CLIExitCode.dataError
-        }
+        let job = try catalog.createJob(JobRequest(
+            jobType: .create, artifactID: recipeRecord.id, imageRootArchiveName: name ?? recipeRecord.name, pid: getpid()))
         let console = JobConsole(json: json, verbose: verbose, context: context)
         let outcome = await JobRunner(environment: environment).run(jobID: job.id, options: JobRunOptions(
             pipeline: pipelineValue, workspacePolicy: keepWorkspace ? .keep : .keepOnFailure, timeout: timeout.map { .seconds($0) },
@@ -107,7 +94,8 @@ struct BuildCommand: IMSCommand {
 }
 
 extension JobsCommand {
-    /// Prints the end of a job: the image and its manifest, or the error.
+    /// Prints the end of a job: the image and its manifest, or the error (exit 1). With `json` the error is in the
+    /// closing `result` event (with `exit_code`), which ends the event stream.
     static func report(_ outcome: JobOutcome, json: Bool, context: CommandContext) throws {
         if json {
             var summary: [String: JSONValue] = [
@@ -123,6 +111,7 @@ extension JobsCommand {
             }
             if let error = outcome.job.error { summary["error"] = EventEncodingBridge.json(error) }
             if let workspace = outcome.workspace { summary["workspace"] = .string(workspace) }
+            summary["exit_code"] = .number(Double(outcome.succeeded ? 0 : CLIExitCode.failure.rawValue))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             var line = try encoder.encode(JSONValue.object(summary))
@@ -132,10 +121,15 @@ extension JobsCommand {
             context.line("image \(image.id.uuidString.lowercased()) (\(image.name), \(image.arch.rawValue))")
             context.line("manifest \(image.link?.path ?? "")")
             if let manifest = outcome.manifest { context.line(manifest) }
-        } else {
-            context.error("job \(outcome.job.id.uuidString.lowercased()) failed: \(outcome.job.error?.message ?? outcome.error?.description ?? "unknown error")")
-            if let workspace = outcome.workspace { context.error("the workspace is kept at \(workspace)") }
         }
-        if !outcome.succeeded { throw CLIExitCode.failure }
+        if !outcome.succeeded {
+            let failure = CLIError.failed(
+                outcome.job.error?.code ?? "ims.job.failed",
+                "job \(outcome.job.id.uuidString.lowercased()) failed: \(outcome.job.error?.message ?? outcome.error?.description ?? "unknown error")")
+            // The result event above already carries the error for automation.
+            let status = CLIErrors.report(failure, json: false, context: context)
+            if let workspace = outcome.workspace, !json { Output.write(Data("the workspace is kept at \(workspace)\n".utf8), to: context.stderr) }
+            throw status
+        }
     }
 }

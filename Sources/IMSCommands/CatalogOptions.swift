@@ -85,11 +85,6 @@ enum RecordsCLI {
         }
     }
 
-    /// A problem with a file or value the user gave (exit 65).
-    struct InputError: Error {
-        var message: String
-    }
-
     struct ErrorReport: Encodable {
         var code: String
         var message: String

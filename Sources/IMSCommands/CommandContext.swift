@@ -81,8 +81,15 @@ extension IMSCommand {
         try await execute(.process())
     }
 
-    /// Runs the command at the command-line edge, as the entry point and in-process tests do.
+    /// Runs the command at the command-line edge, as the entry point and in-process tests do: an error the command
+    /// did not report itself is reported here (``CLIErrors/report(_:json:exit:context:)``) and becomes its exit code.
     public func execute(_ context: CommandContext) async throws {
-        try await run(context)
+        do {
+            try await run(context)
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            throw CLIErrors.report(error, json: json, context: context)
+        }
     }
 }

@@ -38,8 +38,7 @@ struct EngineOptions: ParsableArguments {
         do {
             return try SiteSettings.load(file: siteDirectory(context) + "/ims.yaml", optional: true)
         } catch {
-            context.error(error.description)
-            throw CLIExitCode.dataError
+            throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
         }
     }
 

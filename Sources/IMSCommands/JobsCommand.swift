@@ -39,7 +39,7 @@ struct JobsCommand: AsyncParsableCommand {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: absolute, isDirectory: &isDirectory), !isDirectory.boolValue,
               FileManager.default.isReadableFile(atPath: absolute)
-        else { throw ValidationError("'--script \(path)': no such readable file") }
+        else { throw CLIError.input("'--script \(path)': no such readable file") }
         return absolute
     }
 
@@ -107,7 +107,7 @@ extension JobsCommand {
                 var resolved = self
                 resolved.engine.catalog.dataDir = engine.catalog.dataDirectory(context).path
                 resolved.engine.configDir = engine.siteDirectory(context)
-                try resolved.spawnRunner(job.id, script: scriptPath)
+                do { try resolved.spawnRunner(job.id, script: scriptPath) } catch { throw CLIError.failed("ims.job.runner", "\(error)") }
                 if engine.json { try context.json(JobsCommand.jobJSON(job)) } else { context.line("job \(job.id.uuidString.lowercased()) created; follow it with: ims jobs logs \(job.id.uuidString.lowercased()) --follow") }
                 return
             }
@@ -219,15 +219,15 @@ extension JobsCommand {
             let (_, job) = try JobsCommand.openJob(id, catalog: catalog, context: context)
             let jobID = job.id
             guard job.status == .waitingOnUser, job.jobType == .customize || job.enableDebug else {
-                throw CLIErrors.report(ValidationError("job \(id) is a \(job.jobType.rawValue) job in status \(job.status.rawValue); only a job in waiting_on_user (customize, or a failed create job with --enable-debug) can be completed"), json: catalog.json, context: context)
+                throw CLIError.failed("ims.job.not_waiting", "job \(id) is a \(job.jobType.rawValue) job in status \(job.status.rawValue); only a job in waiting_on_user (customize, or a failed create job with --enable-debug) can be completed")
             }
             guard let workspace = job.workspace, FileManager.default.fileExists(atPath: workspace) else {
-                throw CLIErrors.report(ValidationError("job \(id) has no workspace on this host"), json: catalog.json, context: context)
+                throw CLIError.failed("ims.job.no_workspace", "job \(id) has no workspace on this host")
             }
             let signal = failed ? "failed" : "complete"
             let path = workspace + "/" + signal
             guard FileManager.default.createFile(atPath: path, contents: Data()) else {
-                throw CLIErrors.report(ValidationError("cannot write \(path)"), json: catalog.json, context: context)
+                throw CLIError.failed("ims.io", "cannot write \(path)")
             }
             if catalog.json {
                 try context.json(JSONValue.object(["job_id": .string(jobID.uuidString.lowercased()), "signal": .string(signal), "path": .string(path)]))
@@ -357,8 +357,6 @@ extension JobsCommand {
                         jobType: try jobType.map { value throws(CatalogError) in try JobType.parse(value) },
                         olderThan: try olderThan.map { value throws(CatalogError) in try JobFilter.parseAge(value) }))
                 }
-            } catch let error as ValidationError {
-                throw error
             } catch {
                 throw CLIErrors.report(error, json: catalog.json, context: context)
             }

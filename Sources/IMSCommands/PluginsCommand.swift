@@ -67,8 +67,7 @@ extension PluginsCommand {
             do {
                 resolved = try catalog.resolve(plugin)
             } catch {
-                context.error(error.description)
-                throw CLIExitCode.unavailable
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.unavailable, context: context)
             }
             let outcome = await PluginInvoker.describe(resolved)
             let report = DescribeReport(
@@ -136,8 +135,7 @@ extension PluginsCommand {
             } else if let found = catalog.plugins.first(where: { $0.id.lowercased() == plugin.lowercased() }) {
                 directory = found.directory
             } else {
-                context.error(PluginHostError.pluginNotFound(plugin, searched: catalog.searchPath.entries.map(\.directory)).description)
-                throw CLIExitCode.unavailable
+                throw PluginHostError.pluginNotFound(plugin, searched: catalog.searchPath.entries.map(\.directory))
             }
             let results = await ConformanceChecker(runTimeoutSeconds: timeout).check(directory: directory)
             let passed = results.allSatisfy(\.passed)
@@ -185,8 +183,7 @@ extension PluginsCommand {
             do {
                 resolved = try catalog.resolve(plugin)
             } catch {
-                context.error(error.description)
-                throw CLIExitCode.unavailable
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.unavailable, context: context)
             }
             guard let pluginVerb = PluginVerb(rawValue: verb), pluginVerb != .describe else {
                 throw ValidationError("'--verb' must be 'run' or 'cleanup'")
@@ -195,8 +192,7 @@ extension PluginsCommand {
             do {
                 file = try RequestFile.load(request, stdin: context.stdin)
             } catch {
-                context.error("\(request): \(error)")
-                throw CLIExitCode.dataError
+                throw CLIError.input(request, error)
             }
             let root = workspace ?? (NSTemporaryDirectory() + "ims-run-" + UUID().uuidString.lowercased().prefix(8))
             var invocation = InvocationRequest(
@@ -205,8 +201,7 @@ extension PluginsCommand {
                 timeouts: file.timeouts ?? .init(), strict: strict)
             for (name, path) in file.secrets ?? [:] {
                 guard let data = FileManager.default.contents(atPath: path) else {
-                    context.error("\(request): cannot read secret '\(name)' from \(path)")
-                    throw CLIExitCode.dataError
+                    throw CLIError.input("\(request): cannot read secret '\(name)' from \(path)")
                 }
                 invocation.secrets[name] = data
             }
@@ -218,8 +213,7 @@ extension PluginsCommand {
             do {
                 outcome = try await PluginInvoker.invoke(resolved, invocation, observer: observer)
             } catch {
-                context.error(error.description)
-                throw CLIExitCode.unavailable
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.unavailable, context: context)
             }
             if !global.json { context.line("workspace: \(root)") }
             if !outcome.succeeded { throw CLIExitCode.failure }
@@ -247,14 +241,14 @@ struct RequestFile: Decodable {
             data = stdin.readDataToEndOfFile()
         } else {
             guard let contents = FileManager.default.contents(atPath: path) else {
-                throw ValidationError("cannot read the file")
+                throw CLIError.input("cannot read the file")
             }
             data = contents
         }
         do {
             return try JSONDecoder().decode(RequestFile.self, from: data)
         } catch {
-            throw ValidationError("not a valid request file (a JSON object with config, inputs, payload, job_id, secrets, timeouts)")
+            throw CLIError.input("not a valid request file (a JSON object with config, inputs, payload, job_id, secrets, timeouts)")
         }
     }
 }

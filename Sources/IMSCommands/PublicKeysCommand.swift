@@ -47,18 +47,18 @@ extension PublicKeysCommand {
                     data = context.stdin.readDataToEndOfFile()
                 } else {
                     guard let contents = FileManager.default.contents(atPath: publicKey) else {
-                        throw RecordsCLI.InputError(message: "\(publicKey): cannot read the file")
+                        throw CLIError.input("\(publicKey): cannot read the file")
                     }
                     data = contents
                 }
                 guard data.count <= 64 * 1024, let text = String(data: data, encoding: .utf8) else {
-                    throw RecordsCLI.InputError(message: "\(publicKey): not a public key file (expected one authorized_keys line)")
+                    throw CLIError.input("\(publicKey): not a public key file (expected one authorized_keys line)")
                 }
                 let line: String
                 do {
                     line = try PublicKeyRecord.validateAuthorizedKey(text)
                 } catch {
-                    throw RecordsCLI.InputError(message: "\(publicKey): \(error)")
+                    throw CLIError.input("\(publicKey): \(error)")
                 }
                 let created = try options.openCatalog(context).createPublicKey(PublicKeyRecord(name: name, publicKey: line))
                 if options.json { RecordsCLI.printJSON(created, context) } else { context.line("created public key \(created.id.imsString) (\(created.name))") }

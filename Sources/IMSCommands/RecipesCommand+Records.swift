@@ -60,7 +60,7 @@ extension RecipesCommand {
                 if let file {
                     var isDirectory: ObjCBool = false
                     guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else {
-                        throw RecordsCLI.InputError(message: "\(file): no such file")
+                        throw CLIError.input("\(file): no such file")
                     }
                     var archive = file
                     var scratch: String?
@@ -68,7 +68,7 @@ extension RecipesCommand {
                         do {
                             _ = try KiwiLoader.locateDescription(in: file)
                         } catch {
-                            throw RecordsCLI.InputError(message: "\(file) is a directory without a KIWI description (config.xml, image/config.xml or *.kiwi); give a recipe directory or archive")
+                            throw CLIError.input("\(file) is a directory without a KIWI description (config.xml, image/config.xml or *.kiwi); give a recipe directory or archive")
                         }
                         // A recipe directory is packed reproducibly first (sorted, normalised owners and times).
                         let directory = NSTemporaryDirectory() + "ims-pack-" + UUID().uuidString.lowercased()
@@ -79,7 +79,7 @@ extension RecipesCommand {
                             _ = try ArchivePacker.pack(directory: file, to: archive)
                         } catch {
                             try? FileManager.default.removeItem(atPath: directory)
-                            throw RecordsCLI.InputError(message: "\(file): \(error)")
+                            throw CLIError.input("\(file): \(error)")
                         }
                     }
                     defer { if let scratch { try? FileManager.default.removeItem(atPath: scratch) } }

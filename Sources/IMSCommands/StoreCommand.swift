@@ -38,8 +38,7 @@ struct StoreCommand: AsyncParsableCommand {
             let directory = EngineOptions.siteDirectory(configDir: configDir, environment: context.environment)
             var settings: SiteSettings
             do { settings = try SiteSettings.load(file: directory + "/ims.yaml", optional: true) } catch {
-                context.error(error.description)
-                throw CLIExitCode.dataError
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
             }
             var s3 = settings.s3 ?? S3Settings()
             if let endpoint { s3.endpointURL = endpoint }
@@ -131,7 +130,7 @@ extension StoreCommand {
             let (store, key) = try options.open(url, context: context)
             let objectKey = try StoreCommand.requireKey(key, url)
             guard FileManager.default.fileExists(atPath: file) else {
-                throw CLIErrors.report(ValidationError("\(file): no such file"), json: options.json, exit: CLIExitCode.dataError, context: context)
+                throw CLIError.input("\(file): no such file")
             }
             try await RecordsCLI.run(json: options.json, context: context) {
                 let object = try await store.put(file: file, key: objectKey)

@@ -24,6 +24,17 @@ struct BuildCLITests {
         return (root + "/data", recipe, pipeline)
     }
 
+    /// Writes a pipeline file next to the data directory `data` of a ``workspace()``.
+    static func pipeline(_ name: String, _ yaml: String, beside data: String) throws -> String {
+        let path = (data as NSString).deletingLastPathComponent + "/" + name
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// A pipeline whose build-root step fails with `build-root.package_not_found`.
+    static let failingPipeline =
+        "extends: create\noverride:\n  build-root: {plugin: org.ims.test.fake-builder, config: {fail_code: build-root.package_not_found}}\n"
+
     @Test("ims build registers the recipe, runs the job and prints the image and manifest as JSON")
     func buildJSON() async throws {
         let (data, recipe, pipeline) = try Self.workspace()
@@ -61,9 +72,7 @@ struct BuildCLITests {
     @Test("a failing build exits 1 with the step and the reason, and the job shows error")
     func buildFailure() async throws {
         let (data, recipe, _) = try Self.workspace()
-        let pipeline = (data as NSString).deletingLastPathComponent + "/failing.yaml"
-        try "extends: create\noverride:\n  build-root: {plugin: org.ims.test.fake-builder, config: {fail_code: build-root.package_not_found}}\n"
-            .write(toFile: pipeline, atomically: true, encoding: .utf8)
+        let pipeline = try Self.pipeline("failing.yaml", Self.failingPipeline, beside: data)
         let result = try await CLI.ims(["build", recipe, "--pipeline", pipeline, "--data-dir", data, "--config-dir", data + "/no-site", "--plugin-path", Self.fixtures])
         #expect(result.status == 1)
         #expect(result.stderr.contains("build-root") && result.stderr.contains("build-root.package_not_found"))
@@ -74,11 +83,16 @@ struct BuildCLITests {
     @Test("a bad pipeline file is refused before anything runs, naming the step")
     func badPipeline() async throws {
         let (data, recipe, _) = try Self.workspace()
-        let pipeline = (data as NSString).deletingLastPathComponent + "/bad.yaml"
-        try "extends: create\ninsert:\n  - after: nowhere\n    step: {name: scan, phase: scan}\n".write(toFile: pipeline, atomically: true, encoding: .utf8)
-        let result = try await CLI.ims(["build", recipe, "--pipeline", pipeline, "--data-dir", data, "--config-dir", data + "/no-site"])
+        let pipeline = try Self.pipeline("bad.yaml", "extends: create\ninsert:\n  - after: nowhere\n    step: {name: scan, phase: scan}\n", beside: data)
+        let arguments = ["build", recipe, "--pipeline", pipeline, "--data-dir", data, "--config-dir", data + "/no-site"]
+        let result = try await CLI.ims(arguments)
         #expect(result.status == 65)
         #expect(result.stderr.contains("insert #1 ('scan'): no step 'nowhere'"))
+        // With --json the same error is also the {code, message, exit_code} object on stdout.
+        let json = try await CLI.ims(arguments + ["--json"])
+        #expect(json.status == 65)
+        let report = try ErrorEdgeTests.report(json)
+        #expect(report.exitCode == 65 && report.message.contains("no step 'nowhere'"))
     }
 
     @Test("jobs delete filters by status")
