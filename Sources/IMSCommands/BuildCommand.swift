@@ -3,6 +3,7 @@ import Foundation
 import IMSCatalog
 import IMSEngine
 import IMSProtocol
+import IMSRecipes
 import IMSStore
 
 /// `ims build`: register a recipe (when given a path) and run a create job in the foreground.
@@ -27,9 +28,10 @@ struct BuildCommand: IMSCommand {
     var json: Bool { engine.json }
     @Argument(help: ArgumentHelp("A recipe path or a registered recipe id.", valueName: "recipe")) var recipe: String
     @Option(help: "The image name (IMS's image_root_archive_name; default: the recipe name).") var name: String?
-    @Option(help: "x86_64 or aarch64 (default: the recipe's).") var arch: String?
+    @Option(help: "x86_64 or aarch64 (default: the recipe's).", transform: enumerationOption(Arch.self)) var arch: Arch?
     @Option(help: ArgumentHelp("A pipeline file to use instead of the site's create pipeline.", valueName: "file")) var pipeline: String?
-    @Option(help: "The recipe's linux_distribution when registering a path (default: from its package manager).") var linuxDistribution: String?
+    @Option(help: "The recipe's linux_distribution when registering a path (default: from its package manager).", transform: enumerationOption(LinuxDistribution.self))
+    var linuxDistribution: LinuxDistribution?
     @Option(name: .customLong("template-dictionary"), help: ArgumentHelp("A template value when registering a path (repeatable).", valueName: "KEY=VALUE")) var templateValues: [String] = []
     @Option(name: .customLong("ca-cert"), help: ArgumentHelp("The site root CA (PEM) to inject and trust.", valueName: "file")) var caCert: String?
     @Option(name: .customLong("dns-nameserver"), help: ArgumentHelp("A nameserver for the image (repeatable).", valueName: "ip")) var nameservers: [String] = []
@@ -39,13 +41,13 @@ struct BuildCommand: IMSCommand {
     @Option(help: "A KIWI profile to build (repeatable).") var profile: [String] = []
     @Option(help: "The job timeout in seconds (default: the site's, 4 h).") var timeout: Double?
     @Option(help: "Fixed timestamps for a reproducible rootfs (SOURCE_DATE_EPOCH).") var sourceDateEpoch: Int?
-    @Option(help: "Undefined template variables: error (default) or render-empty.") var undefined: String = "error"
+    @Option(help: "Undefined template variables: error (default) or render-empty.", transform: choiceOption(undefinedVariableChoices))
+    var undefined: UndefinedVariablePolicy = .error
     @Flag(help: "Keep the job workspace even on success.") var keepWorkspace = false
     @Flag(name: .shortAndLong, help: "Show plugin stderr and debug logs.") var verbose = false
 
     func validate() throws {
-        if let arch, Arch(rawValue: arch) == nil { throw ValidationError("'--arch' must be x86_64 or aarch64") }
-        guard ["error", "render-empty"].contains(undefined) else { throw ValidationError("'--undefined' must be 'error' or 'render-empty'") }
+        _ = try RecordsCLI.pairs(templateValues, option: "--template-dictionary")
     }
 
     func run(_ context: CommandContext) async throws {
@@ -65,10 +67,9 @@ struct BuildCommand: IMSCommand {
             recipeRecord = try catalog.recipe(id)
         } else {
             do {
-                let distribution = try linuxDistribution.map { value throws(CatalogError) in try LinuxDistribution.parse(value) }
                 let values = try templateValues.map { value throws(CatalogError) in try TemplateVariable(parsing: value) }
                 recipeRecord = try await RecipeRegistrar(catalog: catalog, store: environment.store).register(
-                    path: recipe, name: nil, linuxDistribution: distribution, arch: arch.flatMap(Arch.init(rawValue:)) ?? .x86_64,
+                    path: recipe, name: nil, linuxDistribution: linuxDistribution, arch: arch ?? .x86_64,
                     templateDictionary: values)
             } catch {
                 throw CLIError.input(recipe, error)
@@ -87,7 +88,7 @@ struct BuildCommand: IMSCommand {
         let console = JobConsole(json: json, verbose: verbose, context: context)
         let outcome = await JobRunner(environment: environment).run(jobID: job.id, options: JobRunOptions(
             pipeline: pipelineValue, workspacePolicy: keepWorkspace ? .keep : .keepOnFailure, timeout: timeout.map { .seconds($0) },
-            profiles: profile.isEmpty ? nil : profile, undefinedVariables: undefined == "error" ? .error : .renderEmpty,
+            profiles: profile.isEmpty ? nil : profile, undefinedVariables: undefined == .error ? .error : .renderEmpty,
             listener: console, sourceDateEpoch: sourceDateEpoch))
         try JobsCommand.report(outcome, json: json, context: context)
     }

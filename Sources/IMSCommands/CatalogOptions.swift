@@ -3,6 +3,7 @@ import Foundation
 import IMSCatalog
 import IMSEngine
 import IMSPluginHost
+import IMSRecipes
 import IMSStore
 
 /// Options shared by the record commands (`ims recipes create|list|…`, `ims images …`, `ims public-keys …`).
@@ -174,13 +175,31 @@ enum RecordsCLI {
     }
 }
 
-/// Parses an enumeration option, listing the allowed values on error.
-func enumerationOption<E: RecordEnumeration>(_ type: E.Type) -> @Sendable (String) throws -> E {
+/// Parses an option that takes one of a fixed set of values. Anything else is a usage error (exit 64) whose message
+/// lists the allowed values; every enum-valued option of ims parses this way.
+func choiceOption<T: Sendable>(_ choices: [(name: String, value: T)]) -> @Sendable (String) throws -> T {
     { text in
-        do {
-            return try E.parse(text)
-        } catch {
-            throw ValidationError("allowed: \(E.allowedValues.joined(separator: ", "))")
+        guard let choice = choices.first(where: { $0.name == text }) else {
+            throw ValidationError("allowed: \(choices.map(\.name).joined(separator: ", "))")
         }
+        return choice.value
     }
 }
+
+/// Parses an enumeration option (its raw values), listing the allowed values on error.
+func enumerationOption<E: RawRepresentable & CaseIterable & Sendable>(_ type: E.Type) -> @Sendable (String) throws -> E
+where E.RawValue == String {
+    choiceOption(E.allCases.map { (name: $0.rawValue, value: $0) })
+}
+
+/// Parses an age option (`30m`, `2h`, `1d`); a malformed age is a usage error.
+@Sendable func ageOption(_ text: String) throws -> TimeInterval {
+    do {
+        return try JobFilter.parseAge(text)
+    } catch {
+        throw ValidationError(error.description)
+    }
+}
+
+/// What an undefined template variable does (`--undefined`).
+let undefinedVariableChoices: [(name: String, value: UndefinedVariablePolicy)] = [("error", .error), ("render-empty", .renderEmpty)]

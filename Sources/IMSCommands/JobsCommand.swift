@@ -66,7 +66,7 @@ extension JobsCommand {
 
         @OptionGroup var engine: EngineOptions
         var json: Bool { engine.json }
-        @Option(help: "create or customize.") var jobType: String
+        @Option(help: "create or customize.", transform: enumerationOption(JobType.self)) var jobType: JobType
         @Option(help: "The recipe id (create) or image id (customize).") var artifactId: String
         @Option(help: "The name of the new image.") var imageRootArchiveName: String
         @Option(help: "A registered public key id (for customize access).") var publicKeyId: String?
@@ -83,8 +83,7 @@ extension JobsCommand {
         var jail = false
 
         func run(_ context: CommandContext) async throws {
-            guard let type = JobType(rawValue: jobType) else { throw ValidationError("'--job-type' must be create or customize") }
-            if type != .customize, script != nil || jail {
+            if jobType != .customize, script != nil || jail {
                 throw ValidationError("'--script' and '--jail' apply to customize jobs only")
             }
             let scriptPath = try script.map { try JobsCommand.customizeScript($0, context: context) }
@@ -94,7 +93,7 @@ extension JobsCommand {
             let job: JobRecord
             do {
                 job = try environment.catalog.createJob(JobRequest(
-                    jobType: type, artifactID: artifact, publicKeyID: publicKey, imageRootArchiveName: imageRootArchiveName,
+                    jobType: jobType, artifactID: artifact, publicKeyID: publicKey, imageRootArchiveName: imageRootArchiveName,
                     enableDebug: enableDebug, kernelFileName: kernelFileName, initrdFileName: initrdFileName,
                     kernelParametersFileName: kernelParametersFileName,
                     sshContainers: jail ? [SSHContainer(name: "customize", jail: true)] : nil, timeoutSeconds: timeout.map { Int($0) },
@@ -168,21 +167,17 @@ extension JobsCommand {
 
         @OptionGroup var catalog: CatalogOptions
         var json: Bool { catalog.json }
-        @Option(help: "Only jobs with this status (repeatable).") var status: [String] = []
-        @Option(help: "Only create or customize jobs.") var jobType: String?
-        @Option(help: "Only jobs older than this age.") var olderThan: String?
-        @Option(help: "Only jobs newer than this age.") var newerThan: String?
+        @Option(help: "Only jobs with this status (repeatable).", transform: enumerationOption(JobStatus.self)) var status: [JobStatus] = []
+        @Option(help: "Only create or customize jobs.", transform: enumerationOption(JobType.self)) var jobType: JobType?
+        @Option(help: "Only jobs older than this age.", transform: ageOption) var olderThan: TimeInterval?
+        @Option(help: "Only jobs newer than this age.", transform: ageOption) var newerThan: TimeInterval?
 
         func run(_ context: CommandContext) async throws {
             let store = try catalog.openCatalog(context)
             _ = try? store.markInterrupted()
             let jobs: [JobRecord]
             do {
-                let filter = JobFilter(
-                    statuses: Set(try status.map { value throws(CatalogError) in try JobStatus.parse(value) }),
-                    jobType: try jobType.map { value throws(CatalogError) in try JobType.parse(value) },
-                    olderThan: try olderThan.map { value throws(CatalogError) in try JobFilter.parseAge(value) },
-                    newerThan: try newerThan.map { value throws(CatalogError) in try JobFilter.parseAge(value) })
+                let filter = JobFilter(statuses: Set(status), jobType: jobType, olderThan: olderThan, newerThan: newerThan)
                 jobs = try store.jobs(matching: filter)
             } catch {
                 throw CLIErrors.report(error, json: catalog.json, context: context)
@@ -335,9 +330,9 @@ extension JobsCommand {
         @OptionGroup var catalog: CatalogOptions
         var json: Bool { catalog.json }
         @Argument(help: "The job id (or use the filters).") var id: String?
-        @Option(help: "Only jobs with this status (repeatable).") var status: [String] = []
-        @Option(help: "Only create or customize jobs.") var jobType: String?
-        @Option(help: "Only jobs older than this age.") var olderThan: String?
+        @Option(help: "Only jobs with this status (repeatable).", transform: enumerationOption(JobStatus.self)) var status: [JobStatus] = []
+        @Option(help: "Only create or customize jobs.", transform: enumerationOption(JobType.self)) var jobType: JobType?
+        @Option(help: "Only jobs older than this age.", transform: ageOption) var olderThan: TimeInterval?
 
         func validate() throws {
             if id == nil && status.isEmpty && jobType == nil && olderThan == nil {
@@ -352,10 +347,7 @@ extension JobsCommand {
                 if let id {
                     removed = [try store.deleteJob(try JobsCommand.parseID(id))]
                 } else {
-                    removed = try store.deleteJobs(matching: JobFilter(
-                        statuses: Set(try status.map { value throws(CatalogError) in try JobStatus.parse(value) }),
-                        jobType: try jobType.map { value throws(CatalogError) in try JobType.parse(value) },
-                        olderThan: try olderThan.map { value throws(CatalogError) in try JobFilter.parseAge(value) }))
+                    removed = try store.deleteJobs(matching: JobFilter(statuses: Set(status), jobType: jobType, olderThan: olderThan))
                 }
             } catch {
                 throw CLIErrors.report(error, json: catalog.json, context: context)

@@ -173,7 +173,7 @@ extension PluginsCommand {
         @Argument(help: ArgumentHelp("A plugin id or plugin directory.", valueName: "id|dir")) var plugin: String
         @Option(help: "The phase to run.") var phase: String
         @Option(help: ArgumentHelp("The request file ('-' for stdin).", valueName: "file")) var request: String
-        @Option(help: "The verb: run or cleanup.") var verb: String = "run"
+        @Option(help: "The verb: run or cleanup.", transform: choiceOption([("run", PluginVerb.run), ("cleanup", .cleanup)])) var verb: PluginVerb = .run
         @Option(help: ArgumentHelp("Job workspace directory (default: a new temporary directory).", valueName: "dir")) var workspace: String?
         @Flag(help: "Treat stray stdout lines as fatal, as the conformance check does.") var strict = false
 
@@ -185,9 +185,6 @@ extension PluginsCommand {
             } catch {
                 throw CLIErrors.report(error, json: json, exit: CLIExitCode.unavailable, context: context)
             }
-            guard let pluginVerb = PluginVerb(rawValue: verb), pluginVerb != .describe else {
-                throw ValidationError("'--verb' must be 'run' or 'cleanup'")
-            }
             let file: RequestFile
             do {
                 file = try RequestFile.load(request, stdin: context.stdin)
@@ -196,7 +193,7 @@ extension PluginsCommand {
             }
             let root = workspace ?? (NSTemporaryDirectory() + "ims-run-" + UUID().uuidString.lowercased().prefix(8))
             var invocation = InvocationRequest(
-                verb: pluginVerb, phase: phase, payload: file.payload, config: file.config ?? .object([:]),
+                verb: verb, phase: phase, payload: file.payload, config: file.config ?? .object([:]),
                 inputs: file.inputs ?? [:], jobID: file.jobID ?? UUID().uuidString.lowercased(), workspaceRoot: root,
                 timeouts: file.timeouts ?? .init(), strict: strict)
             for (name, path) in file.secrets ?? [:] {

@@ -113,7 +113,8 @@ extension RecipesCommand {
         @Argument(help: ArgumentHelp("A recipe directory or archive.", valueName: "path")) var path: String
         @Option(help: "Only sections that apply to this profile (repeatable).") var profile: [String] = []
         @Option(help: "Only packages that apply to this architecture.") var arch: String?
-        @Option(help: "Override the inferred distro family (suse, rhel, debian).") var distroFamily: String?
+        @Option(help: "Override the inferred distro family (suse, rhel, debian).", transform: enumerationOption(KiwiDistroFamily.self))
+        var distroFamily: KiwiDistroFamily?
         @Flag(help: "Print JSON.") var json = false
 
         func run(_ context: CommandContext) async throws {
@@ -125,14 +126,7 @@ extension RecipesCommand {
             } catch {
                 throw CLIErrors.report(error, json: json, context: context)
             }
-            var override: KiwiDistroFamily?
-            if let distroFamily {
-                guard let family = KiwiDistroFamily(rawValue: distroFamily) else {
-                    throw ValidationError("'--distro-family' must be one of \(KiwiDistroFamily.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                override = family
-            }
-            let report = KiwiInspector.report(description, profiles: profile.isEmpty ? nil : profile, arch: arch, distroOverride: override)
+            let report = KiwiInspector.report(description, profiles: profile.isEmpty ? nil : profile, arch: arch, distroOverride: distroFamily)
             if json {
                 context.write(try report.jsonData(prettyPrinted: true))
                 context.line("")
@@ -166,14 +160,14 @@ extension RecipesCommand {
         @Argument(help: ArgumentHelp("A recipe directory or archive.", valueName: "path")) var path: String
         @Option(help: ArgumentHelp("A YAML/JSON file of values: {KEY: VALUE} or [{key, value}].", valueName: "file")) var values: String?
         @Option(name: .customLong("set"), help: ArgumentHelp("A value (repeatable).", valueName: "KEY=VALUE")) var assignments: [String] = []
-        @Option(help: "What an undefined variable does: error (default) or render-empty.") var undefined: String = "error"
+        @Option(help: "What an undefined variable does: error (default) or render-empty.", transform: choiceOption(undefinedVariableChoices))
+        var undefined: UndefinedVariablePolicy = .error
         @Option(name: .customLong("repo-rewrite"), help: ArgumentHelp("A repository rewrite rule (repeatable).", valueName: "FROM=TO")) var rewrites: [String] = []
         @Option(name: .shortAndLong, help: ArgumentHelp("The output directory (must not exist, or be empty).", valueName: "dir")) var output: String
         @Flag(help: "Print what was rendered as JSON.") var json = false
 
         func validate() throws {
             if values == nil && assignments.isEmpty { throw ValidationError("give the values with '--values FILE' or '--set KEY=VALUE'") }
-            guard ["error", "render-empty"].contains(undefined) else { throw ValidationError("'--undefined' must be 'error' or 'render-empty'") }
         }
 
         func run(_ context: CommandContext) async throws {
@@ -186,7 +180,7 @@ extension RecipesCommand {
                 for (key, value) in try TemplateValues.parse(assignments: assignments).values { merged.values[key] = value }
                 let rules = try rewrites.map { rule throws(RecipeError) in try RepositoryRewriteRule(parsing: rule) }
                 _ = try RecipeSource.workingCopy(of: path, in: output)
-                let rendered = try RecipeTemplater.render(recipeDirectory: output, values: merged, undefined: undefined == "error" ? .error : .renderEmpty)
+                let rendered = try RecipeTemplater.render(recipeDirectory: output, values: merged, undefined: undefined)
                 var changed: [KiwiSourceRewriter.Rewrite] = []
                 if !rules.isEmpty {
                     changed = try KiwiSourceRewriter.rewrite(descriptionDirectory: output) { repository in
@@ -226,20 +220,12 @@ extension RecipesCommand {
 
         @Argument(help: ArgumentHelp("A recipe directory.", valueName: "dir")) var directory: String
         @Option(name: .shortAndLong, help: ArgumentHelp("The archive to write.", valueName: "file")) var output: String
-        @Option(help: "Format: tar.gz (default), tar.xz, tar.zst or zip.") var format: String?
+        @Option(help: "Format: tar.gz (default), tar.xz, tar.zst or zip.", transform: enumerationOption(PackFormat.self)) var format: PackFormat?
         @Option(help: "The mtime of every entry (default: $SOURCE_DATE_EPOCH or 0).") var sourceDateEpoch: Int64?
         @Flag(help: "Print the result as JSON.") var json = false
 
         func run(_ context: CommandContext) async throws {
-            let chosen: PackFormat
-            if let format {
-                guard let parsed = PackFormat.allCases.first(where: { $0.rawValue == format || "\($0)" == format }) else {
-                    throw ValidationError("'--format' must be one of \(PackFormat.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                chosen = parsed
-            } else {
-                chosen = PackFormat.allCases.first { output.hasSuffix("." + $0.rawValue) } ?? .tarGzip
-            }
+            let chosen = format ?? PackFormat.allCases.first { output.hasSuffix("." + $0.rawValue) } ?? .tarGzip
             let epoch = sourceDateEpoch ?? context.environment["SOURCE_DATE_EPOCH"].flatMap { Int64($0) }
             do {
                 _ = try KiwiLoader.locateDescription(in: directory)

@@ -30,7 +30,7 @@ struct StoreCommand: AsyncParsableCommand {
         @Option(help: "The S3 signing region.") var region: String?
         @Option(help: ArgumentHelp("A JSON file {\"access_key\", \"secret_key\"}.", valueName: "file")) var credentials: String?
         @Option(help: ArgumentHelp("A CA bundle (PEM) for the endpoint's TLS.", valueName: "file")) var caBundle: String?
-        @Option(help: "path (default) or virtual addressing.") var addressingStyle: String?
+        @Option(help: "path (default) or virtual addressing.", transform: choiceOption([("path", "path"), ("virtual", "virtual")])) var addressingStyle: String?
         @Option(name: .customLong("plugin-path"), help: ArgumentHelp("Search this plugin directory first (repeatable).", valueName: "dir")) var pluginPaths: [String] = []
         @Flag(help: "Print JSON.") var json = false
 
