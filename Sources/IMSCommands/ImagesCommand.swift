@@ -30,7 +30,7 @@ struct ImagesCommand: AsyncParsableCommand {
     /// Validates a manifest link through the store (IMS §6.3), printing ETag warnings.
     static func validatedLink(_ url: String, context: CommandContext, store: any ArtifactStore) async throws -> ArtifactLink {
         let validation = try await ImageArtifacts(store: store).validate(manifestURL: url)
-        for warning in validation.warnings { context.error("warning: \(warning)") }
+        for warning in validation.warnings { context.warning(warning) }
         return try ArtifactLink(url: url, etag: validation.manifestObject.etag)
     }
 }
@@ -185,7 +185,7 @@ extension ImagesCommand {
                 if permanent {
                     let removal = try await lifecycle.deleteImagePermanently(imageID)
                     if let unstored = removal.unstoredLink {
-                        context.error("warning: \(unstored) is not in the store \(lifecycle.store.url); only the record was deleted")
+                        context.warning("\(unstored) is not in the store \(lifecycle.store.url); only the record was deleted")
                     }
                     if options.json { RecordsCLI.printJSON(removal.record, context) } else { context.line("deleted image \(imageID.imsString) permanently") }
                     return

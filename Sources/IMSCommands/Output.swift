@@ -40,6 +40,12 @@ extension CommandContext {
     func error(_ text: String) {
         Output.write(Data(("error: " + text + "\n").utf8), to: stderr)
     }
+
+    /// Prints `warning: text` on stderr. A warning is not an error: it never changes the exit code, and `--json`
+    /// output (the record, or the event stream) never reports it as one.
+    func warning(_ text: String) {
+        Output.write(Data(("warning: " + text + "\n").utf8), to: stderr)
+    }
 }
 
 /// Exit codes decided at the CLI edge; see docs/exit-codes.md.

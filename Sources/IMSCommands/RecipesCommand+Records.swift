@@ -242,7 +242,7 @@ extension RecipesCommand {
                 if permanent {
                     let removal = try await lifecycle.deleteRecipePermanently(recipeID)
                     if let unstored = removal.unstoredLink {
-                        context.error("warning: \(unstored) is not in the store \(lifecycle.store.url); only the record was deleted")
+                        context.warning("\(unstored) is not in the store \(lifecycle.store.url); only the record was deleted")
                     }
                     if options.json { RecordsCLI.printJSON(removal.record, context) } else { context.line("deleted recipe \(recipeID.imsString) permanently") }
                     return

@@ -192,6 +192,28 @@ struct RecordsCLITests {
         #expect(try await data.list(["images", "list", "--deleted"]).isEmpty)
     }
 
+    @Test("images: a manifest ETag mismatch is a warning: it prints as 'warning: …', not as an error, and leaves the exit code and the --json record alone")
+    func manifestETagWarning() async throws {
+        for json in [false, true] {
+            let data = DataDir()
+            let folder = data.store + "/boot-images/warned"
+            try Self.write("squashfs bytes", to: folder + "/rootfs")
+            let manifest = """
+                {"version": "1.0", "created": "2025-01-01 12:00:00", "artifacts": [
+                  {"type": "application/vnd.cray.image.rootfs.squashfs", "link": {"type": "file", "path": "file://\(folder)/rootfs", "etag": "0123456789abcdef"}}]}
+                """
+            try Self.write(manifest, to: folder + "/manifest.json")
+            let result = try await data.ims(["images", "create", "--name", "warned", "--link", "file://\(folder)/manifest.json"] + (json ? ["--json"] : []))
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stderr.hasPrefix("warning: artifacts[0]") && result.stderr.contains("0123456789abcdef"), "\(result.stderr)")
+            #expect(!result.stderr.contains("error"), "\(result.stderr)")
+            if json {
+                let record = try CLI.json(result.stdout)
+                #expect(record["name"] as? String == "warned" && record["code"] == nil && record["exit_code"] == nil)
+            }
+        }
+    }
+
     @Test("public keys: create from a file, list, delete, list --deleted; malformed keys are refused")
     func publicKeys() async throws {
         let data = DataDir()
