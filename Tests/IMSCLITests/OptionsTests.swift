@@ -29,7 +29,9 @@ struct OptionsTests {
           arguments: unknownValues)
     func unknownEnumValue(_ arguments: [String], allowed: [String]) async throws {
         let data = NSTemporaryDirectory() + "ims-enum-" + UUID().uuidString.prefix(8)
-        let dataArguments = ["jobs", "build", "recipes", "images"].contains(arguments[0]) ? ["--data-dir", data] : []
+        // Commands that open a data directory get a fresh one, which must still not exist afterwards.
+        let takesDataDir = ["jobs", "build", "images"].contains(arguments[0]) || arguments.starts(with: ["recipes", "create"])
+        let dataArguments = takesDataDir ? ["--data-dir", data] : []
         let result = try await CLI.ims(arguments + dataArguments)
         #expect(result.status == 64, "\(arguments): \(result.stderr)")
         #expect(result.stderr.contains(arguments[arguments.count - 2]), "\(result.stderr)")
