@@ -119,7 +119,7 @@ let package = Package(
         ),
 
         .testTarget(name: "IMSProtocolTests", dependencies: ["IMSProtocol"]),
-        .testTarget(name: "IMSCLITests", dependencies: ["ims"]),
+        .testTarget(name: "IMSCLITests", dependencies: ["ims", "IMSCommands"]),
         .testTarget(name: "IMSArchiveTests", dependencies: ["IMSArchive", "CLibArchive"]),
         .testTarget(name: "IMSKiwiTests", dependencies: ["IMSKiwi"]),
         .testTarget(name: "IMSCatalogTests", dependencies: ["IMSCatalog"]),

@@ -3,10 +3,11 @@ import Foundation
 import IMSCatalog
 import IMSEngine
 import IMSProtocol
+import IMSRecipes
 import IMSStore
 
 /// `ims build`: register a recipe (when given a path) and run a create job in the foreground.
-struct BuildCommand: AsyncParsableCommand {
+struct BuildCommand: IMSCommand {
     static let configuration = CommandConfiguration(
         commandName: "build",
         abstract: "Build an image from a recipe in one step.",
@@ -24,11 +25,13 @@ struct BuildCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var engine: EngineOptions
+    var json: Bool { engine.json }
     @Argument(help: ArgumentHelp("A recipe path or a registered recipe id.", valueName: "recipe")) var recipe: String
     @Option(help: "The image name (IMS's image_root_archive_name; default: the recipe name).") var name: String?
-    @Option(help: "x86_64 or aarch64 (default: the recipe's).") var arch: String?
+    @Option(help: "x86_64 or aarch64 (default: the recipe's).", transform: enumerationOption(Arch.self)) var arch: Arch?
     @Option(help: ArgumentHelp("A pipeline file to use instead of the site's create pipeline.", valueName: "file")) var pipeline: String?
-    @Option(help: "The recipe's linux_distribution when registering a path (default: from its package manager).") var linuxDistribution: String?
+    @Option(help: "The recipe's linux_distribution when registering a path (default: from its package manager).", transform: enumerationOption(LinuxDistribution.self))
+    var linuxDistribution: LinuxDistribution?
     @Option(name: .customLong("template-dictionary"), help: ArgumentHelp("A template value when registering a path (repeatable).", valueName: "KEY=VALUE")) var templateValues: [String] = []
     @Option(name: .customLong("ca-cert"), help: ArgumentHelp("The site root CA (PEM) to inject and trust.", valueName: "file")) var caCert: String?
     @Option(name: .customLong("dns-nameserver"), help: ArgumentHelp("A nameserver for the image (repeatable).", valueName: "ip")) var nameservers: [String] = []
@@ -38,76 +41,63 @@ struct BuildCommand: AsyncParsableCommand {
     @Option(help: "A KIWI profile to build (repeatable).") var profile: [String] = []
     @Option(help: "The job timeout in seconds (default: the site's, 4 h).") var timeout: Double?
     @Option(help: "Fixed timestamps for a reproducible rootfs (SOURCE_DATE_EPOCH).") var sourceDateEpoch: Int?
-    @Option(help: "Undefined template variables: error (default) or render-empty.") var undefined: String = "error"
+    @Option(help: "Undefined template variables: error (default) or render-empty.", transform: choiceOption(undefinedVariableChoices))
+    var undefined: UndefinedVariablePolicy = .error
     @Flag(help: "Keep the job workspace even on success.") var keepWorkspace = false
     @Flag(name: .shortAndLong, help: "Show plugin stderr and debug logs.") var verbose = false
 
     func validate() throws {
-        if let arch, Arch(rawValue: arch) == nil { throw ValidationError("'--arch' must be x86_64 or aarch64") }
-        guard ["error", "render-empty"].contains(undefined) else { throw ValidationError("'--undefined' must be 'error' or 'render-empty'") }
+        _ = try RecordsCLI.pairs(templateValues, option: "--template-dictionary")
     }
 
-    func run() async throws {
+    func run(_ context: CommandContext) async throws {
         var overrides = SiteSettings()
-        if let caCert { overrides.caCert = (caCert as NSString).standardizingPath.hasPrefix("/") ? caCert : FileManager.default.currentDirectoryPath + "/" + caCert }
+        if let caCert { overrides.caCert = (caCert as NSString).standardizingPath.hasPrefix("/") ? caCert : context.currentDirectory + "/" + caCert }
         if !nameservers.isEmpty { overrides.dns = DNSSettings(nameservers: nameservers, search: searchDomains.isEmpty ? nil : searchDomains) }
         if !rewrites.isEmpty { overrides.repoRewrites = rewrites }
         if !signingKeys.isEmpty { overrides.signingKeys = signingKeys }
         do { try overrides.check(source: "command line") } catch {
-            Output.error(error.description)
-            throw CLIExitCode.dataError
+            throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
         }
-        let environment = try engine.environment(overrides: overrides)
+        let environment = try engine.environment(context, overrides: overrides)
         let catalog = environment.catalog
-        let json = engine.json
 
         let recipeRecord: RecipeRecord
         if let id = UUID(uuidString: recipe) {
-            do { recipeRecord = try catalog.recipe(id) } catch {
-                Output.error(error.description)
-                throw CLIExitCode.dataError
-            }
+            recipeRecord = try catalog.recipe(id)
         } else {
             do {
-                let distribution = try linuxDistribution.map { value throws(CatalogError) in try LinuxDistribution.parse(value) }
                 let values = try templateValues.map { value throws(CatalogError) in try TemplateVariable(parsing: value) }
                 recipeRecord = try await RecipeRegistrar(catalog: catalog, store: environment.store).register(
-                    path: recipe, name: nil, linuxDistribution: distribution, arch: arch.flatMap(Arch.init(rawValue:)) ?? .x86_64,
+                    path: recipe, name: nil, linuxDistribution: linuxDistribution, arch: arch ?? .x86_64,
                     templateDictionary: values)
             } catch {
-                Output.error("\(recipe): \(error)")
-                throw CLIExitCode.dataError
+                throw CLIError.input(recipe, error)
             }
-            if !json { Output.write(Data("registered recipe \(recipeRecord.id.uuidString.lowercased()) (\(recipeRecord.name))\n".utf8), to: .standardError) }
+            if !json { Output.write(Data("registered recipe \(recipeRecord.id.uuidString.lowercased()) (\(recipeRecord.name))\n".utf8), to: context.stderr) }
         }
 
         var pipelineValue: Pipeline?
         if let pipeline {
             do { pipelineValue = try PipelineLoader.load(file: pipeline) } catch {
-                Output.error(error.description)
-                throw CLIExitCode.dataError
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
             }
         }
-        let job: JobRecord
-        do {
-            job = try catalog.createJob(JobRequest(
-                jobType: .create, artifactID: recipeRecord.id, imageRootArchiveName: name ?? recipeRecord.name, pid: getpid()))
-        } catch {
-            Output.error(error.description)
-            throw CLIExitCode.dataError
-        }
-        let console = JobConsole(json: json, verbose: verbose)
+        let job = try catalog.createJob(JobRequest(
+            jobType: .create, artifactID: recipeRecord.id, imageRootArchiveName: name ?? recipeRecord.name, pid: getpid()))
+        let console = JobConsole(json: json, verbose: verbose, context: context)
         let outcome = await JobRunner(environment: environment).run(jobID: job.id, options: JobRunOptions(
             pipeline: pipelineValue, workspacePolicy: keepWorkspace ? .keep : .keepOnFailure, timeout: timeout.map { .seconds($0) },
-            profiles: profile.isEmpty ? nil : profile, undefinedVariables: undefined == "error" ? .error : .renderEmpty,
+            profiles: profile.isEmpty ? nil : profile, undefinedVariables: undefined == .error ? .error : .renderEmpty,
             listener: console, sourceDateEpoch: sourceDateEpoch))
-        try JobsCommand.report(outcome, json: json)
+        try JobsCommand.report(outcome, json: json, context: context)
     }
 }
 
 extension JobsCommand {
-    /// Prints the end of a job: the image and its manifest, or the error.
-    static func report(_ outcome: JobOutcome, json: Bool) throws {
+    /// Prints the end of a job: the image and its manifest, or the error (exit 1). With `json` the error is in the
+    /// closing `result` event (with `exit_code`), which ends the event stream.
+    static func report(_ outcome: JobOutcome, json: Bool, context: CommandContext) throws {
         if json {
             var summary: [String: JSONValue] = [
                 "event": "result", "status": .string(outcome.job.status.rawValue),
@@ -122,19 +112,25 @@ extension JobsCommand {
             }
             if let error = outcome.job.error { summary["error"] = EventEncodingBridge.json(error) }
             if let workspace = outcome.workspace { summary["workspace"] = .string(workspace) }
+            summary["exit_code"] = .number(Double(outcome.succeeded ? 0 : CLIExitCode.failure.rawValue))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             var line = try encoder.encode(JSONValue.object(summary))
             line.append(0x0A)
-            Output.write(line)
+            context.write(line)
         } else if let image = outcome.image {
-            Output.line("image \(image.id.uuidString.lowercased()) (\(image.name), \(image.arch.rawValue))")
-            Output.line("manifest \(image.link?.path ?? "")")
-            if let manifest = outcome.manifest { Output.line(manifest) }
-        } else {
-            Output.error("job \(outcome.job.id.uuidString.lowercased()) failed: \(outcome.job.error?.message ?? outcome.error?.description ?? "unknown error")")
-            if let workspace = outcome.workspace { Output.error("the workspace is kept at \(workspace)") }
+            context.line("image \(image.id.uuidString.lowercased()) (\(image.name), \(image.arch.rawValue))")
+            context.line("manifest \(image.link?.path ?? "")")
+            if let manifest = outcome.manifest { context.line(manifest) }
         }
-        if !outcome.succeeded { throw CLIExitCode.failure }
+        if !outcome.succeeded {
+            let failure = CLIError.failed(
+                outcome.job.error?.code ?? "ims.job.failed",
+                "job \(outcome.job.id.uuidString.lowercased()) failed: \(outcome.job.error?.message ?? outcome.error?.description ?? "unknown error")")
+            // The result event above already carries the error for automation.
+            let status = CLIErrors.report(failure, json: false, context: context)
+            if let workspace = outcome.workspace, !json { Output.write(Data("the workspace is kept at \(workspace)\n".utf8), to: context.stderr) }
+            throw status
+        }
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import IMSCatalog
 import IMSEngine
 import IMSPluginHost
+import IMSRecipes
 import IMSStore
 
 /// Options shared by the record commands (`ims recipes create|list|…`, `ims images …`, `ims public-keys …`).
@@ -22,69 +23,67 @@ struct CatalogOptions: ParsableArguments {
     @Flag(name: .long, help: "Print machine-readable JSON (IMS field names) instead of text.")
     var json = false
 
-    /// The resolved data directory.
+    /// The data directory: `--data-dir` (relative to the context's current directory), else as the context's
+    /// environment says (see `DataDirectory.resolve`).
+    func dataDirectory(_ context: CommandContext) -> DataDirectory {
+        DataDirectory.resolve(explicit: dataDir.map(context.absolutePath), environment: context.environment)
+    }
+
+    /// The data directory resolved in the process's own environment, for code that runs without a context
+    /// (the background runner's arguments; see `JobsCommand.Create`).
     var dataDirectory: DataDirectory {
         DataDirectory.resolve(explicit: dataDir)
     }
 
     /// The resolved store URL: `--store`, else `$IMS_STORE`, else the site settings' `store`, else the local
     /// store in the data directory. Empty values count as unset.
-    func storeURL(settings: SiteSettings) -> String {
-        let candidates = [store, ProcessInfo.processInfo.environment["IMS_STORE"], settings.store]
-        return candidates.compactMap { $0 }.first { !$0.isEmpty } ?? dataDirectory.storeURL
+    func storeURL(settings: SiteSettings, context: CommandContext) -> String {
+        let candidates = [store, context.environment["IMS_STORE"], settings.store]
+        return candidates.compactMap { $0 }.first { !$0.isEmpty } ?? dataDirectory(context).storeURL
     }
 
     /// Opens the catalog, reporting failures.
-    func openCatalog() throws -> Catalog {
+    func openCatalog(_ context: CommandContext) throws -> Catalog {
         do {
-            return try Catalog(dataDirectory: dataDirectory)
+            return try Catalog(dataDirectory: dataDirectory(context))
         } catch {
-            throw RecordsCLI.report(error, json: json)
+            throw CLIErrors.report(error, json: json, context: context)
         }
     }
 
-    /// Opens the artifact store named by ``storeURL(settings:)``, reporting failures.
+    /// Opens the artifact store named by ``storeURL(settings:context:)``, reporting failures.
     ///
     /// - Parameters:
     ///   - settings: the site settings; by default `<$IMS_CONFIG_DIR or /etc/ims>/ims.yaml` (an S3 store's settings).
     ///   - plugins: the plugins to find the store plugin in; discovered only when the store needs one.
-    func openStore(settings: SiteSettings? = nil, plugins: PluginCatalog? = nil) throws -> any ArtifactStore {
+    func openStore(_ context: CommandContext, settings: SiteSettings? = nil, plugins: PluginCatalog? = nil) throws -> any ArtifactStore {
         let settings = settings ?? {
-            let siteDirectory = ProcessInfo.processInfo.environment["IMS_CONFIG_DIR"] ?? "/etc/ims"
+            let siteDirectory = context.environment["IMS_CONFIG_DIR"] ?? "/etc/ims"
             return (try? SiteSettings.load(file: siteDirectory + "/ims.yaml", optional: true)) ?? SiteSettings()
         }()
-        let url = storeURL(settings: settings)
+        let url = storeURL(settings: settings, context: context)
         do {
             guard url.hasPrefix("s3://") else { return try ArtifactStores.open(url: url) }
-            let plugins = plugins ?? PluginCatalog(searchPath: PluginSearchPath.standard(explicit: settings.pluginPath ?? [], executablePath: GlobalOptions.executablePath()))
+            let plugins = plugins ?? PluginCatalog(searchPath: PluginSearchPath.standard(
+                explicit: settings.pluginPath ?? [], environment: context.environment, executablePath: context.executablePath))
             return try ArtifactStoreFactory.open(url: url, settings: settings, plugins: plugins)
         } catch {
-            throw CLIErrors.report(error, json: json)
+            throw CLIErrors.report(error, json: json, context: context)
         }
     }
 }
 
 /// Output, errors and argument parsing shared by the record commands.
 enum RecordsCLI {
-    /// Prints an error and returns the exit code to throw (see ``CLIErrors/report(_:json:exit:)``).
-    static func report(_ error: any Error, json: Bool) -> ExitCode {
-        CLIErrors.report(error, json: json)
-    }
-
     /// Runs `body`, turning any error into a printed report and an exit code.
-    static func run<T>(json: Bool, _ body: () async throws -> T) async throws -> T {
+    static func run<T>(json: Bool, context: CommandContext, _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let exit as ExitCode {
             throw exit
         } catch {
-            throw report(error, json: json)
+            throw CLIErrors.report(error, json: json, context: context)
         }
-    }
-
-    /// A problem with a file or value the user gave (exit 65).
-    struct InputError: Error {
-        var message: String
     }
 
     struct ErrorReport: Encodable {
@@ -98,19 +97,14 @@ enum RecordsCLI {
         }
     }
 
-    /// Writes bytes to stdout.
-    static func write(_ bytes: [UInt8]) {
-        Output.write(Data(bytes))
-    }
-
     /// Prints one record as JSON.
-    static func printJSON<T: RecordJSONWritable>(_ record: T) {
-        write(RecordJSONWriter.object(record))
+    static func printJSON<T: RecordJSONWritable>(_ record: T, _ context: CommandContext) {
+        context.write(Data(RecordJSONWriter.object(record)))
     }
 
     /// Prints records as a JSON array.
-    static func printJSON<T: RecordJSONWritable>(_ records: [T]) {
-        write(RecordJSONWriter.array(records))
+    static func printJSON<T: RecordJSONWritable>(_ records: [T], _ context: CommandContext) {
+        context.write(Data(RecordJSONWriter.array(records)))
     }
 
     /// Renders a text table: a header row, then rows, columns padded to their widest cell.
@@ -137,11 +131,11 @@ enum RecordsCLI {
     }
 
     /// Prints `key: value` lines for `describe`.
-    static func printFields(_ fields: [(String, String)]) {
+    static func printFields(_ fields: [(String, String)], _ context: CommandContext) {
         let width = fields.map(\.0.count).max() ?? 0
         var text = ""
         for (key, value) in fields { text += key + ":" + String(repeating: " ", count: width - key.count + 1) + value + "\n" }
-        Output.write(Data(text.utf8))
+        context.write(Data(text.utf8))
     }
 
     static func date(_ date: Date?) -> String {
@@ -181,13 +175,31 @@ enum RecordsCLI {
     }
 }
 
-/// Parses an enumeration option, listing the allowed values on error.
-func enumerationOption<E: RecordEnumeration>(_ type: E.Type) -> @Sendable (String) throws -> E {
+/// Parses an option that takes one of a fixed set of values. Anything else is a usage error (exit 64) whose message
+/// lists the allowed values; every enum-valued option of ims parses this way.
+func choiceOption<T: Sendable>(_ choices: [(name: String, value: T)]) -> @Sendable (String) throws -> T {
     { text in
-        do {
-            return try E.parse(text)
-        } catch {
-            throw ValidationError("allowed: \(E.allowedValues.joined(separator: ", "))")
+        guard let choice = choices.first(where: { $0.name == text }) else {
+            throw ValidationError("allowed: \(choices.map(\.name).joined(separator: ", "))")
         }
+        return choice.value
     }
 }
+
+/// Parses an enumeration option (its raw values), listing the allowed values on error.
+func enumerationOption<E: RawRepresentable & CaseIterable & Sendable>(_ type: E.Type) -> @Sendable (String) throws -> E
+where E.RawValue == String {
+    choiceOption(E.allCases.map { (name: $0.rawValue, value: $0) })
+}
+
+/// Parses an age option (`30m`, `2h`, `1d`); a malformed age is a usage error.
+@Sendable func ageOption(_ text: String) throws -> TimeInterval {
+    do {
+        return try JobFilter.parseAge(text)
+    } catch {
+        throw ValidationError(error.description)
+    }
+}
+
+/// What an undefined template variable does (`--undefined`).
+let undefinedVariableChoices: [(name: String, value: UndefinedVariablePolicy)] = [("error", .error), ("render-empty", .renderEmpty)]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import IMSCatalog
 import IMSEngine
 import IMSPluginHost
@@ -18,53 +19,64 @@ struct EngineOptions: ParsableArguments {
 
     var json: Bool { catalog.json }
 
+    /// The site configuration directory: `--config-dir`, else `$IMS_CONFIG_DIR` in `environment`, else `/etc/ims`.
+    static func siteDirectory(configDir: String?, environment: [String: String]) -> String {
+        configDir ?? environment["IMS_CONFIG_DIR"] ?? "/etc/ims"
+    }
+
+    func siteDirectory(_ context: CommandContext) -> String {
+        Self.siteDirectory(configDir: configDir.map(context.absolutePath), environment: context.environment)
+    }
+
+    /// The site directory in the process's own environment, for code that runs without a context (the
+    /// background runner's arguments; see `JobsCommand.Create`).
     var siteDirectory: String {
-        configDir ?? ProcessInfo.processInfo.environment["IMS_CONFIG_DIR"] ?? "/etc/ims"
+        Self.siteDirectory(configDir: configDir, environment: ProcessInfo.processInfo.environment)
     }
 
     /// The site settings from `<config-dir>/ims.yaml` (absent file: defaults).
-    func siteSettings() throws -> SiteSettings {
+    func siteSettings(_ context: CommandContext) throws -> SiteSettings {
         do {
-            return try SiteSettings.load(file: siteDirectory + "/ims.yaml", optional: true)
+            return try SiteSettings.load(file: siteDirectory(context) + "/ims.yaml", optional: true)
         } catch {
-            Output.error(error.description)
-            throw CLIExitCode.dataError
+            throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
         }
     }
 
     /// Opens everything a job needs; marks jobs whose runner died as interrupted (crash safety).
-    func environment(overrides: SiteSettings = SiteSettings()) throws -> EngineEnvironment {
-        let settings = try siteSettings().merging(overrides)
-        let catalog = try self.catalog.openCatalog()
+    func environment(_ context: CommandContext, overrides: SiteSettings = SiteSettings()) throws -> EngineEnvironment {
+        let settings = try siteSettings(context).merging(overrides)
+        let catalog = try self.catalog.openCatalog(context)
         _ = try? catalog.markInterrupted()
-        let searchPath = PluginSearchPath.standard(explicit: pluginPaths + (settings.pluginPath ?? []), executablePath: GlobalOptions.executablePath())
+        let searchPath = PluginSearchPath.standard(
+            explicit: pluginPaths + (settings.pluginPath ?? []), environment: context.environment, executablePath: context.executablePath)
         let plugins = PluginCatalog(searchPath: searchPath)
-        let store = try self.catalog.openStore(settings: settings, plugins: plugins)
-        let jobs = self.catalog.dataDirectory.path + "/jobs"
+        let store = try self.catalog.openStore(context, settings: settings, plugins: plugins)
+        let jobs = self.catalog.dataDirectory(context).path + "/jobs"
         return EngineEnvironment(
             catalog: catalog, store: store, plugins: plugins, settings: settings,
-            siteDirectory: siteDirectory, jobsDirectory: jobs)
+            siteDirectory: siteDirectory(context), jobsDirectory: jobs)
     }
 }
 
 /// Shows a job's events: NDJSON for automation, or text with progress redrawn in place on a TTY.
-final class JobConsole: JobEventListener, @unchecked Sendable {
+final class JobConsole: JobEventListener {
     private let json: Bool
     private let text: TextEventRenderer
-    private let lock = NSLock()
-    private let output: FileHandle
+    /// Held while a line is written, so lines from plugin threads and the runner never interleave.
+    private let writing = Mutex(())
+    private let output: OutputSink
 
-    init(json: Bool, verbose: Bool = false) {
+    /// Events go to the context's stdout with `json`, else to its stderr.
+    init(json: Bool, verbose: Bool = false, context: CommandContext) {
         self.json = json
-        output = json ? .standardOutput : .standardError
-        text = TextEventRenderer(fileHandle: output, isTerminal: isatty(json ? 1 : 2) == 1, minimumLogLevel: verbose ? .debug : .info, showStderr: verbose, showToolOutput: verbose)
+        output = json ? context.stdout : context.stderr
+        text = TextEventRenderer(fileHandle: output.fileHandle, isTerminal: output.isTerminal, minimumLogLevel: verbose ? .debug : .info, showStderr: verbose, showToolOutput: verbose)
     }
 
     func jobEvent(_ event: JobStreamEvent) {
         if json {
-            lock.lock()
-            Output.write(event.jsonLine(), to: output)
-            lock.unlock()
+            writing.withLock { _ in Output.write(event.jsonLine(), to: output) }
             return
         }
         let step = event.step.map { "[\($0)] " } ?? ""
@@ -89,9 +101,7 @@ final class JobConsole: JobEventListener, @unchecked Sendable {
         case .engine(.jobFinished): line = nil
         }
         if let line {
-            lock.lock()
-            Output.write(Data((line + "\n").utf8), to: output)
-            lock.unlock()
+            writing.withLock { _ in Output.write(Data((line + "\n").utf8), to: output) }
         }
     }
 }

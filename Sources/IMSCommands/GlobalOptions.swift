@@ -12,11 +12,12 @@ public struct GlobalOptions: ParsableArguments {
 
     public init() {}
 
-    /// The plugin search path these options describe.
-    public func searchPath() -> PluginSearchPath {
-        PluginSearchPath.standard(explicit: pluginPaths, executablePath: Self.executablePath())
+    /// The plugin search path these options describe, in `context`'s environment (`IMS_PLUGIN_PATH`).
+    public func searchPath(_ context: CommandContext) -> PluginSearchPath {
+        PluginSearchPath.standard(explicit: pluginPaths, environment: context.environment, executablePath: context.executablePath)
     }
 
+    /// The running binary: `/proc/self/exe`, else `argv[0]`.
     static func executablePath() -> String? {
         if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return path }
         return CommandLine.arguments.first

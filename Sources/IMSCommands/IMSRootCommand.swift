@@ -28,8 +28,10 @@ public struct IMSRootCommand: AsyncParsableCommand {
     public init() {}
 }
 
-/// The process entry point used by the `ims` executable.
+/// The command-line edge: parses arguments, runs the command with a context, and decides the exit code.
 public enum CommandLineEntry {
+    /// The process entry point used by the `ims` executable: process-global set-up (SIGPIPE, logging) happens here
+    /// and only here, then ``run(_:context:)`` with the process's context, then `exit`.
     public static func main() async {
         ims_ignore_sigpipe()
         let level = ProcessInfo.processInfo.environment["IMS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .notice
@@ -38,6 +40,45 @@ public enum CommandLineEntry {
             handler.logLevel = level
             return handler
         }
-        await IMSRootCommand.main()
+        exit(await run(Array(CommandLine.arguments.dropFirst()), context: .process()))
+    }
+
+    /// Runs `ims ARGUMENTS` with `context` and returns the exit status. Parse errors, help and `--version`, and
+    /// errors escaping a command become output and exit codes as ArgumentParser's own `main()` does
+    /// (`exitCode(for:)`, `fullMessage(for:)`); help goes to stdout, everything else to stderr. A command reports its
+    /// own errors (``IMSCommand/execute(_:)``); a usage error found while parsing is also reported as JSON on stdout
+    /// when `--json` is among the arguments.
+    public static func run(_ arguments: [String], context: CommandContext) async -> Int32 {
+        var command: any ParsableCommand
+        do {
+            command = try IMSRootCommand.parseAsRoot(arguments)
+        } catch {
+            return finish(error, context: context, json: arguments.contains("--json"))
+        }
+        do {
+            if let command = command as? any IMSCommand {
+                try await command.execute(context)
+            } else if var group = command as? any AsyncParsableCommand {
+                try await group.run()
+            } else {
+                try command.run()
+            }
+            return ExitCode.success.rawValue
+        } catch {
+            return finish(error, context: context, json: false)
+        }
+    }
+
+    /// Prints what ArgumentParser prints for `error` and returns its exit code.
+    private static func finish(_ error: any Error, context: CommandContext, json: Bool) -> Int32 {
+        let status = IMSRootCommand.exitCode(for: error)
+        let text = IMSRootCommand.fullMessage(for: error)
+        if !text.isEmpty {
+            Output.write(Data((text + "\n").utf8), to: status == .success ? context.stdout : context.stderr)
+        }
+        if json && status != .success {
+            CLIErrors.printJSON(code: "ims.usage", message: IMSRootCommand.message(for: error), exit: status, context: context)
+        }
+        return status.rawValue
     }
 }

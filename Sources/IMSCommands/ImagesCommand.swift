@@ -16,7 +16,7 @@ struct ImagesCommand: AsyncParsableCommand {
         subcommands: [Create.self, List.self, Describe.self, Update.self, Delete.self, Undelete.self, SeedBenchmark.self]
     )
 
-    static func describe(_ image: ImageRecord) {
+    static func describe(_ image: ImageRecord, _ context: CommandContext) {
         var fields: [(String, String)] = [
             ("id", image.id.imsString), ("name", image.name), ("created", IMSTimestamp.string(image.created)),
             ("arch", image.arch.rawValue),
@@ -24,19 +24,19 @@ struct ImagesCommand: AsyncParsableCommand {
             ("metadata", image.metadata.isEmpty ? "-" : image.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")),
         ]
         if let deleted = image.deleted { fields.append(("deleted", IMSTimestamp.string(deleted))) }
-        RecordsCLI.printFields(fields)
+        RecordsCLI.printFields(fields, context)
     }
 
     /// Validates a manifest link through the store (IMS §6.3), printing ETag warnings.
-    static func validatedLink(_ url: String, store: any ArtifactStore) async throws -> ArtifactLink {
+    static func validatedLink(_ url: String, context: CommandContext, store: any ArtifactStore) async throws -> ArtifactLink {
         let validation = try await ImageArtifacts(store: store).validate(manifestURL: url)
-        for warning in validation.warnings { Output.error("warning: \(warning)") }
+        for warning in validation.warnings { context.warning(warning) }
         return try ArtifactLink(url: url, etag: validation.manifestObject.etag)
     }
 }
 
 extension ImagesCommand {
-    struct Create: AsyncParsableCommand {
+    struct Create: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "Register an image record (IMS POST /images).",
             discussion: """
@@ -48,6 +48,7 @@ extension ImagesCommand {
                 """)
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Option(help: "The image's name.") var name: String
         @Option(help: ArgumentHelp("The URL of the image's manifest.json in the store.", valueName: "url")) var link: String?
         @Option(help: "The architecture.", transform: enumerationOption(Arch.self)) var arch: Arch = .x86_64
@@ -58,32 +59,33 @@ extension ImagesCommand {
             _ = try RecordsCLI.pairs(metadata, option: "--metadata")
         }
 
-        func run() async throws {
-            try await RecordsCLI.run(json: options.json) {
-                let catalog = try options.openCatalog()
+        func run(_ context: CommandContext) async throws {
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let catalog = try options.openCatalog(context)
                 var record = ImageRecord(name: name, arch: arch)
                 for (key, value) in try RecordsCLI.pairs(metadata, option: "--metadata") { record.metadata[key] = value }
-                if let link { record.link = try await ImagesCommand.validatedLink(link, store: try options.openStore()) }
+                if let link { record.link = try await ImagesCommand.validatedLink(link, context: context, store: try options.openStore(context)) }
                 let created = try catalog.createImage(record)
-                if options.json { RecordsCLI.printJSON(created) } else { Output.line("created image \(created.id.imsString) (\(created.name))") }
+                if options.json { RecordsCLI.printJSON(created, context) } else { context.line("created image \(created.id.imsString) (\(created.name))") }
             }
         }
     }
 
-    struct List: AsyncParsableCommand {
+    struct List: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "List image records, oldest first.",
             discussion: "With --deleted, list soft-deleted images instead.")
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Flag(help: "List soft-deleted images.") var deleted = false
 
-        func run() async throws {
-            try await RecordsCLI.run(json: options.json) {
-                let catalog = try options.openCatalog()
+        func run(_ context: CommandContext) async throws {
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let catalog = try options.openCatalog(context)
                 if options.json {
                     // Straight from SQLite to stdout: the same bytes as encoding the records, several times faster.
-                    try catalog.writeImagesJSON(deleted: deleted) { chunk in Output.write(Data(buffer: chunk)) }
+                    try catalog.writeImagesJSON(deleted: deleted) { chunk in context.write(Data(buffer: chunk)) }
                     return
                 }
                 let images = try catalog.images(deleted: deleted)
@@ -92,27 +94,28 @@ extension ImagesCommand {
                      image.metadata.isEmpty ? "-" : image.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
                      image.link?.path ?? "-"]
                 }
-                Output.write(Data(RecordsCLI.table(["ID", "NAME", "ARCH", deleted ? "DELETED" : "CREATED", "METADATA", "LINK"], rows).utf8))
+                context.write(Data(RecordsCLI.table(["ID", "NAME", "ARCH", deleted ? "DELETED" : "CREATED", "METADATA", "LINK"], rows).utf8))
             }
         }
     }
 
-    struct Describe: AsyncParsableCommand {
+    struct Describe: IMSCommand {
         static let configuration = CommandConfiguration(abstract: "Show one image record (live or soft-deleted).")
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Argument(help: ArgumentHelp("The image id.", valueName: "id")) var id: String
 
-        func run() async throws {
+        func run(_ context: CommandContext) async throws {
             let imageID = try RecordsCLI.uuid(id, kind: "image")
-            try await RecordsCLI.run(json: options.json) {
-                let image = try options.openCatalog().image(imageID, scope: .any)
-                if options.json { RecordsCLI.printJSON(image) } else { ImagesCommand.describe(image) }
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let image = try options.openCatalog(context).image(imageID, scope: .any)
+                if options.json { RecordsCLI.printJSON(image, context) } else { ImagesCommand.describe(image, context) }
             }
         }
     }
 
-    struct Update: AsyncParsableCommand {
+    struct Update: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "Change an image record (IMS PATCH: link, arch, metadata).",
             discussion: """
@@ -126,6 +129,7 @@ extension ImagesCommand {
                 """)
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Argument(help: ArgumentHelp("The image id.", valueName: "id")) var id: String
         @Option(help: ArgumentHelp("The URL of the image's manifest.json in the store.", valueName: "url")) var link: String?
         @Option(help: "The architecture.", transform: enumerationOption(Arch.self)) var arch: Arch?
@@ -138,10 +142,10 @@ extension ImagesCommand {
             if metadataRemove.contains(where: \.isEmpty) { throw ValidationError("'--metadata-remove' takes a non-empty key") }
         }
 
-        func run() async throws {
+        func run(_ context: CommandContext) async throws {
             let imageID = try RecordsCLI.uuid(id, kind: "image")
-            try await RecordsCLI.run(json: options.json) {
-                let catalog = try options.openCatalog()
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let catalog = try options.openCatalog(context)
                 var update = ImageUpdate(arch: arch, name: name)
                 update.metadata = try RecordsCLI.pairs(metadataSet, option: "--metadata-set").map { MetadataChange.set($0.0, $0.1) }
                     + metadataRemove.map(MetadataChange.remove)
@@ -151,16 +155,16 @@ extension ImagesCommand {
                         // Same link: no-op; different link: the catalog reports the conflict without a store round trip.
                         update.link = existing.path == link ? existing : ArtifactLink(path: link, etag: "", type: link.hasPrefix("s3://") ? .s3 : .file)
                     } else {
-                        update.link = try await ImagesCommand.validatedLink(link, store: try options.openStore())
+                        update.link = try await ImagesCommand.validatedLink(link, context: context, store: try options.openStore(context))
                     }
                 }
                 let updated = try catalog.updateImage(imageID, update)
-                if options.json { RecordsCLI.printJSON(updated) } else { ImagesCommand.describe(updated) }
+                if options.json { RecordsCLI.printJSON(updated, context) } else { ImagesCommand.describe(updated, context) }
             }
         }
     }
 
-    struct Delete: AsyncParsableCommand {
+    struct Delete: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "Soft-delete an image (or delete it for good with --permanent).",
             discussion: """
@@ -170,66 +174,69 @@ extension ImagesCommand {
                 """)
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Argument(help: ArgumentHelp("The image id.", valueName: "id")) var id: String
         @Flag(help: "Delete the record and its artifacts for good.") var permanent = false
 
-        func run() async throws {
+        func run(_ context: CommandContext) async throws {
             let imageID = try RecordsCLI.uuid(id, kind: "image")
-            try await RecordsCLI.run(json: options.json) {
-                let lifecycle = RecordLifecycle(catalog: try options.openCatalog(), store: try options.openStore())
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let lifecycle = RecordLifecycle(catalog: try options.openCatalog(context), store: try options.openStore(context))
                 if permanent {
                     let removal = try await lifecycle.deleteImagePermanently(imageID)
                     if let unstored = removal.unstoredLink {
-                        Output.error("warning: \(unstored) is not in the store \(lifecycle.store.url); only the record was deleted")
+                        context.warning("\(unstored) is not in the store \(lifecycle.store.url); only the record was deleted")
                     }
-                    if options.json { RecordsCLI.printJSON(removal.record) } else { Output.line("deleted image \(imageID.imsString) permanently") }
+                    if options.json { RecordsCLI.printJSON(removal.record, context) } else { context.line("deleted image \(imageID.imsString) permanently") }
                     return
                 }
                 let deleted = try await lifecycle.softDeleteImage(imageID)
                 if options.json {
-                    RecordsCLI.printJSON(deleted)
+                    RecordsCLI.printJSON(deleted, context)
                 } else {
-                    Output.line("deleted image \(imageID.imsString) (restore it with 'ims images undelete \(imageID.imsString)')")
+                    context.line("deleted image \(imageID.imsString) (restore it with 'ims images undelete \(imageID.imsString)')")
                 }
             }
         }
     }
 
-    struct Undelete: AsyncParsableCommand {
+    struct Undelete: IMSCommand {
         static let configuration = CommandConfiguration(abstract: "Restore a soft-deleted image with every field and its artifacts.")
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Argument(help: ArgumentHelp("The image id.", valueName: "id")) var id: String
 
-        func run() async throws {
+        func run(_ context: CommandContext) async throws {
             let imageID = try RecordsCLI.uuid(id, kind: "image")
-            try await RecordsCLI.run(json: options.json) {
-                let restored = try await RecordLifecycle(catalog: try options.openCatalog(), store: try options.openStore()).undeleteImage(imageID)
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let restored = try await RecordLifecycle(catalog: try options.openCatalog(context), store: try options.openStore(context)).undeleteImage(imageID)
                 if options.json {
-                    RecordsCLI.printJSON(restored)
+                    RecordsCLI.printJSON(restored, context)
                 } else {
-                    Output.line("restored image \(imageID.imsString) (\(restored.name))")
+                    context.line("restored image \(imageID.imsString) (\(restored.name))")
                 }
             }
         }
     }
 
     /// Hidden: fills a catalog with synthetic images for scripts/bench-catalog.
-    struct SeedBenchmark: AsyncParsableCommand {
+    struct SeedBenchmark: IMSCommand {
         static let configuration = CommandConfiguration(
             commandName: "seed-benchmark", abstract: "Add synthetic image records (benchmarking only).", shouldDisplay: false)
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Option(help: "How many images to add.") var count: Int = 100_000
 
         func validate() throws {
             if count < 1 { throw ValidationError("'--count' must be at least 1") }
         }
 
-        func run() async throws {
-            try await RecordsCLI.run(json: options.json) {
-                let catalog = try options.openCatalog()
-                let storeRoot = options.dataDirectory.storePath
+        func run(_ context: CommandContext) async throws {
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let catalog = try options.openCatalog(context)
+                let storeRoot = options.dataDirectory(context).storePath
                 let start = IMSTimestamp.now().addingTimeInterval(-Double(count))
                 var added = 0
                 while added < count {
@@ -249,7 +256,7 @@ extension ImagesCommand {
                     try catalog.createImages(records)
                     added += batch
                 }
-                Output.line("added \(added) images to \(options.dataDirectory.catalogPath)")
+                context.line("added \(added) images to \(options.dataDirectory(context).catalogPath)")
             }
         }
     }

@@ -25,21 +25,21 @@ struct JobsCommand: AsyncParsableCommand {
 
     /// Opens the catalog and reads the job `id` (after marking jobs whose runner died as interrupted, unless
     /// told not to); a malformed or unknown id is reported and exits.
-    static func openJob(_ id: String, catalog: CatalogOptions, markInterrupted: Bool = true) throws -> (Catalog, JobRecord) {
+    static func openJob(_ id: String, catalog: CatalogOptions, markInterrupted: Bool = true, context: CommandContext) throws -> (Catalog, JobRecord) {
         let jobID = try parseID(id)
-        let store = try catalog.openCatalog()
+        let store = try catalog.openCatalog(context)
         if markInterrupted { _ = try? store.markInterrupted() }
-        do { return (store, try store.job(jobID)) } catch { throw CLIErrors.report(error, json: catalog.json) }
+        do { return (store, try store.job(jobID)) } catch { throw CLIErrors.report(error, json: catalog.json, context: context) }
     }
 
     /// A customize script given on the command line: it must be a readable regular file; the job gets its
     /// absolute path.
-    static func customizeScript(_ path: String) throws -> String {
-        let absolute = URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL.path
+    static func customizeScript(_ path: String, context: CommandContext) throws -> String {
+        let absolute = URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: context.currentDirectory)).standardizedFileURL.path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: absolute, isDirectory: &isDirectory), !isDirectory.boolValue,
               FileManager.default.isReadableFile(atPath: absolute)
-        else { throw ValidationError("'--script \(path)': no such readable file") }
+        else { throw CLIError.input("'--script \(path)': no such readable file") }
         return absolute
     }
 
@@ -48,7 +48,7 @@ struct JobsCommand: AsyncParsableCommand {
 }
 
 extension JobsCommand {
-    struct Create: AsyncParsableCommand {
+    struct Create: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create a job and run it (in the foreground, or in the background with --detach).",
             discussion: """
@@ -65,7 +65,8 @@ extension JobsCommand {
                 """)
 
         @OptionGroup var engine: EngineOptions
-        @Option(help: "create or customize.") var jobType: String
+        var json: Bool { engine.json }
+        @Option(help: "create or customize.", transform: enumerationOption(JobType.self)) var jobType: JobType
         @Option(help: "The recipe id (create) or image id (customize).") var artifactId: String
         @Option(help: "The name of the new image.") var imageRootArchiveName: String
         @Option(help: "A registered public key id (for customize access).") var publicKeyId: String?
@@ -81,69 +82,75 @@ extension JobsCommand {
         @Flag(help: "Customize jobs: a jailed session (signal files /tmp/complete and /tmp/failed inside the root), as IMS's ssh jail.")
         var jail = false
 
-        func run() async throws {
-            guard let type = JobType(rawValue: jobType) else { throw ValidationError("'--job-type' must be create or customize") }
-            if type != .customize, script != nil || jail {
+        func run(_ context: CommandContext) async throws {
+            if jobType != .customize, script != nil || jail {
                 throw ValidationError("'--script' and '--jail' apply to customize jobs only")
             }
-            let scriptPath = try script.map(JobsCommand.customizeScript)
+            let scriptPath = try script.map { try JobsCommand.customizeScript($0, context: context) }
             let artifact = try JobsCommand.parseID(artifactId)
             let publicKey = try publicKeyId.map(JobsCommand.parseID)
-            let environment = try engine.environment()
+            let environment = try engine.environment(context)
             let job: JobRecord
             do {
                 job = try environment.catalog.createJob(JobRequest(
-                    jobType: type, artifactID: artifact, publicKeyID: publicKey, imageRootArchiveName: imageRootArchiveName,
+                    jobType: jobType, artifactID: artifact, publicKeyID: publicKey, imageRootArchiveName: imageRootArchiveName,
                     enableDebug: enableDebug, kernelFileName: kernelFileName, initrdFileName: initrdFileName,
                     kernelParametersFileName: kernelParametersFileName,
                     sshContainers: jail ? [SSHContainer(name: "customize", jail: true)] : nil, timeoutSeconds: timeout.map { Int($0) },
                     pid: detach ? nil : getpid()))
             } catch {
-                throw CLIErrors.report(error, json: engine.json)
+                throw CLIErrors.report(error, json: engine.json, context: context)
             }
             if detach {
-                try spawnRunner(job.id, script: scriptPath, jobsDirectory: environment.jobsDirectory)
-                if engine.json { try Output.json(JobsCommand.jobJSON(job)) } else { Output.line("job \(job.id.uuidString.lowercased()) created; follow it with: ims jobs logs \(job.id.uuidString.lowercased()) --follow") }
+                do {
+                    try spawnRunner(job.id, script: scriptPath, jobsDirectory: environment.jobsDirectory, context: context)
+                } catch {
+                    // The job never got a runner: it ends as error at once instead of staying in creating.
+                    let message = "cannot start the background runner: \(error.description)"
+                    _ = try? environment.catalog.fail(job.id, error: JobError(code: "ims.job.runner_unavailable", category: "environment", message: message))
+                    throw CLIError(code: "ims.job.runner_unavailable", message: message, exitCode: CLIExitCode.unavailable)
+                }
+                if engine.json { try context.json(JobsCommand.jobJSON(job)) } else { context.line("job \(job.id.uuidString.lowercased()) created; follow it with: ims jobs logs \(job.id.uuidString.lowercased()) --follow") }
                 return
             }
             let outcome = await JobRunner(environment: environment).run(jobID: job.id, options: JobRunOptions(
                 workspacePolicy: enableDebug ? .keep : .keepOnFailure, timeout: timeout.map { .seconds($0) },
-                listener: JobConsole(json: engine.json), customizeScript: scriptPath))
-            try JobsCommand.report(outcome, json: engine.json)
+                listener: JobConsole(json: engine.json, context: context), customizeScript: scriptPath))
+            try JobsCommand.report(outcome, json: engine.json, context: context)
         }
 
-        /// Starts `ims jobs run ID` in its own session, detached from this terminal.
-        func spawnRunner(_ id: UUID, script: String?, jobsDirectory: String) throws {
-            let executable = GlobalOptions.executablePath() ?? CommandLine.arguments[0]
-            var arguments = [executable, "jobs", "run", id.uuidString.lowercased(), "--data-dir", engine.catalog.dataDirectory.path, "--config-dir", engine.siteDirectory]
+        /// Starts `ims jobs run ID` in its own session, detached from this terminal, with the data and site
+        /// directories resolved in this command's context and the context's environment.
+        func spawnRunner(_ id: UUID, script: String?, jobsDirectory: String, context: CommandContext) throws(HostCommand.LaunchError) {
+            let executable = context.executablePath ?? CommandLine.arguments[0]
+            var arguments = [
+                "jobs", "run", id.uuidString.lowercased(), "--data-dir", engine.catalog.dataDirectory(context).path,
+                "--config-dir", engine.siteDirectory(context),
+            ]
             if let store = engine.catalog.store { arguments += ["--store", store] }
-            for path in engine.pluginPaths { arguments += ["--plugin-path", path] }
+            for path in engine.pluginPaths { arguments += ["--plugin-path", context.absolutePath(path)] }
             if let script { arguments += ["--script", script] }
             // The runner records its events in the catalog; what it prints (a crash report, say) goes to a log
             // beside the job's workspace, which `ims jobs run` removes when the job succeeds.
             let logPath = jobsDirectory + "/" + id.uuidString.lowercased() + ".runner.log"
-            try? FileManager.default.createDirectory(atPath: (logPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            do {
-                _ = try DetachedProcess.start(
-                    executable, arguments: Array(arguments.dropFirst()),
-                    environment: ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" },
-                    workingDirectory: FileManager.default.currentDirectoryPath, logPath: logPath)
-            } catch {
-                throw ValidationError("cannot start the background runner: \(error.description)")
-            }
+            try? FileManager.default.createDirectory(atPath: jobsDirectory, withIntermediateDirectories: true)
+            _ = try DetachedProcess.start(
+                executable, arguments: arguments, environment: context.environment.map { "\($0.key)=\($0.value)" },
+                workingDirectory: context.currentDirectory, logPath: logPath)
         }
     }
 
-    struct Run: AsyncParsableCommand {
+    struct Run: IMSCommand {
         static let configuration = CommandConfiguration(abstract: "Run a created job (used by 'create --detach').", shouldDisplay: false)
 
         @OptionGroup var engine: EngineOptions
+        var json: Bool { engine.json }
         @Argument(help: "The job id.") var id: String
         @Option(help: "Customize jobs: the script to run inside the image root.") var script: String?
 
-        func run() async throws {
+        func run(_ context: CommandContext) async throws {
             let jobID = try JobsCommand.parseID(id)
-            let environment = try engine.environment()
+            let environment = try engine.environment(context)
             // Own the job so a crash of this runner is detected later.
             _ = try? environment.catalog.setRunner(jobID, pid: getpid())
             let outcome = await JobRunner(environment: environment).run(jobID: jobID, options: JobRunOptions(customizeScript: script))
@@ -153,43 +160,40 @@ extension JobsCommand {
         }
     }
 
-    struct List: AsyncParsableCommand {
+    struct List: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "List jobs, newest last.",
             discussion: "Filters follow IMS: --status (repeatable), --job-type, --older-than/--newer-than AGE (e.g. 30m, 2h, 1d).")
 
         @OptionGroup var catalog: CatalogOptions
-        @Option(help: "Only jobs with this status (repeatable).") var status: [String] = []
-        @Option(help: "Only create or customize jobs.") var jobType: String?
-        @Option(help: "Only jobs older than this age.") var olderThan: String?
-        @Option(help: "Only jobs newer than this age.") var newerThan: String?
+        var json: Bool { catalog.json }
+        @Option(help: "Only jobs with this status (repeatable).", transform: enumerationOption(JobStatus.self)) var status: [JobStatus] = []
+        @Option(help: "Only create or customize jobs.", transform: enumerationOption(JobType.self)) var jobType: JobType?
+        @Option(help: "Only jobs older than this age.", transform: ageOption) var olderThan: TimeInterval?
+        @Option(help: "Only jobs newer than this age.", transform: ageOption) var newerThan: TimeInterval?
 
-        func run() async throws {
-            let store = try catalog.openCatalog()
+        func run(_ context: CommandContext) async throws {
+            let store = try catalog.openCatalog(context)
             _ = try? store.markInterrupted()
             let jobs: [JobRecord]
             do {
-                let filter = JobFilter(
-                    statuses: Set(try status.map { value throws(CatalogError) in try JobStatus.parse(value) }),
-                    jobType: try jobType.map { value throws(CatalogError) in try JobType.parse(value) },
-                    olderThan: try olderThan.map { value throws(CatalogError) in try JobFilter.parseAge(value) },
-                    newerThan: try newerThan.map { value throws(CatalogError) in try JobFilter.parseAge(value) })
+                let filter = JobFilter(statuses: Set(status), jobType: jobType, olderThan: olderThan, newerThan: newerThan)
                 jobs = try store.jobs(matching: filter)
             } catch {
-                throw CLIErrors.report(error, json: catalog.json)
+                throw CLIErrors.report(error, json: catalog.json, context: context)
             }
             if catalog.json {
-                try Output.json(JSONValue.array(jobs.map(JobsCommand.jobJSON)))
+                try context.json(JSONValue.array(jobs.map(JobsCommand.jobJSON)))
                 return
             }
-            if jobs.isEmpty { Output.line("no jobs") }
+            if jobs.isEmpty { context.line("no jobs") }
             for job in jobs {
-                Output.line("\(job.id.uuidString.lowercased())  \(job.jobType.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(job.status.rawValue.padding(toLength: 19, withPad: " ", startingAt: 0)) \(job.imageRootArchiveName)  \(IMSTimestamp.string(job.created))")
+                context.line("\(job.id.uuidString.lowercased())  \(job.jobType.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) \(job.status.rawValue.padding(toLength: 19, withPad: " ", startingAt: 0)) \(job.imageRootArchiveName)  \(IMSTimestamp.string(job.created))")
             }
         }
     }
 
-    struct Complete: AsyncParsableCommand {
+    struct Complete: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "End the session of a job that waits for a person (IMS's touch complete / failed).",
             discussion: """
@@ -202,86 +206,89 @@ extension JobsCommand {
                 """)
 
         @OptionGroup var catalog: CatalogOptions
+        var json: Bool { catalog.json }
         @Argument(help: "The job id.") var id: String
         @Flag(help: "Abort: no image is made.") var failed = false
 
-        func run() async throws {
-            let (_, job) = try JobsCommand.openJob(id, catalog: catalog)
+        func run(_ context: CommandContext) async throws {
+            let (_, job) = try JobsCommand.openJob(id, catalog: catalog, context: context)
             let jobID = job.id
             guard job.status == .waitingOnUser, job.jobType == .customize || job.enableDebug else {
-                throw CLIErrors.report(ValidationError("job \(id) is a \(job.jobType.rawValue) job in status \(job.status.rawValue); only a job in waiting_on_user (customize, or a failed create job with --enable-debug) can be completed"), json: catalog.json)
+                throw CLIError.failed("ims.job.not_waiting", "job \(id) is a \(job.jobType.rawValue) job in status \(job.status.rawValue); only a job in waiting_on_user (customize, or a failed create job with --enable-debug) can be completed")
             }
             guard let workspace = job.workspace, FileManager.default.fileExists(atPath: workspace) else {
-                throw CLIErrors.report(ValidationError("job \(id) has no workspace on this host"), json: catalog.json)
+                throw CLIError.failed("ims.job.no_workspace", "job \(id) has no workspace on this host")
             }
             let signal = failed ? "failed" : "complete"
             let path = workspace + "/" + signal
             guard FileManager.default.createFile(atPath: path, contents: Data()) else {
-                throw CLIErrors.report(ValidationError("cannot write \(path)"), json: catalog.json)
+                throw CLIError.failed("ims.io", "cannot write \(path)")
             }
             if catalog.json {
-                try Output.json(JSONValue.object(["job_id": .string(jobID.uuidString.lowercased()), "signal": .string(signal), "path": .string(path)]))
+                try context.json(JSONValue.object(["job_id": .string(jobID.uuidString.lowercased()), "signal": .string(signal), "path": .string(path)]))
             } else {
-                Output.line("signalled \(signal) to job \(jobID.uuidString.lowercased()); follow it with: ims jobs logs \(jobID.uuidString.lowercased()) --follow")
+                context.line("signalled \(signal) to job \(jobID.uuidString.lowercased()); follow it with: ims jobs logs \(jobID.uuidString.lowercased()) --follow")
             }
         }
     }
 
-    struct Describe: AsyncParsableCommand {
+    struct Describe: IMSCommand {
         static let configuration = CommandConfiguration(abstract: "Show one job with its status history and error.")
 
         @OptionGroup var catalog: CatalogOptions
+        var json: Bool { catalog.json }
         @Argument(help: "The job id.") var id: String
 
-        func run() async throws {
-            let (_, job) = try JobsCommand.openJob(id, catalog: catalog)
+        func run(_ context: CommandContext) async throws {
+            let (_, job) = try JobsCommand.openJob(id, catalog: catalog, context: context)
             if catalog.json {
-                try Output.json(JobsCommand.jobJSON(job))
+                try context.json(JobsCommand.jobJSON(job))
                 return
             }
-            Output.line("job \(job.id.uuidString.lowercased()) (\(job.jobType.rawValue)) \(job.status.rawValue)")
-            Output.line("  artifact \(job.artifactID.uuidString.lowercased()), image name \(job.imageRootArchiveName), arch \(job.arch.rawValue)")
+            context.line("job \(job.id.uuidString.lowercased()) (\(job.jobType.rawValue)) \(job.status.rawValue)")
+            context.line("  artifact \(job.artifactID.uuidString.lowercased()), image name \(job.imageRootArchiveName), arch \(job.arch.rawValue)")
             for change in job.statusHistory {
-                Output.line("  \(IMSTimestamp.string(change.time))  \(change.status.rawValue)" + (change.reason.map { "  (\($0))" } ?? ""))
+                context.line("  \(IMSTimestamp.string(change.time))  \(change.status.rawValue)" + (change.reason.map { "  (\($0))" } ?? ""))
             }
-            if let image = job.resultantImageID { Output.line("  resultant image \(image.uuidString.lowercased())") }
-            if let error = job.error { Output.line("  error [\(error.code), \(error.category)]\(error.phase.map { " in \($0)" } ?? ""): \(error.message)") }
-            if let workspace = job.workspace, FileManager.default.fileExists(atPath: workspace) { Output.line("  workspace \(workspace)") }
+            if let image = job.resultantImageID { context.line("  resultant image \(image.uuidString.lowercased())") }
+            if let error = job.error { context.line("  error [\(error.code), \(error.category)]\(error.phase.map { " in \($0)" } ?? ""): \(error.message)") }
+            if let workspace = job.workspace, FileManager.default.fileExists(atPath: workspace) { context.line("  workspace \(workspace)") }
         }
     }
 
-    struct Logs: AsyncParsableCommand {
+    struct Logs: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a job's events and plugin logs; --follow waits for more until the job ends.",
             discussion: "With --json every event is one NDJSON line: {ts, job_id, step, plugin_id, event, data}.")
 
         @OptionGroup var catalog: CatalogOptions
+        var json: Bool { catalog.json }
         @Argument(help: "The job id.") var id: String
         @Flag(help: "Keep printing new events until the job finishes.") var follow = false
 
-        func run() async throws {
-            let (store, job) = try JobsCommand.openJob(id, catalog: catalog, markInterrupted: false)
+        func run(_ context: CommandContext) async throws {
+            let (store, job) = try JobsCommand.openJob(id, catalog: catalog, markInterrupted: false, context: context)
             let jobID = job.id
             var after: Int64 = 0
             while true {
                 let events: [JobEvent]
-                do { events = try store.jobEvents(jobID, after: after) } catch { throw CLIErrors.report(error, json: catalog.json) }
+                do { events = try store.jobEvents(jobID, after: after) } catch { throw CLIErrors.report(error, json: catalog.json, context: context) }
                 for event in events {
                     after = max(after, event.sequence)
-                    print(event)
+                    print(event, context)
                 }
                 guard follow else { return }
                 _ = try? store.markInterrupted()
                 if let job = try? store.job(jobID), job.status == .success || job.status == .error {
                     let rest = (try? store.jobEvents(jobID, after: after)) ?? []
-                    for event in rest { print(event) }
+                    for event in rest { print(event, context) }
                     return
                 }
                 try await Task.sleep(for: .milliseconds(250))
             }
         }
 
-        func print(_ event: JobEvent) {
+        func print(_ event: JobEvent, _ context: CommandContext) {
             if catalog.json {
                 let data = (try? JSONDecoder().decode(JSONValue.self, from: Data(event.data.utf8))) ?? .string(event.data)
                 var object: [String: JSONValue] = [
@@ -294,7 +301,7 @@ extension JobsCommand {
                 encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
                 if var line = try? encoder.encode(JSONValue.object(object)) {
                     line.append(0x0A)
-                    Output.write(line)
+                    context.write(line)
                 }
                 return
             }
@@ -325,20 +332,21 @@ extension JobsCommand {
                 }
             }
             let prefix = "\(IMSTimestamp.string(event.time)) [\(event.phase ?? "job")\(event.pluginID.map { " \($0)" } ?? "")]"
-            Output.line(prefix + " " + text)
+            context.line(prefix + " " + text)
         }
     }
 
-    struct Delete: AsyncParsableCommand {
+    struct Delete: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "Delete a job, or every job matching IMS's filters.",
             discussion: "Examples:\n    ims jobs delete <id>\n    ims jobs delete --status success --older-than 7d")
 
         @OptionGroup var catalog: CatalogOptions
+        var json: Bool { catalog.json }
         @Argument(help: "The job id (or use the filters).") var id: String?
-        @Option(help: "Only jobs with this status (repeatable).") var status: [String] = []
-        @Option(help: "Only create or customize jobs.") var jobType: String?
-        @Option(help: "Only jobs older than this age.") var olderThan: String?
+        @Option(help: "Only jobs with this status (repeatable).", transform: enumerationOption(JobStatus.self)) var status: [JobStatus] = []
+        @Option(help: "Only create or customize jobs.", transform: enumerationOption(JobType.self)) var jobType: JobType?
+        @Option(help: "Only jobs older than this age.", transform: ageOption) var olderThan: TimeInterval?
 
         func validate() throws {
             if id == nil && status.isEmpty && jobType == nil && olderThan == nil {
@@ -346,30 +354,25 @@ extension JobsCommand {
             }
         }
 
-        func run() async throws {
-            let store = try catalog.openCatalog()
+        func run(_ context: CommandContext) async throws {
+            let store = try catalog.openCatalog(context)
             let removed: [JobRecord]
             do {
                 if let id {
                     removed = [try store.deleteJob(try JobsCommand.parseID(id))]
                 } else {
-                    removed = try store.deleteJobs(matching: JobFilter(
-                        statuses: Set(try status.map { value throws(CatalogError) in try JobStatus.parse(value) }),
-                        jobType: try jobType.map { value throws(CatalogError) in try JobType.parse(value) },
-                        olderThan: try olderThan.map { value throws(CatalogError) in try JobFilter.parseAge(value) }))
+                    removed = try store.deleteJobs(matching: JobFilter(statuses: Set(status), jobType: jobType, olderThan: olderThan))
                 }
-            } catch let error as ValidationError {
-                throw error
             } catch {
-                throw CLIErrors.report(error, json: catalog.json)
+                throw CLIErrors.report(error, json: catalog.json, context: context)
             }
             for job in removed {
                 if let workspace = job.workspace { try? FileManager.default.removeItem(atPath: workspace) }
             }
             if catalog.json {
-                try Output.json(JSONValue.object(["deleted": .array(removed.map { .string($0.id.uuidString.lowercased()) })]))
+                try context.json(JSONValue.object(["deleted": .array(removed.map { .string($0.id.uuidString.lowercased()) })]))
             } else {
-                Output.line("deleted \(removed.count) job(s)")
+                context.line("deleted \(removed.count) job(s)")
             }
         }
     }

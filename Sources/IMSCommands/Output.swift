@@ -4,13 +4,31 @@ import IMSArchive
 import IMSCatalog
 import IMSEngine
 import IMSKiwi
+import IMSPluginHost
 import IMSProtocol
 import IMSRecipes
 import IMSStore
 
-/// Writes command results to stdout and diagnostics to stderr.
+/// The one primitive that writes command output: to a sink, which knows what a failed write means.
 enum Output {
-    static func json<T: Encodable>(_ value: T) throws {
+    static func write(_ data: Data, to sink: OutputSink) {
+        sink.write(data)
+    }
+}
+
+/// Writes command results to stdout and diagnostics to stderr.
+extension CommandContext {
+    /// Writes bytes to stdout.
+    func write(_ data: Data) {
+        Output.write(data, to: stdout)
+    }
+
+    func line(_ text: String) {
+        write(Data((text + "\n").utf8))
+    }
+
+    /// Prints a value as pretty-printed JSON with sorted keys.
+    func json<T: Encodable>(_ value: T) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
         var data = try encoder.encode(value)
@@ -18,26 +36,16 @@ enum Output {
         write(data)
     }
 
-    static func line(_ text: String) {
-        write(Data((text + "\n").utf8))
+    /// Prints `error: text` on stderr. Errors are reported through ``CLIErrors/report(_:json:exit:context:)``.
+    func error(_ text: String) {
+        Output.write(Data(("error: " + text + "\n").utf8), to: stderr)
     }
 
-    static func error(_ text: String) {
-        write(Data(("error: " + text + "\n").utf8), to: .standardError)
+    /// Prints `warning: text` on stderr. A warning is not an error: it never changes the exit code, and `--json`
+    /// output (the record, or the event stream) never reports it as one.
+    func warning(_ text: String) {
+        Output.write(Data(("warning: " + text + "\n").utf8), to: stderr)
     }
-
-    /// Writes to stdout (or `handle`). When the reader went away (EPIPE, e.g. `ims … | head`), ims stops quietly
-    /// with the conventional status 141 instead of crashing.
-    static func write(_ data: Data, to handle: FileHandle = .standardOutput) {
-        do {
-            try handle.write(contentsOf: data)
-        } catch {
-            exit(141)
-        }
-    }
-
-    static var stdoutIsTerminal: Bool { isatty(1) == 1 }
-    static var stderrIsTerminal: Bool { isatty(2) == 1 }
 }
 
 /// Exit codes decided at the CLI edge; see docs/exit-codes.md.
@@ -50,18 +58,50 @@ enum CLIExitCode {
     static let unavailable = ExitCode(69)
 }
 
+/// An error of the command layer itself, with its code and exit code.
+struct CLIError: Error, CustomStringConvertible {
+    var code: String
+    var message: String
+    var exitCode: ExitCode
+
+    var description: String { message }
+
+    /// A file or value the user gave cannot be used (exit 65).
+    static func input(_ message: String) -> CLIError {
+        CLIError(code: "input.invalid", message: message, exitCode: CLIExitCode.dataError)
+    }
+
+    /// `subject` (a file the user gave) cannot be used because of `error` (exit 65); keeps the error's code.
+    static func input(_ subject: String, _ error: any Error) -> CLIError {
+        let (code, message, _) = CLIErrors.describe(error)
+        return CLIError(code: code, message: "\(subject): \(message)", exitCode: CLIExitCode.dataError)
+    }
+
+    /// The operation ran and failed (exit 1).
+    static func failed(_ code: String, _ message: String) -> CLIError {
+        CLIError(code: code, message: message, exitCode: CLIExitCode.failure)
+    }
+}
+
 /// The one place errors become output and exit codes: stderr gets `error: <message>`; with `--json`, stdout also
-/// gets `{"code", "message", "exit_code"}`. Exit codes (docs/exit-codes.md): 1 failure (not found, conflict, a failed
-/// operation), 65 bad input (invalid values, files, links, manifests), 69 unavailable (store or data directory).
+/// gets `{"code", "message", "exit_code"}`. Every command's errors end here: those a command does not report itself
+/// are reported by ``IMSCommand/execute(_:)``. Exit codes (docs/exit-codes.md): 1 failure (not found, conflict, a
+/// failed operation or job), 64 usage (`ValidationError`), 65 bad input (invalid values, files, recipes, links,
+/// manifests), 69 unavailable (a plugin, the store or the data directory).
 enum CLIErrors {
     /// Reports `error`; `exit` overrides the exit code its type implies.
-    static func report(_ error: any Error, json: Bool, exit: ExitCode? = nil) -> ExitCode {
+    static func report(_ error: any Error, json: Bool, exit: ExitCode? = nil, context: CommandContext) -> ExitCode {
         if let exitCode = error as? ExitCode { return exitCode }
         let (code, message, implied) = describe(error)
         let status = exit ?? implied
-        Output.error(message)
-        if json { try? Output.json(RecordsCLI.ErrorReport(code: code, message: message, exitCode: status.rawValue)) }
+        context.error(message)
+        if json { printJSON(code: code, message: message, exit: status, context: context) }
         return status
+    }
+
+    /// Prints `{"code", "message", "exit_code"}` on stdout.
+    static func printJSON(code: String, message: String, exit: ExitCode, context: CommandContext) {
+        try? context.json(RecordsCLI.ErrorReport(code: code, message: message, exitCode: exit.rawValue))
     }
 
     /// The error's code, message and implied exit code.
@@ -79,16 +119,22 @@ enum CLIErrors {
             case .unsupportedStore: return (error.code, error.description, CLIExitCode.unavailable)
             default: return (error.code, error.description, CLIExitCode.failure)
             }
-        case let error as RecordsCLI.InputError:
-            return ("input.invalid", error.message, CLIExitCode.dataError)
+        case let error as CLIError:
+            return (error.code, error.message, error.exitCode)
         case let error as ValidationError:
-            return ("input.invalid", error.message, CLIExitCode.failure)
+            return ("ims.usage", error.message, ExitCode.validationFailure)
         case let error as RecipeError:
-            return (error.code.rawValue, String(describing: error), CLIExitCode.failure)
+            return (error.code.rawValue, String(describing: error), error.code == .repositoriesNotReady ? CLIExitCode.failure : CLIExitCode.dataError)
         case let error as ArchiveError:
-            return ("archive." + String(describing: error.code), String(describing: error), CLIExitCode.failure)
+            return ("archive." + String(describing: error.code), String(describing: error), CLIExitCode.dataError)
         case is KiwiError:
-            return ("kiwi.invalid", String(describing: error), CLIExitCode.failure)
+            return ("kiwi.invalid", String(describing: error), CLIExitCode.dataError)
+        case let error as PluginHostError:
+            switch error {
+            case .invalidRequest: return ("plugin.invalid_request", error.description, CLIExitCode.dataError)
+            case .workspace: return ("plugin.workspace", error.description, CLIExitCode.failure)
+            default: return ("plugin.unavailable", error.description, CLIExitCode.unavailable)
+            }
         case let error as EngineError:
             return (error.code.rawValue, error.description, CLIExitCode.failure)
         default:

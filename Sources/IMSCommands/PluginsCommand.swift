@@ -17,7 +17,7 @@ struct PluginsCommand: AsyncParsableCommand {
 }
 
 extension PluginsCommand {
-    struct List: AsyncParsableCommand {
+    struct List: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show every plugin on the search path with its status.",
             discussion: """
@@ -29,15 +29,16 @@ extension PluginsCommand {
         )
 
         @OptionGroup var global: GlobalOptions
+        var json: Bool { global.json }
 
-        func run() async throws {
-            let catalog = PluginCatalog(searchPath: global.searchPath())
+        func run(_ context: CommandContext) async throws {
+            let catalog = PluginCatalog(searchPath: global.searchPath(context))
             if global.json {
-                try Output.json(PluginListing(catalog: catalog))
+                try context.json(PluginListing(catalog: catalog))
                 return
             }
             if catalog.plugins.isEmpty {
-                Output.line("No plugins found. Searched: \(catalog.searchPath.entries.map(\.directory).joined(separator: ":"))")
+                context.line("No plugins found. Searched: \(catalog.searchPath.entries.map(\.directory).joined(separator: ":"))")
                 return
             }
             for plugin in catalog.plugins {
@@ -45,28 +46,28 @@ extension PluginsCommand {
                 let phases = plugin.manifest?.phases.map(\.name).joined(separator: ",") ?? "-"
                 var line = "\(plugin.id) \(version)  phases: \(phases)  [\(plugin.status.label)]  \(plugin.directory)"
                 if let reason = plugin.status.reason { line += "\n    \(reason)" }
-                Output.line(line)
+                context.line(line)
             }
         }
     }
 
-    struct Describe: AsyncParsableCommand {
+    struct Describe: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a plugin's manifest and what its entrypoint says it does.",
             discussion: "Runs '<entrypoint> describe' (no request, no secrets, 10 s limit) and compares it with plugin.json."
         )
 
         @OptionGroup var global: GlobalOptions
+        var json: Bool { global.json }
         @Argument(help: ArgumentHelp("A plugin id or plugin directory.", valueName: "id|dir")) var plugin: String
 
-        func run() async throws {
-            let catalog = PluginCatalog(searchPath: global.searchPath())
+        func run(_ context: CommandContext) async throws {
+            let catalog = PluginCatalog(searchPath: global.searchPath(context))
             let resolved: ResolvedPlugin
             do {
                 resolved = try catalog.resolve(plugin)
             } catch {
-                Output.error(error.description)
-                throw CLIExitCode.unavailable
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.unavailable, context: context)
             }
             let outcome = await PluginInvoker.describe(resolved)
             let report = DescribeReport(
@@ -75,39 +76,39 @@ extension PluginsCommand {
                 describe: { if case .described(let d) = outcome.status { return d } else { return nil } }(),
                 error: outcome.error)
             if global.json {
-                try Output.json(report)
+                try context.json(report)
             } else {
                 let manifest = resolved.manifest
-                Output.line("\(manifest.id) \(manifest.version)\(manifest.name.map { " — \($0)" } ?? "")")
-                if let description = manifest.description { Output.line("  \(description)") }
-                Output.line("  directory:  \(resolved.directory)")
-                Output.line("  entrypoint: \(resolved.entrypointPath)")
-                Output.line("  protocol:   \(manifest.protocol.versions.map(String.init).joined(separator: ", ")) (features: \((manifest.protocol.features ?? []).joined(separator: ", ")))")
+                context.line("\(manifest.id) \(manifest.version)\(manifest.name.map { " — \($0)" } ?? "")")
+                if let description = manifest.description { context.line("  \(description)") }
+                context.line("  directory:  \(resolved.directory)")
+                context.line("  entrypoint: \(resolved.entrypointPath)")
+                context.line("  protocol:   \(manifest.protocol.versions.map(String.init).joined(separator: ", ")) (features: \((manifest.protocol.features ?? []).joined(separator: ", ")))")
                 for phase in manifest.phases {
-                    Output.line("  phase \(phase.name): \(phase.payloads.joined(separator: ", "))")
+                    context.line("  phase \(phase.name): \(phase.payloads.joined(separator: ", "))")
                     if let selectors = phase.selectors {
                         let parts = [
                             selectors.distroFamily.map { "distro_family=\($0.joined(separator: "|"))" },
                             selectors.packageManager.map { "package_manager=\($0.joined(separator: "|"))" },
                             selectors.arch.map { "arch=\($0.joined(separator: "|"))" },
                         ].compactMap { $0 }
-                        Output.line("    selectors: \(parts.joined(separator: ", "))")
+                        context.line("    selectors: \(parts.joined(separator: ", "))")
                     }
                     if let secrets = phase.permissions?.secrets, !secrets.isEmpty {
-                        Output.line("    secrets: \(secrets.map { "\($0.name) (\($0.reason))" }.joined(separator: ", "))")
+                        context.line("    secrets: \(secrets.map { "\($0.name) (\($0.reason))" }.joined(separator: ", "))")
                     }
                 }
                 if let error = outcome.error {
-                    Output.line("  describe FAILED: \(error.message) [\(error.code)]")
+                    context.line("  describe FAILED: \(error.message) [\(error.code)]")
                 } else if let requires = report.describe?.phases.flatMap({ $0.requires?.commands ?? [] }), !requires.isEmpty {
-                    Output.line("  requires commands: \(requires.joined(separator: ", "))")
+                    context.line("  requires commands: \(requires.joined(separator: ", "))")
                 }
             }
             if outcome.error != nil { throw CLIExitCode.failure }
         }
     }
 
-    struct Check: AsyncParsableCommand {
+    struct Check: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a plugin through the protocol conformance cases.",
             discussion: """
@@ -122,36 +123,42 @@ extension PluginsCommand {
         )
 
         @OptionGroup var global: GlobalOptions
+        var json: Bool { global.json }
         @Argument(help: ArgumentHelp("A plugin id or plugin directory.", valueName: "id|dir")) var plugin: String
         @Option(help: "Time limit in seconds for each run of the plugin.") var timeout: Double = 10
 
-        func run() async throws {
-            let catalog = PluginCatalog(searchPath: global.searchPath())
+        func run(_ context: CommandContext) async throws {
+            let catalog = PluginCatalog(searchPath: global.searchPath(context))
             let directory: String
             if plugin.contains("/") || FileManager.default.fileExists(atPath: plugin + "/plugin.json") {
                 directory = plugin
             } else if let found = catalog.plugins.first(where: { $0.id.lowercased() == plugin.lowercased() }) {
                 directory = found.directory
             } else {
-                Output.error(PluginHostError.pluginNotFound(plugin, searched: catalog.searchPath.entries.map(\.directory)).description)
-                throw CLIExitCode.unavailable
+                throw PluginHostError.pluginNotFound(plugin, searched: catalog.searchPath.entries.map(\.directory))
             }
             let results = await ConformanceChecker(runTimeoutSeconds: timeout).check(directory: directory)
             let passed = results.allSatisfy(\.passed)
             if global.json {
-                try Output.json(CheckReport(plugin: plugin, directory: directory, passed: passed, cases: results))
+                try context.json(CheckReport(plugin: plugin, directory: directory, passed: passed, cases: results))
             } else {
                 for result in results {
-                    Output.line("\(result.passed ? "PASS" : "FAIL")  \(result.name)  (\(String(format: "%.2f", result.seconds)) s)  \(result.detail)")
+                    let label = switch result.verdict {
+                    case .passed: "PASS"
+                    case .failed: "FAIL"
+                    case .notExercised: "SKIP"
+                    }
+                    context.line("\(label)  \(result.name)  (\(String(format: "%.2f", result.seconds)) s)  \(result.detail)")
                 }
-                let failed = results.filter { !$0.passed }.count
-                Output.line("\(results.count - failed) passed, \(failed) failed")
+                let failed = results.filter { $0.verdict == .failed }.count
+                let skipped = results.filter { $0.verdict == .notExercised }.count
+                context.line("conformance: \(results.count - failed - skipped) passed, \(failed) failed, \(skipped) not exercised")
             }
             if !passed { throw CLIExitCode.failure }
         }
     }
 
-    struct Run: AsyncParsableCommand {
+    struct Run: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run one phase of a plugin by hand.",
             discussion: """
@@ -168,56 +175,50 @@ extension PluginsCommand {
         )
 
         @OptionGroup var global: GlobalOptions
+        var json: Bool { global.json }
         @Argument(help: ArgumentHelp("A plugin id or plugin directory.", valueName: "id|dir")) var plugin: String
         @Option(help: "The phase to run.") var phase: String
         @Option(help: ArgumentHelp("The request file ('-' for stdin).", valueName: "file")) var request: String
-        @Option(help: "The verb: run or cleanup.") var verb: String = "run"
+        @Option(help: "The verb: run or cleanup.", transform: choiceOption([("run", PluginVerb.run), ("cleanup", .cleanup)])) var verb: PluginVerb = .run
         @Option(help: ArgumentHelp("Job workspace directory (default: a new temporary directory).", valueName: "dir")) var workspace: String?
         @Flag(help: "Treat stray stdout lines as fatal, as the conformance check does.") var strict = false
 
-        func run() async throws {
-            let catalog = PluginCatalog(searchPath: global.searchPath())
+        func run(_ context: CommandContext) async throws {
+            let catalog = PluginCatalog(searchPath: global.searchPath(context))
             let resolved: ResolvedPlugin
             do {
                 resolved = try catalog.resolve(plugin)
             } catch {
-                Output.error(error.description)
-                throw CLIExitCode.unavailable
-            }
-            guard let pluginVerb = PluginVerb(rawValue: verb), pluginVerb != .describe else {
-                throw ValidationError("'--verb' must be 'run' or 'cleanup'")
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.unavailable, context: context)
             }
             let file: RequestFile
             do {
-                file = try RequestFile.load(request)
+                file = try RequestFile.load(request, stdin: context.stdin)
             } catch {
-                Output.error("\(request): \(error)")
-                throw CLIExitCode.dataError
+                throw CLIError.input(request, error)
             }
             let root = workspace ?? (NSTemporaryDirectory() + "ims-run-" + UUID().uuidString.lowercased().prefix(8))
             var invocation = InvocationRequest(
-                verb: pluginVerb, phase: phase, payload: file.payload, config: file.config ?? .object([:]),
+                verb: verb, phase: phase, payload: file.payload, config: file.config ?? .object([:]),
                 inputs: file.inputs ?? [:], jobID: file.jobID ?? UUID().uuidString.lowercased(), workspaceRoot: root,
                 timeouts: file.timeouts ?? .init(), strict: strict)
             for (name, path) in file.secrets ?? [:] {
                 guard let data = FileManager.default.contents(atPath: path) else {
-                    Output.error("\(request): cannot read secret '\(name)' from \(path)")
-                    throw CLIExitCode.dataError
+                    throw CLIError.input("\(request): cannot read secret '\(name)' from \(path)")
                 }
                 invocation.secrets[name] = data
             }
             let observer: any PluginEventObserver =
                 global.json
-                ? NDJSONEventWriter(fileHandle: .standardOutput)
-                : TextEventRenderer(fileHandle: .standardOutput, isTerminal: Output.stdoutIsTerminal)
+                ? NDJSONEventWriter(fileHandle: context.stdout.fileHandle)
+                : TextEventRenderer(fileHandle: context.stdout.fileHandle, isTerminal: context.stdout.isTerminal)
             let outcome: InvocationOutcome
             do {
                 outcome = try await PluginInvoker.invoke(resolved, invocation, observer: observer)
             } catch {
-                Output.error(error.description)
-                throw CLIExitCode.unavailable
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.unavailable, context: context)
             }
-            if !global.json { Output.line("workspace: \(root)") }
+            if !global.json { context.line("workspace: \(root)") }
             if !outcome.succeeded { throw CLIExitCode.failure }
         }
     }
@@ -237,20 +238,20 @@ struct RequestFile: Decodable {
         case jobID = "job_id"
     }
 
-    static func load(_ path: String) throws -> RequestFile {
+    static func load(_ path: String, stdin: FileHandle) throws -> RequestFile {
         let data: Data
         if path == "-" {
-            data = FileHandle.standardInput.readDataToEndOfFile()
+            data = stdin.readDataToEndOfFile()
         } else {
             guard let contents = FileManager.default.contents(atPath: path) else {
-                throw ValidationError("cannot read the file")
+                throw CLIError.input("cannot read the file")
             }
             data = contents
         }
         do {
             return try JSONDecoder().decode(RequestFile.self, from: data)
         } catch {
-            throw ValidationError("not a valid request file (a JSON object with config, inputs, payload, job_id, secrets, timeouts)")
+            throw CLIError.input("not a valid request file (a JSON object with config, inputs, payload, job_id, secrets, timeouts)")
         }
     }
 }

@@ -10,17 +10,17 @@ struct PublicKeysCommand: AsyncParsableCommand {
         subcommands: [Create.self, List.self, Describe.self, Delete.self, Undelete.self]
     )
 
-    static func describe(_ key: PublicKeyRecord) {
+    static func describe(_ key: PublicKeyRecord, _ context: CommandContext) {
         var fields: [(String, String)] = [
             ("id", key.id.imsString), ("name", key.name), ("created", IMSTimestamp.string(key.created)), ("public_key", key.publicKey),
         ]
         if let deleted = key.deleted { fields.append(("deleted", IMSTimestamp.string(deleted))) }
-        RecordsCLI.printFields(fields)
+        RecordsCLI.printFields(fields, context)
     }
 }
 
 extension PublicKeysCommand {
-    struct Create: AsyncParsableCommand {
+    struct Create: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "Register a public key from an authorized_keys line.",
             discussion: """
@@ -32,6 +32,7 @@ extension PublicKeysCommand {
                 """)
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Option(help: "The key's name.") var name: String
         @Option(help: ArgumentHelp("A file holding the authorized_keys line ('-' for stdin).", valueName: "file")) var publicKey: String
 
@@ -39,43 +40,44 @@ extension PublicKeysCommand {
             if name.isEmpty { throw ValidationError("'--name' must not be empty") }
         }
 
-        func run() async throws {
-            try await RecordsCLI.run(json: options.json) {
+        func run(_ context: CommandContext) async throws {
+            try await RecordsCLI.run(json: options.json, context: context) {
                 let data: Data
                 if publicKey == "-" {
-                    data = FileHandle.standardInput.readDataToEndOfFile()
+                    data = context.stdin.readDataToEndOfFile()
                 } else {
                     guard let contents = FileManager.default.contents(atPath: publicKey) else {
-                        throw RecordsCLI.InputError(message: "\(publicKey): cannot read the file")
+                        throw CLIError.input("\(publicKey): cannot read the file")
                     }
                     data = contents
                 }
                 guard data.count <= 64 * 1024, let text = String(data: data, encoding: .utf8) else {
-                    throw RecordsCLI.InputError(message: "\(publicKey): not a public key file (expected one authorized_keys line)")
+                    throw CLIError.input("\(publicKey): not a public key file (expected one authorized_keys line)")
                 }
                 let line: String
                 do {
                     line = try PublicKeyRecord.validateAuthorizedKey(text)
                 } catch {
-                    throw RecordsCLI.InputError(message: "\(publicKey): \(error)")
+                    throw CLIError.input("\(publicKey): \(error)")
                 }
-                let created = try options.openCatalog().createPublicKey(PublicKeyRecord(name: name, publicKey: line))
-                if options.json { RecordsCLI.printJSON(created) } else { Output.line("created public key \(created.id.imsString) (\(created.name))") }
+                let created = try options.openCatalog(context).createPublicKey(PublicKeyRecord(name: name, publicKey: line))
+                if options.json { RecordsCLI.printJSON(created, context) } else { context.line("created public key \(created.id.imsString) (\(created.name))") }
             }
         }
     }
 
-    struct List: AsyncParsableCommand {
+    struct List: IMSCommand {
         static let configuration = CommandConfiguration(abstract: "List public keys, oldest first.")
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Flag(help: "List soft-deleted keys.") var deleted = false
 
-        func run() async throws {
-            try await RecordsCLI.run(json: options.json) {
-                let keys = try options.openCatalog().publicKeys(deleted: deleted)
+        func run(_ context: CommandContext) async throws {
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let keys = try options.openCatalog(context).publicKeys(deleted: deleted)
                 if options.json {
-                    RecordsCLI.printJSON(keys)
+                    RecordsCLI.printJSON(keys, context)
                     return
                 }
                 let rows = keys.map { key -> [String] in
@@ -83,59 +85,62 @@ extension PublicKeysCommand {
                     let summary = fields.count > 2 ? "\(fields[0]) …\(fields[1].suffix(8)) \(fields[2...].joined(separator: " "))" : String(key.publicKey.prefix(40))
                     return [key.id.imsString, key.name, RecordsCLI.date(deleted ? key.deleted : key.created), summary]
                 }
-                Output.write(Data(RecordsCLI.table(["ID", "NAME", deleted ? "DELETED" : "CREATED", "KEY"], rows).utf8))
+                context.write(Data(RecordsCLI.table(["ID", "NAME", deleted ? "DELETED" : "CREATED", "KEY"], rows).utf8))
             }
         }
     }
 
-    struct Describe: AsyncParsableCommand {
+    struct Describe: IMSCommand {
         static let configuration = CommandConfiguration(abstract: "Show one public key (live or soft-deleted).")
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Argument(help: ArgumentHelp("The public key id.", valueName: "id")) var id: String
 
-        func run() async throws {
+        func run(_ context: CommandContext) async throws {
             let keyID = try RecordsCLI.uuid(id, kind: "public key")
-            try await RecordsCLI.run(json: options.json) {
-                let key = try options.openCatalog().publicKey(keyID, scope: .any)
-                if options.json { RecordsCLI.printJSON(key) } else { PublicKeysCommand.describe(key) }
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let key = try options.openCatalog(context).publicKey(keyID, scope: .any)
+                if options.json { RecordsCLI.printJSON(key, context) } else { PublicKeysCommand.describe(key, context) }
             }
         }
     }
 
-    struct Delete: AsyncParsableCommand {
+    struct Delete: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "Soft-delete a public key (or delete it for good with --permanent).")
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Argument(help: ArgumentHelp("The public key id.", valueName: "id")) var id: String
         @Flag(help: "Delete the record for good.") var permanent = false
 
-        func run() async throws {
+        func run(_ context: CommandContext) async throws {
             let keyID = try RecordsCLI.uuid(id, kind: "public key")
-            try await RecordsCLI.run(json: options.json) {
-                let catalog = try options.openCatalog()
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let catalog = try options.openCatalog(context)
                 let key = permanent ? try catalog.deletePublicKeyPermanently(keyID) : try catalog.softDeletePublicKey(keyID)
                 if options.json {
-                    RecordsCLI.printJSON(key)
+                    RecordsCLI.printJSON(key, context)
                 } else {
-                    Output.line(permanent ? "deleted public key \(keyID.imsString) permanently" : "deleted public key \(keyID.imsString) (restore it with 'ims public-keys undelete \(keyID.imsString)')")
+                    context.line(permanent ? "deleted public key \(keyID.imsString) permanently" : "deleted public key \(keyID.imsString) (restore it with 'ims public-keys undelete \(keyID.imsString)')")
                 }
             }
         }
     }
 
-    struct Undelete: AsyncParsableCommand {
+    struct Undelete: IMSCommand {
         static let configuration = CommandConfiguration(abstract: "Restore a soft-deleted public key.")
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Argument(help: ArgumentHelp("The public key id.", valueName: "id")) var id: String
 
-        func run() async throws {
+        func run(_ context: CommandContext) async throws {
             let keyID = try RecordsCLI.uuid(id, kind: "public key")
-            try await RecordsCLI.run(json: options.json) {
-                let key = try options.openCatalog().undeletePublicKey(keyID)
-                if options.json { RecordsCLI.printJSON(key) } else { Output.line("restored public key \(keyID.imsString) (\(key.name))") }
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let key = try options.openCatalog(context).undeletePublicKey(keyID)
+                if options.json { RecordsCLI.printJSON(key, context) } else { context.line("restored public key \(keyID.imsString) (\(key.name))") }
             }
         }
     }

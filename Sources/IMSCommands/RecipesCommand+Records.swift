@@ -13,7 +13,7 @@ extension RecipesCommand {
     ]
 
     /// `ims recipes create`: register a recipe (IMS `POST /recipes`), storing its archive.
-    struct RecordCreate: AsyncParsableCommand {
+    struct RecordCreate: IMSCommand {
         static let configuration = CommandConfiguration(
             commandName: "create",
             abstract: "Register a recipe, storing its archive in the artifact store.",
@@ -29,6 +29,7 @@ extension RecipesCommand {
                 """)
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Option(help: "The recipe's name.") var name: String
         @Option(help: ArgumentHelp("A recipe archive to store (a file).", valueName: "path")) var file: String?
         @Option(help: ArgumentHelp("An existing object in the store to link instead.", valueName: "url")) var link: String?
@@ -47,10 +48,10 @@ extension RecipesCommand {
             _ = try RecordsCLI.pairs(templateDictionary, option: "--template-dictionary")
         }
 
-        func run() async throws {
-            try await RecordsCLI.run(json: options.json) {
-                let catalog = try options.openCatalog()
-                let store = try options.openStore()
+        func run(_ context: CommandContext) async throws {
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let catalog = try options.openCatalog(context)
+                let store = try options.openStore(context)
                 var record = RecipeRecord(
                     name: name, recipeType: recipeType, linuxDistribution: linuxDistribution,
                     templateDictionary: try RecordsCLI.pairs(templateDictionary, option: "--template-dictionary").map { TemplateVariable(key: $0.0, value: $0.1) },
@@ -59,7 +60,7 @@ extension RecipesCommand {
                 if let file {
                     var isDirectory: ObjCBool = false
                     guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else {
-                        throw RecordsCLI.InputError(message: "\(file): no such file")
+                        throw CLIError.input("\(file): no such file")
                     }
                     var archive = file
                     var scratch: String?
@@ -67,7 +68,7 @@ extension RecipesCommand {
                         do {
                             _ = try KiwiLoader.locateDescription(in: file)
                         } catch {
-                            throw RecordsCLI.InputError(message: "\(file) is a directory without a KIWI description (config.xml, image/config.xml or *.kiwi); give a recipe directory or archive")
+                            throw CLIError.input("\(file) is a directory without a KIWI description (config.xml, image/config.xml or *.kiwi); give a recipe directory or archive")
                         }
                         // A recipe directory is packed reproducibly first (sorted, normalised owners and times).
                         let directory = NSTemporaryDirectory() + "ims-pack-" + UUID().uuidString.lowercased()
@@ -78,7 +79,7 @@ extension RecipesCommand {
                             _ = try ArchivePacker.pack(directory: file, to: archive)
                         } catch {
                             try? FileManager.default.removeItem(atPath: directory)
-                            throw RecordsCLI.InputError(message: "\(file): \(error)")
+                            throw CLIError.input("\(file): \(error)")
                         }
                     }
                     defer { if let scratch { try? FileManager.default.removeItem(atPath: scratch) } }
@@ -96,61 +97,63 @@ extension RecipesCommand {
                     throw error
                 }
                 if options.json {
-                    RecordsCLI.printJSON(created)
+                    RecordsCLI.printJSON(created, context)
                 } else {
-                    Output.line("created recipe \(created.id.imsString) (\(created.name))")
-                    if let link = created.link { Output.line("link: \(link.path)") }
+                    context.line("created recipe \(created.id.imsString) (\(created.name))")
+                    if let link = created.link { context.line("link: \(link.path)") }
                 }
             }
         }
     }
 
     /// `ims recipes list`.
-    struct RecordList: AsyncParsableCommand {
+    struct RecordList: IMSCommand {
         static let configuration = CommandConfiguration(
             commandName: "list", abstract: "List recipe records, oldest first.",
             discussion: "With --deleted, list soft-deleted recipes instead (restore one with 'ims recipes undelete ID').")
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Flag(help: "List soft-deleted recipes.") var deleted = false
 
-        func run() async throws {
-            try await RecordsCLI.run(json: options.json) {
-                let recipes = try options.openCatalog().recipes(deleted: deleted)
+        func run(_ context: CommandContext) async throws {
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let recipes = try options.openCatalog(context).recipes(deleted: deleted)
                 if options.json {
-                    RecordsCLI.printJSON(recipes)
+                    RecordsCLI.printJSON(recipes, context)
                     return
                 }
                 let rows = recipes.map { recipe in
                     [recipe.id.imsString, recipe.name, recipe.linuxDistribution.rawValue, recipe.arch.rawValue, recipe.recipeType.rawValue,
                      RecordsCLI.date(deleted ? recipe.deleted : recipe.created), recipe.link?.path ?? "-"]
                 }
-                Output.write(Data(RecordsCLI.table(["ID", "NAME", "DISTRO", "ARCH", "TYPE", deleted ? "DELETED" : "CREATED", "LINK"], rows).utf8))
+                context.write(Data(RecordsCLI.table(["ID", "NAME", "DISTRO", "ARCH", "TYPE", deleted ? "DELETED" : "CREATED", "LINK"], rows).utf8))
             }
         }
     }
 
     /// `ims recipes describe ID`.
-    struct RecordDescribe: AsyncParsableCommand {
+    struct RecordDescribe: IMSCommand {
         static let configuration = CommandConfiguration(commandName: "describe", abstract: "Show one recipe record (live or soft-deleted).")
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Argument(help: ArgumentHelp("The recipe id.", valueName: "id")) var id: String
 
-        func run() async throws {
+        func run(_ context: CommandContext) async throws {
             let recipeID = try RecordsCLI.uuid(id, kind: "recipe")
-            try await RecordsCLI.run(json: options.json) {
-                let recipe = try options.openCatalog().recipe(recipeID, scope: .any)
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let recipe = try options.openCatalog(context).recipe(recipeID, scope: .any)
                 if options.json {
-                    RecordsCLI.printJSON(recipe)
+                    RecordsCLI.printJSON(recipe, context)
                 } else {
-                    RecipesCommand.describe(recipe)
+                    RecipesCommand.describe(recipe, context)
                 }
             }
         }
     }
 
-    static func describe(_ recipe: RecipeRecord) {
+    static func describe(_ recipe: RecipeRecord, _ context: CommandContext) {
         var fields: [(String, String)] = [
             ("id", recipe.id.imsString), ("name", recipe.name), ("created", IMSTimestamp.string(recipe.created)),
             ("recipe_type", recipe.recipeType.rawValue), ("linux_distribution", "\(recipe.linuxDistribution.rawValue) (\(recipe.linuxDistribution.family.rawValue) family)"),
@@ -159,11 +162,11 @@ extension RecipesCommand {
             ("template_dictionary", recipe.templateDictionary.isEmpty ? "-" : recipe.templateDictionary.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")),
         ]
         if let deleted = recipe.deleted { fields.append(("deleted", IMSTimestamp.string(deleted))) }
-        RecordsCLI.printFields(fields)
+        RecordsCLI.printFields(fields, context)
     }
 
     /// `ims recipes update ID` (IMS recipe PATCH).
-    struct RecordUpdate: AsyncParsableCommand {
+    struct RecordUpdate: IMSCommand {
         static let configuration = CommandConfiguration(
             commandName: "update", abstract: "Change a recipe record (IMS PATCH).",
             discussion: """
@@ -174,6 +177,7 @@ extension RecipesCommand {
                 """)
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Argument(help: ArgumentHelp("The recipe id.", valueName: "id")) var id: String
         @Option(help: "A new name.") var name: String?
         @Option(help: ArgumentHelp("The URL of the recipe archive in the store.", valueName: "url")) var link: String?
@@ -193,10 +197,10 @@ extension RecipesCommand {
             _ = try RecordsCLI.pairs(templateDictionary, option: "--template-dictionary")
         }
 
-        func run() async throws {
+        func run(_ context: CommandContext) async throws {
             let recipeID = try RecordsCLI.uuid(id, kind: "recipe")
-            try await RecordsCLI.run(json: options.json) {
-                let catalog = try options.openCatalog()
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let catalog = try options.openCatalog(context)
                 var update = RecipeUpdate(arch: arch, requireDKMS: try requireDkms.map(RecordsCLI.bool), name: name, linuxDistribution: linuxDistribution)
                 if clearTemplateDictionary { update.templateDictionary = [] }
                 if !templateDictionary.isEmpty {
@@ -207,17 +211,17 @@ extension RecipesCommand {
                     if let existing = current.link, existing.path == link {
                         update.link = existing  // idempotent: no store round trip
                     } else {
-                        update.link = try await RecordsCLI.storedLink(link, store: try options.openStore())
+                        update.link = try await RecordsCLI.storedLink(link, store: try options.openStore(context))
                     }
                 }
                 let updated = try catalog.updateRecipe(recipeID, update)
-                if options.json { RecordsCLI.printJSON(updated) } else { RecipesCommand.describe(updated) }
+                if options.json { RecordsCLI.printJSON(updated, context) } else { RecipesCommand.describe(updated, context) }
             }
         }
     }
 
     /// `ims recipes delete ID`.
-    struct RecordDelete: AsyncParsableCommand {
+    struct RecordDelete: IMSCommand {
         static let configuration = CommandConfiguration(
             commandName: "delete", abstract: "Soft-delete a recipe (or delete it for good with --permanent).",
             discussion: """
@@ -227,47 +231,49 @@ extension RecipesCommand {
                 """)
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Argument(help: ArgumentHelp("The recipe id.", valueName: "id")) var id: String
         @Flag(help: "Delete the record and its archive for good.") var permanent = false
 
-        func run() async throws {
+        func run(_ context: CommandContext) async throws {
             let recipeID = try RecordsCLI.uuid(id, kind: "recipe")
-            try await RecordsCLI.run(json: options.json) {
-                let lifecycle = RecordLifecycle(catalog: try options.openCatalog(), store: try options.openStore())
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let lifecycle = RecordLifecycle(catalog: try options.openCatalog(context), store: try options.openStore(context))
                 if permanent {
                     let removal = try await lifecycle.deleteRecipePermanently(recipeID)
                     if let unstored = removal.unstoredLink {
-                        Output.error("warning: \(unstored) is not in the store \(lifecycle.store.url); only the record was deleted")
+                        context.warning("\(unstored) is not in the store \(lifecycle.store.url); only the record was deleted")
                     }
-                    if options.json { RecordsCLI.printJSON(removal.record) } else { Output.line("deleted recipe \(recipeID.imsString) permanently") }
+                    if options.json { RecordsCLI.printJSON(removal.record, context) } else { context.line("deleted recipe \(recipeID.imsString) permanently") }
                     return
                 }
                 let deleted = try await lifecycle.softDeleteRecipe(recipeID)
                 if options.json {
-                    RecordsCLI.printJSON(deleted)
+                    RecordsCLI.printJSON(deleted, context)
                 } else {
-                    Output.line("deleted recipe \(recipeID.imsString) (restore it with 'ims recipes undelete \(recipeID.imsString)')")
+                    context.line("deleted recipe \(recipeID.imsString) (restore it with 'ims recipes undelete \(recipeID.imsString)')")
                 }
             }
         }
     }
 
     /// `ims recipes undelete ID`.
-    struct RecordUndelete: AsyncParsableCommand {
+    struct RecordUndelete: IMSCommand {
         static let configuration = CommandConfiguration(
             commandName: "undelete", abstract: "Restore a soft-deleted recipe with every field and its archive.")
 
         @OptionGroup var options: CatalogOptions
+        var json: Bool { options.json }
         @Argument(help: ArgumentHelp("The recipe id.", valueName: "id")) var id: String
 
-        func run() async throws {
+        func run(_ context: CommandContext) async throws {
             let recipeID = try RecordsCLI.uuid(id, kind: "recipe")
-            try await RecordsCLI.run(json: options.json) {
-                let restored = try await RecordLifecycle(catalog: try options.openCatalog(), store: try options.openStore()).undeleteRecipe(recipeID)
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let restored = try await RecordLifecycle(catalog: try options.openCatalog(context), store: try options.openStore(context)).undeleteRecipe(recipeID)
                 if options.json {
-                    RecordsCLI.printJSON(restored)
+                    RecordsCLI.printJSON(restored, context)
                 } else {
-                    Output.line("restored recipe \(recipeID.imsString) (\(restored.name))")
+                    context.line("restored recipe \(recipeID.imsString) (\(restored.name))")
                 }
             }
         }

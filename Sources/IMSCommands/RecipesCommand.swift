@@ -28,10 +28,10 @@ struct OpenedRecipe {
     let directory: String
     private let temporary: String?
 
-    init(_ path: String, json: Bool) throws {
+    init(_ path: String, json: Bool, context: CommandContext) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw CLIErrors.report(RecipeError(.notFound, file: path, "no such file or directory"), json: json, exit: CLIExitCode.dataError)
+            throw CLIErrors.report(RecipeError(.notFound, file: path, "no such file or directory"), json: json, exit: CLIExitCode.dataError, context: context)
         }
         if isDirectory.boolValue {
             directory = path
@@ -44,7 +44,7 @@ struct OpenedRecipe {
             temporary = scratch
         } catch {
             try? FileManager.default.removeItem(atPath: scratch)
-            throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError)
+            throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
         }
     }
 
@@ -66,7 +66,7 @@ enum RecipeCLI {
 }
 
 extension RecipesCommand {
-    struct Validate: AsyncParsableCommand {
+    struct Validate: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a recipe's KIWI description; exit 0 when valid.",
             discussion: """
@@ -80,27 +80,27 @@ extension RecipesCommand {
         @Argument(help: ArgumentHelp("A recipe directory or archive.", valueName: "path")) var path: String
         @Flag(help: "Print the diagnostics as JSON.") var json = false
 
-        func run() async throws {
-            let opened = try OpenedRecipe(path, json: json)
+        func run(_ context: CommandContext) async throws {
+            let opened = try OpenedRecipe(path, json: json, context: context)
             defer { opened.close() }
             let diagnostics = KiwiValidator.validate(directory: opened.directory)
             let errors = diagnostics.filter { $0.severity == .error }
             if json {
-                try Output.json(JSONValue.object([
+                try context.json(JSONValue.object([
                     "path": .string(path), "valid": .bool(errors.isEmpty),
                     "errors": .number(Double(errors.count)),
                     "warnings": .number(Double(diagnostics.filter { $0.severity == .warning }.count)),
                     "diagnostics": .array(diagnostics.map(RecipeCLI.diagnosticJSON)),
                 ]))
             } else {
-                for diagnostic in diagnostics { Output.line(diagnostic.description) }
-                Output.line(errors.isEmpty ? "\(path): valid (\(diagnostics.count) note(s) and warning(s))" : "\(path): \(errors.count) error(s)")
+                for diagnostic in diagnostics { context.line(diagnostic.description) }
+                context.line(errors.isEmpty ? "\(path): valid (\(diagnostics.count) note(s) and warning(s))" : "\(path): \(errors.count) error(s)")
             }
             if !errors.isEmpty { throw CLIExitCode.failure }
         }
     }
 
-    struct Inspect: AsyncParsableCommand {
+    struct Inspect: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "Summarise a recipe: name, package manager, distro family, profiles, repositories, packages, types, users.",
             discussion: """
@@ -113,45 +113,39 @@ extension RecipesCommand {
         @Argument(help: ArgumentHelp("A recipe directory or archive.", valueName: "path")) var path: String
         @Option(help: "Only sections that apply to this profile (repeatable).") var profile: [String] = []
         @Option(help: "Only packages that apply to this architecture.") var arch: String?
-        @Option(help: "Override the inferred distro family (suse, rhel, debian).") var distroFamily: String?
+        @Option(help: "Override the inferred distro family (suse, rhel, debian).", transform: enumerationOption(KiwiDistroFamily.self))
+        var distroFamily: KiwiDistroFamily?
         @Flag(help: "Print JSON.") var json = false
 
-        func run() async throws {
-            let opened = try OpenedRecipe(path, json: json)
+        func run(_ context: CommandContext) async throws {
+            let opened = try OpenedRecipe(path, json: json, context: context)
             defer { opened.close() }
             let description: KiwiDescription
             do {
                 description = try KiwiLoader.load(directory: opened.directory)
             } catch {
-                throw CLIErrors.report(error, json: json)
+                throw CLIErrors.report(error, json: json, context: context)
             }
-            var override: KiwiDistroFamily?
-            if let distroFamily {
-                guard let family = KiwiDistroFamily(rawValue: distroFamily) else {
-                    throw ValidationError("'--distro-family' must be one of \(KiwiDistroFamily.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                override = family
-            }
-            let report = KiwiInspector.report(description, profiles: profile.isEmpty ? nil : profile, arch: arch, distroOverride: override)
+            let report = KiwiInspector.report(description, profiles: profile.isEmpty ? nil : profile, arch: arch, distroOverride: distroFamily)
             if json {
-                Output.write(try report.jsonData(prettyPrinted: true))
-                Output.line("")
+                context.write(try report.jsonData(prettyPrinted: true))
+                context.line("")
                 return
             }
-            Output.line("\(report.name ?? "(no name)")  schema \(report.schemaVersion ?? "?")  package manager \(report.packageManager ?? "?")  family \(report.distroFamily)")
-            if !report.profiles.isEmpty { Output.line("profiles: \(report.profiles.joined(separator: ", "))") }
-            Output.line("types: \(report.types.joined(separator: ", "))")
+            context.line("\(report.name ?? "(no name)")  schema \(report.schemaVersion ?? "?")  package manager \(report.packageManager ?? "?")  family \(report.distroFamily)")
+            if !report.profiles.isEmpty { context.line("profiles: \(report.profiles.joined(separator: ", "))") }
+            context.line("types: \(report.types.joined(separator: ", "))")
             for repository in report.repositories {
-                Output.line("repository \(repository.alias ?? "-") (\(repository.effectiveType)): \(repository.source ?? "(no source)")")
+                context.line("repository \(repository.alias ?? "-") (\(repository.effectiveType)): \(repository.source ?? "(no source)")")
             }
             for (section, names) in report.packages.sorted(by: { $0.key < $1.key }) where !names.isEmpty {
-                Output.line("packages[\(section)] (\(names.count)): \(names.joined(separator: " "))")
+                context.line("packages[\(section)] (\(names.count)): \(names.joined(separator: " "))")
             }
-            if !report.users.isEmpty { Output.line("users: \(report.users.joined(separator: ", "))") }
+            if !report.users.isEmpty { context.line("users: \(report.users.joined(separator: ", "))") }
         }
     }
 
-    struct Render: AsyncParsableCommand {
+    struct Render: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "Render a recipe's templates into a new directory.",
             discussion: """
@@ -166,19 +160,19 @@ extension RecipesCommand {
         @Argument(help: ArgumentHelp("A recipe directory or archive.", valueName: "path")) var path: String
         @Option(help: ArgumentHelp("A YAML/JSON file of values: {KEY: VALUE} or [{key, value}].", valueName: "file")) var values: String?
         @Option(name: .customLong("set"), help: ArgumentHelp("A value (repeatable).", valueName: "KEY=VALUE")) var assignments: [String] = []
-        @Option(help: "What an undefined variable does: error (default) or render-empty.") var undefined: String = "error"
+        @Option(help: "What an undefined variable does: error (default) or render-empty.", transform: choiceOption(undefinedVariableChoices))
+        var undefined: UndefinedVariablePolicy = .error
         @Option(name: .customLong("repo-rewrite"), help: ArgumentHelp("A repository rewrite rule (repeatable).", valueName: "FROM=TO")) var rewrites: [String] = []
         @Option(name: .shortAndLong, help: ArgumentHelp("The output directory (must not exist, or be empty).", valueName: "dir")) var output: String
         @Flag(help: "Print what was rendered as JSON.") var json = false
 
         func validate() throws {
             if values == nil && assignments.isEmpty { throw ValidationError("give the values with '--values FILE' or '--set KEY=VALUE'") }
-            guard ["error", "render-empty"].contains(undefined) else { throw ValidationError("'--undefined' must be 'error' or 'render-empty'") }
         }
 
-        func run() async throws {
+        func run(_ context: CommandContext) async throws {
             if let contents = try? FileManager.default.contentsOfDirectory(atPath: output), !contents.isEmpty {
-                throw CLIErrors.report(RecipeError(.io, file: output, "the output directory is not empty"), json: json, exit: CLIExitCode.dataError)
+                throw CLIErrors.report(RecipeError(.io, file: output, "the output directory is not empty"), json: json, exit: CLIExitCode.dataError, context: context)
             }
             try? FileManager.default.removeItem(atPath: output)
             do {
@@ -186,7 +180,7 @@ extension RecipesCommand {
                 for (key, value) in try TemplateValues.parse(assignments: assignments).values { merged.values[key] = value }
                 let rules = try rewrites.map { rule throws(RecipeError) in try RepositoryRewriteRule(parsing: rule) }
                 _ = try RecipeSource.workingCopy(of: path, in: output)
-                let rendered = try RecipeTemplater.render(recipeDirectory: output, values: merged, undefined: undefined == "error" ? .error : .renderEmpty)
+                let rendered = try RecipeTemplater.render(recipeDirectory: output, values: merged, undefined: undefined)
                 var changed: [KiwiSourceRewriter.Rewrite] = []
                 if !rules.isEmpty {
                     changed = try KiwiSourceRewriter.rewrite(descriptionDirectory: output) { repository in
@@ -194,26 +188,26 @@ extension RecipesCommand {
                     }
                 }
                 if json {
-                    try Output.json(JSONValue.object([
+                    try context.json(JSONValue.object([
                         "output": .string(output),
                         "rendered": EventEncodingBridge.json(rendered),
                         "rewrites": EventEncodingBridge.json(changed),
                     ]))
                 } else {
                     for file in rendered {
-                        Output.line("rendered \(file.path): \(file.substitutions) substitution(s)" + (file.undefined.isEmpty ? "" : ", empty: \(file.undefined.joined(separator: ", "))"))
+                        context.line("rendered \(file.path): \(file.substitutions) substitution(s)" + (file.undefined.isEmpty ? "" : ", empty: \(file.undefined.joined(separator: ", "))"))
                     }
-                    for rewrite in changed { Output.line("repository \(rewrite.alias ?? "-"): \(rewrite.old ?? "(none)") -> \(rewrite.new)") }
-                    Output.line("wrote \(output)")
+                    for rewrite in changed { context.line("repository \(rewrite.alias ?? "-"): \(rewrite.old ?? "(none)") -> \(rewrite.new)") }
+                    context.line("wrote \(output)")
                 }
             } catch {
                 try? FileManager.default.removeItem(atPath: output)
-                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError)
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
             }
         }
     }
 
-    struct Pack: AsyncParsableCommand {
+    struct Pack: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "Pack a recipe directory into a reproducible archive.",
             discussion: """
@@ -226,40 +220,32 @@ extension RecipesCommand {
 
         @Argument(help: ArgumentHelp("A recipe directory.", valueName: "dir")) var directory: String
         @Option(name: .shortAndLong, help: ArgumentHelp("The archive to write.", valueName: "file")) var output: String
-        @Option(help: "Format: tar.gz (default), tar.xz, tar.zst or zip.") var format: String?
+        @Option(help: "Format: tar.gz (default), tar.xz, tar.zst or zip.", transform: enumerationOption(PackFormat.self)) var format: PackFormat?
         @Option(help: "The mtime of every entry (default: $SOURCE_DATE_EPOCH or 0).") var sourceDateEpoch: Int64?
         @Flag(help: "Print the result as JSON.") var json = false
 
-        func run() async throws {
-            let chosen: PackFormat
-            if let format {
-                guard let parsed = PackFormat.allCases.first(where: { $0.rawValue == format || "\($0)" == format }) else {
-                    throw ValidationError("'--format' must be one of \(PackFormat.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                chosen = parsed
-            } else {
-                chosen = PackFormat.allCases.first { output.hasSuffix("." + $0.rawValue) } ?? .tarGzip
-            }
-            let epoch = sourceDateEpoch ?? ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { Int64($0) }
+        func run(_ context: CommandContext) async throws {
+            let chosen = format ?? PackFormat.allCases.first { output.hasSuffix("." + $0.rawValue) } ?? .tarGzip
+            let epoch = sourceDateEpoch ?? context.environment["SOURCE_DATE_EPOCH"].flatMap { Int64($0) }
             do {
                 _ = try KiwiLoader.locateDescription(in: directory)
             } catch {
-                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError)
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
             }
             do {
                 let result = try ArchivePacker.pack(directory: directory, to: output, format: chosen, sourceDateEpoch: epoch)
                 if json {
-                    try Output.json(result)
+                    try context.json(result)
                 } else {
-                    Output.line("wrote \(result.path): \(result.entries) entries, \(result.size) bytes, md5 \(result.md5), sha256 \(result.sha256)")
+                    context.line("wrote \(result.path): \(result.entries) entries, \(result.size) bytes, md5 \(result.md5), sha256 \(result.sha256)")
                 }
             } catch {
-                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError)
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
             }
         }
     }
 
-    struct Unpack: AsyncParsableCommand {
+    struct Unpack: IMSCommand {
         static let configuration = CommandConfiguration(
             abstract: "Unpack a recipe archive safely.",
             discussion: """
@@ -272,21 +258,21 @@ extension RecipesCommand {
         @Argument(help: ArgumentHelp("The destination (must not exist, or be empty).", valueName: "dir")) var destination: String
         @Flag(help: "Print the report as JSON.") var json = false
 
-        func run() async throws {
+        func run(_ context: CommandContext) async throws {
             do {
                 let report = try ArchiveExtractor().extract(archive: archive, to: destination)
                 if json {
-                    try Output.json(report)
+                    try context.json(report)
                 } else {
-                    Output.line("unpacked \(report.entries) entries (\(report.bytesWritten) bytes) into \(report.destination)")
+                    context.line("unpacked \(report.entries) entries (\(report.bytesWritten) bytes) into \(report.destination)")
                 }
             } catch {
-                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError)
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
             }
         }
     }
 
-    struct CheckRepos: AsyncParsableCommand {
+    struct CheckRepos: IMSCommand {
         static let configuration = CommandConfiguration(
             commandName: "check-repos",
             abstract: "Wait until every http(s) repository of a recipe answers.",
@@ -305,8 +291,8 @@ extension RecipesCommand {
         @Option(name: .customLong("repo-rewrite"), help: ArgumentHelp("Check the rewritten sources (repeatable).", valueName: "FROM=TO")) var rewrites: [String] = []
         @Flag(help: "Print the report as JSON.") var json = false
 
-        func run() async throws {
-            let opened = try OpenedRecipe(path, json: json)
+        func run(_ context: CommandContext) async throws {
+            let opened = try OpenedRecipe(path, json: json, context: context)
             defer { opened.close() }
             let description: KiwiDescription
             let rules: [RepositoryRewriteRule]
@@ -314,7 +300,7 @@ extension RecipesCommand {
                 description = try KiwiLoader.load(directory: opened.directory)
                 rules = try rewrites.map { rule throws(RecipeError) in try RepositoryRewriteRule(parsing: rule) }
             } catch {
-                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError)
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
             }
             let probes = description.repositories.compactMap { repository -> RepositoryProbe? in
                 guard let source = repository.sourcePath else { return nil }
@@ -326,16 +312,16 @@ extension RecipesCommand {
             do {
                 report = try await readiness.wait(for: probes)
             } catch {
-                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError)
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
             }
             if json {
-                try Output.json(report)
+                try context.json(report)
             } else {
                 for status in report.repositories {
-                    Output.line("\(status.ready ? "ready    " : "NOT READY") \(status.alias ?? "-")  \(status.source)" + (status.reason.map { "\n          \($0)" } ?? ""))
+                    context.line("\(status.ready ? "ready    " : "NOT READY") \(status.alias ?? "-")  \(status.source)" + (status.reason.map { "\n          \($0)" } ?? ""))
                 }
-                for skipped in report.skipped { Output.line("skipped   \(skipped) (not http/https)") }
-                Output.line(report.ready ? "all repositories answer" : "\(report.repositories.filter { !$0.ready }.count) repositories are not ready")
+                for skipped in report.skipped { context.line("skipped   \(skipped) (not http/https)") }
+                context.line(report.ready ? "all repositories answer" : "\(report.repositories.filter { !$0.ready }.count) repositories are not ready")
             }
             if !report.ready { throw CLIExitCode.failure }
         }

@@ -30,16 +30,15 @@ struct StoreCommand: AsyncParsableCommand {
         @Option(help: "The S3 signing region.") var region: String?
         @Option(help: ArgumentHelp("A JSON file {\"access_key\", \"secret_key\"}.", valueName: "file")) var credentials: String?
         @Option(help: ArgumentHelp("A CA bundle (PEM) for the endpoint's TLS.", valueName: "file")) var caBundle: String?
-        @Option(help: "path (default) or virtual addressing.") var addressingStyle: String?
+        @Option(help: "path (default) or virtual addressing.", transform: choiceOption([("path", "path"), ("virtual", "virtual")])) var addressingStyle: String?
         @Option(name: .customLong("plugin-path"), help: ArgumentHelp("Search this plugin directory first (repeatable).", valueName: "dir")) var pluginPaths: [String] = []
         @Flag(help: "Print JSON.") var json = false
 
-        func open(_ url: String) throws -> (any ArtifactStore, ObjectKey?) {
-            let directory = configDir ?? ProcessInfo.processInfo.environment["IMS_CONFIG_DIR"] ?? "/etc/ims"
+        func open(_ url: String, context: CommandContext) throws -> (any ArtifactStore, ObjectKey?) {
+            let directory = EngineOptions.siteDirectory(configDir: configDir, environment: context.environment)
             var settings: SiteSettings
             do { settings = try SiteSettings.load(file: directory + "/ims.yaml", optional: true) } catch {
-                Output.error(error.description)
-                throw CLIExitCode.dataError
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
             }
             var s3 = settings.s3 ?? S3Settings()
             if let endpoint { s3.endpointURL = endpoint }
@@ -48,14 +47,15 @@ struct StoreCommand: AsyncParsableCommand {
             if let caBundle { s3.caBundle = caBundle }
             if let addressingStyle { s3.addressingStyle = addressingStyle }
             settings.s3 = s3
-            let plugins = PluginCatalog(searchPath: PluginSearchPath.standard(explicit: pluginPaths + (settings.pluginPath ?? []), executablePath: GlobalOptions.executablePath()))
+            let plugins = PluginCatalog(searchPath: PluginSearchPath.standard(
+                explicit: pluginPaths + (settings.pluginPath ?? []), environment: context.environment, executablePath: context.executablePath))
             if url.hasPrefix("s3://") {
                 let bucket = url.dropFirst(5).split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
                 do {
                     let store = try PluginArtifactStore(url: "s3://" + bucket, settings: s3, plugins: plugins)
                     return (store, store.key(for: url))
                 } catch {
-                    throw CLIErrors.report(error, json: json, exit: CLIExitCode.unavailable)
+                    throw CLIErrors.report(error, json: json, exit: CLIExitCode.unavailable, context: context)
                 }
             }
             guard url.hasPrefix("file://") else { throw ValidationError("'\(url)' is not an s3:// or file:// URL") }
@@ -71,7 +71,7 @@ struct StoreCommand: AsyncParsableCommand {
                 let store = try LocalArtifactStore(root: root)
                 return (store, store.key(for: url))
             } catch {
-                throw CLIErrors.report(error, json: json, exit: CLIExitCode.unavailable)
+                throw CLIErrors.report(error, json: json, exit: CLIExitCode.unavailable, context: context)
             }
         }
     }
@@ -92,13 +92,14 @@ struct StoreCommand: AsyncParsableCommand {
 }
 
 extension StoreCommand {
-    struct List: AsyncParsableCommand {
+    struct List: IMSCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the objects under a URL prefix.")
         @OptionGroup var options: Options
+        var json: Bool { options.json }
         @Argument(help: "s3://BUCKET[/PREFIX]") var url: String
 
-        func run() async throws {
-            let (store, _) = try options.open(url)
+        func run(_ context: CommandContext) async throws {
+            let (store, _) = try options.open(url, context: context)
             let rest = url.hasPrefix("s3://") ? String(url.dropFirst(5)) : ""
             let parts = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
             let bucketName = parts.first.map(String.init) ?? ""
@@ -106,82 +107,86 @@ extension StoreCommand {
                 bucketName == s3.bucketName(ObjectKey.recipesBucket) ? ObjectKey.recipesBucket : (bucketName == s3.bucketName(ObjectKey.imagesBucket) ? ObjectKey.imagesBucket : bucketName)
             } ?? bucketName
             let prefix = parts.count > 1 ? String(parts[1]) : ""
-            try await RecordsCLI.run(json: options.json) {
+            try await RecordsCLI.run(json: options.json, context: context) {
                 let objects = try await store.list(bucket: logical, prefix: prefix)
                 if options.json {
-                    try Output.json(JSONValue.array(objects.map(StoreCommand.objectJSON)))
+                    try context.json(JSONValue.array(objects.map(StoreCommand.objectJSON)))
                 } else {
-                    for object in objects { Output.line("\(String(object.size).padding(toLength: 12, withPad: " ", startingAt: 0)) \(object.etag.padding(toLength: 36, withPad: " ", startingAt: 0)) \(object.url)") }
-                    Output.line("\(objects.count) object(s)")
+                    for object in objects { context.line("\(String(object.size).padding(toLength: 12, withPad: " ", startingAt: 0)) \(object.etag.padding(toLength: 36, withPad: " ", startingAt: 0)) \(object.url)") }
+                    context.line("\(objects.count) object(s)")
                 }
             }
         }
     }
 
-    struct Put: AsyncParsableCommand {
+    struct Put: IMSCommand {
         static let configuration = CommandConfiguration(abstract: "Upload a file (multipart when large); prints its etag, md5 and sha256.")
         @OptionGroup var options: Options
+        var json: Bool { options.json }
         @Argument(help: "The file.") var file: String
         @Argument(help: "s3://BUCKET/KEY") var url: String
 
-        func run() async throws {
-            let (store, key) = try options.open(url)
+        func run(_ context: CommandContext) async throws {
+            let (store, key) = try options.open(url, context: context)
             let objectKey = try StoreCommand.requireKey(key, url)
             guard FileManager.default.fileExists(atPath: file) else {
-                throw CLIErrors.report(ValidationError("\(file): no such file"), json: options.json, exit: CLIExitCode.dataError)
+                throw CLIError.input("\(file): no such file")
             }
-            try await RecordsCLI.run(json: options.json) {
+            try await RecordsCLI.run(json: options.json, context: context) {
                 let object = try await store.put(file: file, key: objectKey)
-                if options.json { try Output.json(StoreCommand.objectJSON(object)) } else { Output.line("stored \(object.url) (\(object.size) bytes, etag \(object.etag), md5 \(object.md5))") }
+                if options.json { try context.json(StoreCommand.objectJSON(object)) } else { context.line("stored \(object.url) (\(object.size) bytes, etag \(object.etag), md5 \(object.md5))") }
             }
         }
     }
 
-    struct Get: AsyncParsableCommand {
+    struct Get: IMSCommand {
         static let configuration = CommandConfiguration(abstract: "Download an object into a file, verifying its md5.")
         @OptionGroup var options: Options
+        var json: Bool { options.json }
         @Argument(help: "s3://BUCKET/KEY") var url: String
         @Argument(help: "The file to write.") var file: String
 
-        func run() async throws {
-            let (store, key) = try options.open(url)
+        func run(_ context: CommandContext) async throws {
+            let (store, key) = try options.open(url, context: context)
             let objectKey = try StoreCommand.requireKey(key, url)
-            try await RecordsCLI.run(json: options.json) {
-                let absolute = file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file
+            try await RecordsCLI.run(json: options.json, context: context) {
+                let absolute = context.absolutePath(file)
                 let object = try await store.get(objectKey, to: absolute)
-                if options.json { try Output.json(StoreCommand.objectJSON(object)) } else { Output.line("wrote \(file) (\(object.size) bytes, md5 \(object.md5))") }
+                if options.json { try context.json(StoreCommand.objectJSON(object)) } else { context.line("wrote \(file) (\(object.size) bytes, md5 \(object.md5))") }
             }
         }
     }
 
-    struct Remove: AsyncParsableCommand {
+    struct Remove: IMSCommand {
         static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete an object (a missing one is not an error).")
         @OptionGroup var options: Options
+        var json: Bool { options.json }
         @Argument(help: "s3://BUCKET/KEY") var url: String
 
-        func run() async throws {
-            let (store, key) = try options.open(url)
+        func run(_ context: CommandContext) async throws {
+            let (store, key) = try options.open(url, context: context)
             let objectKey = try StoreCommand.requireKey(key, url)
-            try await RecordsCLI.run(json: options.json) {
+            try await RecordsCLI.run(json: options.json, context: context) {
                 try await store.delete(objectKey)
-                if options.json { try Output.json(JSONValue.object(["deleted": .string(url)])) } else { Output.line("deleted \(url)") }
+                if options.json { try context.json(JSONValue.object(["deleted": .string(url)])) } else { context.line("deleted \(url)") }
             }
         }
     }
 
-    struct Presign: AsyncParsableCommand {
+    struct Presign: IMSCommand {
         static let configuration = CommandConfiguration(abstract: "Print a presigned GET URL for an S3 object.")
         @OptionGroup var options: Options
+        var json: Bool { options.json }
         @Argument(help: "s3://BUCKET/KEY") var url: String
         @Option(help: "Lifetime in seconds.") var expires: Int = 3600
 
-        func run() async throws {
-            let (store, key) = try options.open(url)
+        func run(_ context: CommandContext) async throws {
+            let (store, key) = try options.open(url, context: context)
             let objectKey = try StoreCommand.requireKey(key, url)
             guard let s3 = store as? PluginArtifactStore else { throw ValidationError("presign needs an s3:// URL") }
-            try await RecordsCLI.run(json: options.json) {
+            try await RecordsCLI.run(json: options.json, context: context) {
                 let presigned = try await s3.presign(objectKey, expiresSeconds: expires)
-                if options.json { try Output.json(JSONValue.object(["url": .string(presigned), "expires_seconds": .number(Double(expires))])) } else { Output.line(presigned) }
+                if options.json { try context.json(JSONValue.object(["url": .string(presigned), "expires_seconds": .number(Double(expires))])) } else { context.line(presigned) }
             }
         }
     }

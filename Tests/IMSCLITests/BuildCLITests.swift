@@ -1,8 +1,8 @@
 import Foundation
 import Testing
 
-/// `ims build` and `ims jobs` end to end through the binary, with the fake builder fixture and the real packager.
-@Suite("ims build and jobs", .serialized, .timeLimit(.minutes(3)))
+/// `ims build` and `ims jobs`, run in process, with the fake builder fixture and the real packager.
+@Suite("ims build and jobs", .timeLimit(.minutes(3)))
 struct BuildCLITests {
     static let fixtures = CLI.repositoryRoot + "/Tests/Fixtures/engine-plugins"
 
@@ -24,10 +24,21 @@ struct BuildCLITests {
         return (root + "/data", recipe, pipeline)
     }
 
+    /// Writes a pipeline file next to the data directory `data` of a ``workspace()``.
+    static func pipeline(_ name: String, _ yaml: String, beside data: String) throws -> String {
+        let path = (data as NSString).deletingLastPathComponent + "/" + name
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// A pipeline whose build-root step fails with `build-root.package_not_found`.
+    static let failingPipeline =
+        "extends: create\noverride:\n  build-root: {plugin: org.ims.test.fake-builder, config: {fail_code: build-root.package_not_found}}\n"
+
     @Test("ims build registers the recipe, runs the job and prints the image and manifest as JSON")
-    func buildJSON() throws {
+    func buildJSON() async throws {
         let (data, recipe, pipeline) = try Self.workspace()
-        let result = try CLI.run([
+        let result = try await CLI.ims([
             "build", recipe, "--name", "cli-image", "--pipeline", pipeline, "--data-dir", data, "--config-dir", data + "/no-site",
             "--plugin-path", Self.fixtures, "--json",
         ])
@@ -47,48 +58,51 @@ struct BuildCLITests {
 
         // The job is listed, described with its history, and its logs can be read back.
         let jobID = try #require(summary["job_id"] as? String)
-        let list = try CLI.run(["jobs", "list", "--data-dir", data, "--json"])
+        let list = try await CLI.ims(["jobs", "list", "--data-dir", data, "--json"])
         #expect(list.stdout.contains(jobID))
-        let describe = try CLI.run(["jobs", "describe", jobID, "--data-dir", data])
+        let describe = try await CLI.ims(["jobs", "describe", jobID, "--data-dir", data])
         #expect(describe.stdout.contains("packaging_artifacts") && describe.stdout.contains("success"))
-        let logs = try CLI.run(["jobs", "logs", jobID, "--data-dir", data, "--follow"])
+        let logs = try await CLI.ims(["jobs", "logs", jobID, "--data-dir", data, "--follow"])
         #expect(logs.status == 0)
         #expect(logs.stdout.contains("org.ims.test.fake-builder"))
-        let images = try CLI.run(["images", "list", "--data-dir", data, "--json"])
+        let images = try await CLI.ims(["images", "list", "--data-dir", data, "--json"])
         #expect(images.stdout.contains("cli-image"))
     }
 
     @Test("a failing build exits 1 with the step and the reason, and the job shows error")
-    func buildFailure() throws {
+    func buildFailure() async throws {
         let (data, recipe, _) = try Self.workspace()
-        let pipeline = (data as NSString).deletingLastPathComponent + "/failing.yaml"
-        try "extends: create\noverride:\n  build-root: {plugin: org.ims.test.fake-builder, config: {fail_code: build-root.package_not_found}}\n"
-            .write(toFile: pipeline, atomically: true, encoding: .utf8)
-        let result = try CLI.run(["build", recipe, "--pipeline", pipeline, "--data-dir", data, "--config-dir", data + "/no-site", "--plugin-path", Self.fixtures])
+        let pipeline = try Self.pipeline("failing.yaml", Self.failingPipeline, beside: data)
+        let result = try await CLI.ims(["build", recipe, "--pipeline", pipeline, "--data-dir", data, "--config-dir", data + "/no-site", "--plugin-path", Self.fixtures])
         #expect(result.status == 1)
         #expect(result.stderr.contains("build-root") && result.stderr.contains("build-root.package_not_found"))
-        let list = try CLI.run(["jobs", "list", "--data-dir", data, "--status", "error", "--json"])
+        let list = try await CLI.ims(["jobs", "list", "--data-dir", data, "--status", "error", "--json"])
         #expect(list.stdout.contains("build-root.package_not_found"))
     }
 
     @Test("a bad pipeline file is refused before anything runs, naming the step")
-    func badPipeline() throws {
+    func badPipeline() async throws {
         let (data, recipe, _) = try Self.workspace()
-        let pipeline = (data as NSString).deletingLastPathComponent + "/bad.yaml"
-        try "extends: create\ninsert:\n  - after: nowhere\n    step: {name: scan, phase: scan}\n".write(toFile: pipeline, atomically: true, encoding: .utf8)
-        let result = try CLI.run(["build", recipe, "--pipeline", pipeline, "--data-dir", data, "--config-dir", data + "/no-site"])
+        let pipeline = try Self.pipeline("bad.yaml", "extends: create\ninsert:\n  - after: nowhere\n    step: {name: scan, phase: scan}\n", beside: data)
+        let arguments = ["build", recipe, "--pipeline", pipeline, "--data-dir", data, "--config-dir", data + "/no-site"]
+        let result = try await CLI.ims(arguments)
         #expect(result.status == 65)
         #expect(result.stderr.contains("insert #1 ('scan'): no step 'nowhere'"))
+        // With --json the same error is also the {code, message, exit_code} object on stdout.
+        let json = try await CLI.ims(arguments + ["--json"])
+        #expect(json.status == 65)
+        let report = try ErrorEdgeTests.report(json)
+        #expect(report.exitCode == 65 && report.message.contains("no step 'nowhere'"))
     }
 
     @Test("jobs delete filters by status")
-    func jobsDelete() throws {
+    func jobsDelete() async throws {
         let (data, recipe, pipeline) = try Self.workspace()
-        _ = try CLI.run(["build", recipe, "--pipeline", pipeline, "--data-dir", data, "--config-dir", data + "/no-site", "--plugin-path", Self.fixtures])
-        let deleted = try CLI.run(["jobs", "delete", "--status", "success", "--data-dir", data, "--json"])
+        _ = try await CLI.ims(["build", recipe, "--pipeline", pipeline, "--data-dir", data, "--config-dir", data + "/no-site", "--plugin-path", Self.fixtures])
+        let deleted = try await CLI.ims(["jobs", "delete", "--status", "success", "--data-dir", data, "--json"])
         #expect(deleted.status == 0, "\(deleted.stderr)")
         #expect(deleted.stdout.contains("deleted"))
-        let list = try CLI.run(["jobs", "list", "--data-dir", data, "--json"])
+        let list = try await CLI.ims(["jobs", "list", "--data-dir", data, "--json"])
         let remaining = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [Any]
         #expect(remaining?.count == 0)
     }
@@ -97,7 +111,7 @@ struct BuildCLITests {
 @Suite("Crash safety", .serialized, .timeLimit(.minutes(2)))
 struct CrashSafetyTests {
     @Test("after kill -9 of ims during build-root, the next ims run shows the job as error with the reason")
-    func killNine() throws {
+    func killNine() async throws {
         let (data, recipe, _) = try BuildCLITests.workspace()
         let pipeline = (data as NSString).deletingLastPathComponent + "/slow.yaml"
         try "extends: create\noverride:\n  build-root: {plugin: org.ims.test.fake-builder, config: {sleep_seconds: 60}}\n"
@@ -122,14 +136,14 @@ struct CrashSafetyTests {
         #expect(building)
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        let list = try CLI.run(["jobs", "list", "--data-dir", data, "--json"])
+        let list = try await CLI.run(["jobs", "list", "--data-dir", data, "--json"])
         let jobs = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
         let job = try #require(jobs.first)
         #expect(job["status"] as? String == "error")
         let error = try #require(job["error"] as? [String: Any])
         #expect((error["message"] as? String)?.contains("interrupted: the ims process running this job stopped") == true)
         // Nothing was registered.
-        let images = try CLI.run(["images", "list", "--data-dir", data, "--json"])
+        let images = try await CLI.run(["images", "list", "--data-dir", data, "--json"])
         #expect((try JSONSerialization.jsonObject(with: Data(images.stdout.utf8)) as? [Any])?.isEmpty == true)
     }
 }

@@ -58,7 +58,7 @@ struct EndToEndTests {
         return target
     }
 
-    func build(_ recipe: String, repository: TestRepository, ca: Bool = true, extra: [String] = [], siteYAML: String? = nil) throws -> Build {
+    func build(_ recipe: String, repository: TestRepository, ca: Bool = true, extra: [String] = [], siteYAML: String? = nil) async throws -> Build {
         let data = NSTemporaryDirectory() + "ims-e2e-data-" + UUID().uuidString.prefix(8)
         let site = data + "-site"
         try FileManager.default.createDirectory(atPath: site, withIntermediateDirectories: true)
@@ -66,7 +66,7 @@ struct EndToEndTests {
         var arguments = ["build", recipe, "--template-dictionary", "REPO_URL=\(repository.url)", "--dns-nameserver", "10.92.100.225",
                          "--data-dir", data, "--config-dir", site, "--json"] + extra
         if ca { arguments += ["--ca-cert", repository.ca] }
-        let result = try CLI.run(arguments)
+        let result = try await CLI.run(arguments)
         let last = result.stdout.split(separator: "\n").last.map(String.init) ?? "{}"
         let summary = (try? CLI.json(last)) ?? [:]
         return Build(data: data, result: result, summary: summary)
@@ -87,7 +87,7 @@ struct EndToEndTests {
     @Test("SUSE (zypper) and RHEL (dnf) examples build into registered images with the right content", arguments: ["sles15", "rhel9"])
     func example(_ name: String) async throws {
         let repository = try TestRepository()
-        let outcome = try build(try Self.copyExample(name), repository: repository, extra: ["--name", "e2e-\(name)"])
+        let outcome = try await build(try Self.copyExample(name), repository: repository, extra: ["--name", "e2e-\(name)"])
         #expect(outcome.result.status == 0, "\(outcome.result.stderr)\n\(outcome.result.stdout.suffix(3000))")
         #expect(outcome.summary["status"] as? String == "success")
         let image = try #require(outcome.summary["image"] as? [String: Any])
@@ -127,7 +127,7 @@ struct EndToEndTests {
 
         // The job record went through IMS's statuses in order.
         let jobID = try #require(outcome.summary["job_id"] as? String)
-        let job = try CLI.json(try CLI.run(["jobs", "describe", jobID, "--data-dir", outcome.data, "--json"]).stdout)
+        let job = try CLI.json(try await CLI.run(["jobs", "describe", jobID, "--data-dir", outcome.data, "--json"]).stdout)
         let history = (job["status_history"] as? [[String: Any]])?.compactMap { $0["status"] as? String }
         #expect(history == ["creating", "fetching_recipe", "waiting_for_repos", "building_image", "packaging_artifacts", "success"])
         #expect(job["resultant_image_id"] as? String == imageID)
@@ -136,7 +136,7 @@ struct EndToEndTests {
     @Test("without the site CA the build fails with a TLS error naming the repository")
     func withoutCA() async throws {
         let repository = try TestRepository()
-        let outcome = try build(try Self.copyExample("sles15"), repository: repository, ca: false)
+        let outcome = try await build(try Self.copyExample("sles15"), repository: repository, ca: false)
         #expect(outcome.result.status == 1)
         let error = try #require(outcome.summary["error"] as? [String: Any])
         let message = error["message"] as? String ?? ""
@@ -148,7 +148,7 @@ struct EndToEndTests {
     func unknownPackage() async throws {
         let repository = try TestRepository()
         let recipe = try Self.copyExample("rhel9") { $0.replacingOccurrences(of: "<package name=\"ims-test-app\"/>", with: "<package name=\"ims-test-app\"/>\n    <package name=\"no-such-package\"/>") }
-        let outcome = try build(recipe, repository: repository)
+        let outcome = try await build(recipe, repository: repository)
         #expect(outcome.result.status == 1)
         let error = try #require(outcome.summary["error"] as? [String: Any])
         #expect(error["code"] as? String == "build-root.package_not_found")
@@ -159,7 +159,7 @@ struct EndToEndTests {
     func failingConfigSh() async throws {
         let repository = try TestRepository()
         let recipe = try Self.copyExample("sles15", configSh: "#!/bin/sh\necho 'about to fail' >&2\nexit 3\n")
-        let outcome = try build(recipe, repository: repository)
+        let outcome = try await build(recipe, repository: repository)
         #expect(outcome.result.status == 1)
         let error = try #require(outcome.summary["error"] as? [String: Any])
         #expect(error["code"] as? String == "build-root.script_failed")
@@ -170,28 +170,28 @@ struct EndToEndTests {
     func debugSession() async throws {
         let repository = try TestRepository()
         let recipe = try Self.copyExample("sles15", configSh: "#!/bin/sh\necho 'about to fail' >&2\nexit 3\n")
-        let first = try build(recipe, repository: repository)  // registers the recipe (with REPO_URL); fails
+        let first = try await build(recipe, repository: repository)  // registers the recipe (with REPO_URL); fails
         #expect(first.result.status == 1)
         let data = first.data, site = first.data + "-site"
         try "repository_timeout_seconds: 5\nrepository_poll_seconds: 1\nca_cert: \(repository.ca)\n".write(toFile: site + "/ims.yaml", atomically: true, encoding: .utf8)
-        let recipes = try JSONSerialization.jsonObject(with: Data(try CLI.run(["recipes", "list", "--data-dir", data, "--json"]).stdout.utf8)) as? [[String: Any]]
+        let recipes = try JSONSerialization.jsonObject(with: Data(try await CLI.run(["recipes", "list", "--data-dir", data, "--json"]).stdout.utf8)) as? [[String: Any]]
         let recipeID = try #require(recipes?.first?["id"] as? String)
-        let created = try CLI.run(["jobs", "create", "--job-type", "create", "--artifact-id", recipeID, "--image-root-archive-name", "debugged",
+        let created = try await CLI.run(["jobs", "create", "--job-type", "create", "--artifact-id", recipeID, "--image-root-archive-name", "debugged",
                                    "--enable-debug", "--detach", "--json", "--data-dir", data, "--config-dir", site])
         #expect(created.status == 0, "\(created.stderr)")
         let jobID = try #require(try CLI.json(created.stdout)["id"] as? String)
         #expect(try await Self.waitForStatus(jobID, "waiting_on_user", data: data) == "waiting_on_user")
-        let workspace = try #require(Self.jobStatus(jobID, data: data)["workspace"] as? String)
+        let workspace = try #require(await Self.jobStatus(jobID, data: data)["workspace"] as? String)
         #expect(FileManager.default.fileExists(atPath: workspace + "/phases/build-root/out/rootfs/etc/motd"), "the failed root is there to look into")
         var logs = ""
         for _ in 0..<50 where !logs.contains("the failed build's root is") {
-            logs = try CLI.run(["jobs", "logs", jobID, "--data-dir", data]).stdout
+            logs = try await CLI.run(["jobs", "logs", jobID, "--data-dir", data]).stdout
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(logs.contains("the failed build's root is"), "the instructions are in the job's logs")
-        #expect(try CLI.run(["jobs", "complete", jobID, "--data-dir", data]).status == 0)
+        #expect(try await CLI.run(["jobs", "complete", jobID, "--data-dir", data]).status == 0)
         #expect(try await Self.waitForStatus(jobID, "error", data: data) == "error")
-        let job = try Self.jobStatus(jobID, data: data)
+        let job = try await Self.jobStatus(jobID, data: data)
         let history = (job["status_history"] as? [[String: Any]])?.compactMap { $0["status"] as? String }
         #expect(history == ["creating", "fetching_recipe", "waiting_for_repos", "building_image", "waiting_on_user", "error"])
         #expect((job["error"] as? [String: Any])?["code"] as? String == "build-root.script_failed")
@@ -202,7 +202,7 @@ struct EndToEndTests {
         let repository = try TestRepository()
         repository.stop()
         let started = Date()
-        let outcome = try build(try Self.copyExample("sles15"), repository: repository)
+        let outcome = try await build(try Self.copyExample("sles15"), repository: repository)
         #expect(Date().timeIntervalSince(started) < 60)
         #expect(outcome.result.status == 1)
         let error = try #require(outcome.summary["error"] as? [String: Any])
@@ -222,7 +222,7 @@ struct EndToEndTests {
         }
         var digests: [String] = []
         for round in 1...2 {
-            let outcome = try build(try Self.copyExample(name), repository: repository, extra: ["--name", "repro-\(round)"] + extra)
+            let outcome = try await build(try Self.copyExample(name), repository: repository, extra: ["--name", "repro-\(round)"] + extra)
             #expect(outcome.result.status == 0, "\(outcome.result.stderr)")
             let manifest = try #require(outcome.summary["manifest"] as? [String: Any])
             let artifacts = try #require(manifest["artifacts"] as? [[String: Any]])
@@ -235,8 +235,8 @@ struct EndToEndTests {
 
     // MARK: Customize
 
-    static func jobStatus(_ id: String, data: String) throws -> [String: Any] {
-        try CLI.json(try CLI.run(["jobs", "describe", id, "--data-dir", data, "--json"]).stdout)
+    static func jobStatus(_ id: String, data: String) async throws -> [String: Any] {
+        try CLI.json(try await CLI.run(["jobs", "describe", id, "--data-dir", data, "--json"]).stdout)
     }
 
     /// Polls until the job is in `status` (or ended), at most `seconds`.
@@ -244,7 +244,7 @@ struct EndToEndTests {
         let until = Date().addingTimeInterval(seconds)
         var current = ""
         while Date() < until {
-            current = try jobStatus(id, data: data)["status"] as? String ?? ""
+            current = try await jobStatus(id, data: data)["status"] as? String ?? ""
             if current == status || current == "success" || current == "error" { return current }
             try await Task.sleep(for: .milliseconds(200))
         }
@@ -261,7 +261,7 @@ struct EndToEndTests {
     @Test("customize: a script changes a new image in the image root (the source stays), with IMS's statuses")
     func customizeWithScript() async throws {
         let repository = try TestRepository()
-        let base = try build(try Self.copyExample("sles15"), repository: repository, extra: ["--name", "e2e-base"])
+        let base = try await build(try Self.copyExample("sles15"), repository: repository, extra: ["--name", "e2e-base"])
         #expect(base.result.status == 0, "\(base.result.stderr)")
         let baseID = try #require((base.summary["image"] as? [String: Any])?["id"] as? String)
         let data = base.data, site = base.data + "-site"
@@ -276,17 +276,17 @@ struct EndToEndTests {
             rm /etc/motd
             echo "script done"
             """.write(toFile: script, atomically: true, encoding: .utf8)
-        let run = try CLI.run(["jobs", "create", "--job-type", "customize", "--artifact-id", baseID, "--image-root-archive-name", "e2e-custom",
+        let run = try await CLI.run(["jobs", "create", "--job-type", "customize", "--artifact-id", baseID, "--image-root-archive-name", "e2e-custom",
                                "--script", script, "--data-dir", data, "--config-dir", site, "--json"])
         #expect(run.status == 0, "\(run.stderr)\n\(run.stdout.suffix(2000))")
-        let jobs = try JSONSerialization.jsonObject(with: Data(try CLI.run(["jobs", "list", "--job-type", "customize", "--data-dir", data, "--json"]).stdout.utf8)) as? [[String: Any]]
+        let jobs = try JSONSerialization.jsonObject(with: Data(try await CLI.run(["jobs", "list", "--job-type", "customize", "--data-dir", data, "--json"]).stdout.utf8)) as? [[String: Any]]
         let jobID = try #require(jobs?.first?["id"] as? String)
-        let job = try Self.jobStatus(jobID, data: data)
+        let job = try await Self.jobStatus(jobID, data: data)
         let history = (job["status_history"] as? [[String: Any]])?.compactMap { $0["status"] as? String }
         #expect(history == ["creating", "fetching_image", "waiting_on_user", "packaging_artifacts", "success"])
         let newID = try #require(job["resultant_image_id"] as? String)
         #expect(newID != baseID)
-        let image = try CLI.json(try CLI.run(["images", "describe", newID, "--data-dir", data, "--json"]).stdout)
+        let image = try CLI.json(try await CLI.run(["images", "describe", newID, "--data-dir", data, "--json"]).stdout)
         #expect(image["name"] as? String == "e2e-custom")
         #expect(image["arch"] as? String == "x86_64")
 
@@ -307,58 +307,58 @@ struct EndToEndTests {
 
         // A failing script fails the job naming it, and registers nothing.
         try "#!/bin/sh\necho broken on purpose\nexit 3\n".write(toFile: script, atomically: true, encoding: .utf8)
-        let failing = try CLI.run(["jobs", "create", "--job-type", "customize", "--artifact-id", baseID, "--image-root-archive-name", "e2e-broken",
+        let failing = try await CLI.run(["jobs", "create", "--job-type", "customize", "--artifact-id", baseID, "--image-root-archive-name", "e2e-broken",
                                    "--script", script, "--data-dir", data, "--config-dir", site])
         #expect(failing.status != 0)
         #expect(failing.stderr.contains("customize.sh exited with status 3"), "\(failing.stderr)")
-        let images = try JSONSerialization.jsonObject(with: Data(try CLI.run(["images", "list", "--data-dir", data, "--json"]).stdout.utf8)) as? [[String: Any]]
+        let images = try JSONSerialization.jsonObject(with: Data(try await CLI.run(["images", "list", "--data-dir", data, "--json"]).stdout.utf8)) as? [[String: Any]]
         #expect(Set(images?.compactMap { $0["name"] as? String } ?? []) == ["e2e-base", "e2e-custom"])
     }
 
     @Test("customize: a person's session waits in waiting_on_user until jobs complete (or --failed)")
     func customizeSession() async throws {
         let repository = try TestRepository()
-        let base = try build(try Self.copyExample("rhel9"), repository: repository, extra: ["--name", "e2e-session-base"])
+        let base = try await build(try Self.copyExample("rhel9"), repository: repository, extra: ["--name", "e2e-session-base"])
         #expect(base.result.status == 0, "\(base.result.stderr)")
         let baseID = try #require((base.summary["image"] as? [String: Any])?["id"] as? String)
         let data = base.data, site = base.data + "-site"
 
-        func start(_ name: String, jail: Bool) throws -> String {
-            let result = try CLI.run(["jobs", "create", "--job-type", "customize", "--artifact-id", baseID, "--image-root-archive-name", name,
+        func start(_ name: String, jail: Bool) async throws -> String {
+            let result = try await CLI.run(["jobs", "create", "--job-type", "customize", "--artifact-id", baseID, "--image-root-archive-name", name,
                                       "--detach", "--json", "--data-dir", data, "--config-dir", site] + (jail ? ["--jail"] : []))
             #expect(result.status == 0, "\(result.stderr)")
             return try #require(try CLI.json(result.stdout)["id"] as? String)
         }
 
         // Aborted: no image.
-        let aborted = try start("e2e-aborted", jail: false)
+        let aborted = try await start("e2e-aborted", jail: false)
         #expect(try await Self.waitForStatus(aborted, "waiting_on_user", data: data) == "waiting_on_user")
-        let notYet = try CLI.run(["jobs", "complete", base.summary["job_id"] as? String ?? "", "--data-dir", data])
+        let notYet = try await CLI.run(["jobs", "complete", base.summary["job_id"] as? String ?? "", "--data-dir", data])
         #expect(notYet.status != 0 && notYet.stderr.contains("only a job in waiting_on_user"), "\(notYet.stderr)")
-        #expect(try CLI.run(["jobs", "complete", aborted, "--failed", "--data-dir", data]).status == 0)
+        #expect(try await CLI.run(["jobs", "complete", aborted, "--failed", "--data-dir", data]).status == 0)
         #expect(try await Self.waitForStatus(aborted, "error", data: data) == "error")
-        let abortedJob = try Self.jobStatus(aborted, data: data)
+        let abortedJob = try await Self.jobStatus(aborted, data: data)
         #expect(abortedJob["resultant_image_id"] == nil || abortedJob["resultant_image_id"] is NSNull)
 
         // Jailed: the person works in the root and touches /tmp/complete inside it.
-        let jailed = try start("e2e-session", jail: true)
+        let jailed = try await start("e2e-session", jail: true)
         #expect(try await Self.waitForStatus(jailed, "waiting_on_user", data: data) == "waiting_on_user")
         // The plugin's instructions reach the job's logs while it waits (not only when the step ends).
         var logs = ""
         for _ in 0..<50 where !logs.contains("touch /tmp/complete") {
-            logs = try CLI.run(["jobs", "logs", jailed, "--data-dir", data]).stdout
+            logs = try await CLI.run(["jobs", "logs", jailed, "--data-dir", data]).stdout
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(logs.contains("touch /tmp/complete"), "the instructions are in the job's logs")
-        let rootfs = try #require(Self.jobStatus(jailed, data: data)["workspace"] as? String) + "/phases/fetch-image/out/rootfs"
+        let rootfs = try #require(await Self.jobStatus(jailed, data: data)["workspace"] as? String) + "/phases/fetch-image/out/rootfs"
         try "edited by a person\n".write(toFile: rootfs + "/etc/edited-by-hand", atomically: true, encoding: .utf8)
         FileManager.default.createFile(atPath: rootfs + "/tmp/complete", contents: Data())
         #expect(try await Self.waitForStatus(jailed, "success", data: data) == "success")
-        let newID = try #require(Self.jobStatus(jailed, data: data)["resultant_image_id"] as? String)
+        let newID = try #require(await Self.jobStatus(jailed, data: data)["resultant_image_id"] as? String)
         let root = try Self.unsquash(newID, data: data, into: "session")
         #expect(try String(contentsOfFile: root + "/etc/edited-by-hand", encoding: .utf8) == "edited by a person\n")
         #expect(!FileManager.default.fileExists(atPath: root + "/tmp/complete"))
-        let images = try JSONSerialization.jsonObject(with: Data(try CLI.run(["images", "list", "--data-dir", data, "--json"]).stdout.utf8)) as? [[String: Any]]
+        let images = try JSONSerialization.jsonObject(with: Data(try await CLI.run(["images", "list", "--data-dir", data, "--json"]).stdout.utf8)) as? [[String: Any]]
         #expect(Set(images?.compactMap { $0["name"] as? String } ?? []) == ["e2e-session-base", "e2e-session"])
     }
 }

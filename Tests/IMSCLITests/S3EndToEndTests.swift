@@ -54,11 +54,11 @@ struct S3EndToEndTests {
     }
 
     @Test("ims build stores the recipe, the artifacts and an IMS manifest in S3, and ims store reads them back")
-    func buildWithS3() throws {
+    func buildWithS3() async throws {
         let server = try TestS3Server()
         let site = try server.site()
         let (data, recipe, _) = try BuildCLITests.workspace()
-        let result = try CLI.run(["build", recipe, "--name", "s3-image", "--pipeline", try Self.pipeline(), "--data-dir", data, "--config-dir", site, "--plugin-path", Self.fixtures, "--json"])
+        let result = try await CLI.run(["build", recipe, "--name", "s3-image", "--pipeline", try Self.pipeline(), "--data-dir", data, "--config-dir", site, "--plugin-path", Self.fixtures, "--json"])
         #expect(result.status == 0, "\(result.stderr)\(result.stdout.suffix(2000))")
         let summary = try CLI.json(String(result.stdout.split(separator: "\n").last ?? ""))
         let image = try #require(summary["image"] as? [String: Any])
@@ -70,46 +70,46 @@ struct S3EndToEndTests {
         let artifacts = try #require(manifest["artifacts"] as? [[String: Any]])
         #expect(artifacts.allSatisfy { (($0["link"] as? [String: Any])?["path"] as? String)?.hasPrefix("s3://boot-images/\(imageID)/") == true })
         // Everything is really in S3: list it and read the manifest back.
-        let listing = try CLI.run(["store", "ls", "s3://boot-images/\(imageID)/", "--config-dir", site, "--json"])
+        let listing = try await CLI.run(["store", "ls", "s3://boot-images/\(imageID)/", "--config-dir", site, "--json"])
         let objects = try #require(try JSONSerialization.jsonObject(with: Data(listing.stdout.utf8)) as? [[String: Any]])
         #expect(Set(objects.compactMap { $0["key"] as? String }) == Set(["rootfs", "kernel", "initrd", "manifest.json"].map { "\(imageID)/\($0)" }))
         let copy = data + "/manifest-copy.json"
-        let get = try CLI.run(["store", "get", "s3://boot-images/\(imageID)/manifest.json", copy, "--config-dir", site])
+        let get = try await CLI.run(["store", "get", "s3://boot-images/\(imageID)/manifest.json", copy, "--config-dir", site])
         #expect(get.status == 0, "\(get.stderr)")
         #expect(try String(contentsOfFile: copy, encoding: .utf8).contains("\"version\": \"1.0\""))
-        let recipes = try CLI.run(["store", "ls", "s3://ims/recipes/", "--config-dir", site, "--json"])
+        let recipes = try await CLI.run(["store", "ls", "s3://ims/recipes/", "--config-dir", site, "--json"])
         #expect(recipes.stdout.contains("recipe.tar.gz"))
 
         // Soft delete moves every object under deleted/, undelete brings them back, and the record keeps every field.
         let environment = ["IMS_CONFIG_DIR": site]
-        let before = try CLI.json(try CLI.run(["images", "describe", imageID, "--data-dir", data, "--json"], environment: environment).stdout)
-        let deleted = try CLI.run(["images", "delete", imageID, "--data-dir", data, "--json"], environment: environment)
+        let before = try CLI.json(try await CLI.run(["images", "describe", imageID, "--data-dir", data, "--json"], environment: environment).stdout)
+        let deleted = try await CLI.run(["images", "delete", imageID, "--data-dir", data, "--json"], environment: environment)
         #expect(deleted.status == 0, "\(deleted.stderr)")
-        let moved = try CLI.run(["store", "ls", "s3://boot-images/deleted/\(imageID)/", "--config-dir", site, "--json"])
+        let moved = try await CLI.run(["store", "ls", "s3://boot-images/deleted/\(imageID)/", "--config-dir", site, "--json"])
         #expect(moved.stdout.contains("deleted/\(imageID)/rootfs") && moved.stdout.contains("deleted_manifest.json"), "\(moved.stdout)")
-        let undeleted = try CLI.run(["images", "undelete", imageID, "--data-dir", data, "--json"], environment: environment)
+        let undeleted = try await CLI.run(["images", "undelete", imageID, "--data-dir", data, "--json"], environment: environment)
         #expect(undeleted.status == 0, "\(undeleted.stderr)")
-        let after = try CLI.json(try CLI.run(["images", "describe", imageID, "--data-dir", data, "--json"], environment: environment).stdout)
+        let after = try CLI.json(try await CLI.run(["images", "describe", imageID, "--data-dir", data, "--json"], environment: environment).stdout)
         #expect(NSDictionary(dictionary: before).isEqual(to: after), "every field survives: \(before) vs \(after)")
-        let back = try CLI.run(["store", "ls", "s3://boot-images/\(imageID)/", "--config-dir", site, "--json"])
+        let back = try await CLI.run(["store", "ls", "s3://boot-images/\(imageID)/", "--config-dir", site, "--json"])
         let restored = try #require(try JSONSerialization.jsonObject(with: Data(back.stdout.utf8)) as? [[String: Any]])
         #expect(Set(restored.compactMap { $0["key"] as? String }) == Set(["rootfs", "kernel", "initrd", "manifest.json"].map { "\(imageID)/\($0)" }))
     }
 
     @Test("wrong credentials give a clear error naming the bucket")
-    func wrongCredentials() throws {
+    func wrongCredentials() async throws {
         let server = try TestS3Server()
         let bad = server.directory + "-bad.json"
         try #"{"access_key": "ims-test", "secret_key": "wrong-secret"}"#.write(toFile: bad, atomically: true, encoding: .utf8)
         let file = bad + ".payload"
         try "x".write(toFile: file, atomically: true, encoding: .utf8)
-        let result = try CLI.run(["store", "put", file, "s3://boot-images/x", "--endpoint", server.endpoint, "--credentials", bad, "--config-dir", "/nonexistent"])
+        let result = try await CLI.run(["store", "put", file, "s3://boot-images/x", "--endpoint", server.endpoint, "--credentials", bad, "--config-dir", "/nonexistent"])
         #expect(result.status == 1)
         #expect(result.stderr.contains("store.access_denied") && result.stderr.contains("boot-images"), "\(result.stderr)")
     }
 
     @Test("killing S3 during the upload gives bounded retries, a clear error, and nothing registered")
-    func serverKilledMidUpload() throws {
+    func serverKilledMidUpload() async throws {
         let server = try TestS3Server()
         let site = try server.site(extra: "  max_attempts: 2\n")
         let (data, recipe, _) = try BuildCLITests.workspace()
@@ -144,7 +144,7 @@ struct S3EndToEndTests {
         let error = try #require(summary["error"] as? [String: Any])
         #expect(error["phase"] as? String == "upload-artifacts")
         #expect((error["message"] as? String)?.contains("store.") == true, "\(error)")
-        let images = try CLI.run(["images", "list", "--data-dir", data, "--json"])
+        let images = try await CLI.run(["images", "list", "--data-dir", data, "--json"])
         #expect((try JSONSerialization.jsonObject(with: Data(images.stdout.utf8)) as? [Any])?.isEmpty == true)
     }
 }
