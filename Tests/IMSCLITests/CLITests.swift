@@ -21,7 +21,7 @@ enum CLI {
 
     /// Runs ims in this process through the same edge as the binary (`CommandLineEntry.run`), with a context whose
     /// environment is this process's without IMS_PLUGIN_PATH plus `environment`, and whose output goes to files.
-    static func ims(_ arguments: [String], environment: [String: String] = [:]) async throws -> Result {
+    static func ims(_ arguments: [String], environment: [String: String] = [:], executablePath: String? = nil) async throws -> Result {
         var env = ProcessInfo.processInfo.environment
         env["IMS_PLUGIN_PATH"] = nil
         for (key, value) in environment { env[key] = value }
@@ -34,7 +34,7 @@ enum CLI {
         let stderr = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch + "/err"))
         let context = CommandContext(
             stdout: OutputSink(fileHandle: stdout), stderr: OutputSink(fileHandle: stderr), stdin: .nullDevice,
-            environment: env, currentDirectory: FileManager.default.currentDirectoryPath, executablePath: binary)
+            environment: env, currentDirectory: FileManager.default.currentDirectoryPath, executablePath: executablePath ?? binary)
         let status = await CommandLineEntry.run(arguments, context: context)
         try stdout.close()
         try stderr.close()

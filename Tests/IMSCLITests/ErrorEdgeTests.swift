@@ -28,6 +28,31 @@ struct ErrorEdgeTests {
         #expect(result.stderr.hasPrefix("error: ") && result.stderr.contains(missing))
     }
 
+    @Test("a --detach job whose runner cannot be started ends as error at once and exits 69")
+    func detachedRunnerUnavailable() async throws {
+        let data = NSTemporaryDirectory() + "ims-detach-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let archive = data + "/recipe.tar.gz"
+        let tar = try CLI.runTool("/bin/tar", ["czf", archive, "-C", CLI.repositoryRoot + "/examples/sles15", "."])
+        #expect(tar.status == 0, "\(tar.stderr)")
+        let created = try await CLI.ims([
+            "recipes", "create", "--name", "r", "--file", archive, "--linux-distribution", "sles15", "--data-dir", data, "--json",
+        ])
+        let recipeID = try #require(try CLI.json(created.stdout)["id"] as? String, "\(created.stderr)")
+        let result = try await CLI.ims(
+            [
+                "jobs", "create", "--job-type", "create", "--artifact-id", recipeID, "--image-root-archive-name", "x", "--detach", "--json",
+                "--data-dir", data, "--config-dir", data + "/no-site",
+            ], executablePath: "/nonexistent/ims")
+        #expect(result.status == 69, "\(result.stderr)")
+        #expect(try Self.report(result).code == "ims.job.runner_unavailable")
+        let listed = try await CLI.ims(["jobs", "list", "--data-dir", data, "--json"])
+        let jobs = try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]])
+        #expect(jobs.count == 1)
+        #expect(jobs.first?["status"] as? String == "error", "no job is left in creating without a runner")
+    }
+
     @Test("ims build of an unknown recipe id is an unknown id: exit 1, catalog.not_found")
     func buildUnknownRecipeID() async throws {
         let id = UUID().uuidString.lowercased()
