@@ -159,8 +159,12 @@ struct FaultInjectionTests {
         #expect(lenient.succeeded)
         #expect(lenient.strayLines == 1)
         #expect(recorder.warnings.map(\.code) == [HostErrorCode.strayOutput])
+        #expect(recorder.warnings.first?.message.hasSuffix(#"wrote a stray line to stdout: "this is not protocol""#) == true)
+        #expect(recorder.warnings.first?.hint?.contains("stderr") == true)
         let (strict, _) = try await Fixtures.run("stray-stdout", strict: true)
         #expect(strict.error?.code == HostErrorCode.strayOutput)
+        #expect(strict.error?.message.contains("this is not protocol") == true, "the line is shown in strict mode too")
+        #expect(strict.error?.hint != nil)
     }
 
     @Test("the grandchild holding stdout is killed and the call returns promptly")

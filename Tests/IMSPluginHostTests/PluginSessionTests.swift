@@ -97,7 +97,7 @@ struct PluginSessionTests {
              terminal: "result", events: ["hello", "warning"], messages: 2, strayLines: 1),
         Case(spec: "a stray line is a violation in strict mode", strict: true, inputs: [hello, .line("Downloading...")],
              violation: HostErrorCode.strayOutput,
-             message: "plugin 'org.ims.test.session' wrote a stray line to stdout (stdout is reserved for protocol messages)",
+             message: "plugin 'org.ims.test.session' wrote a stray line to stdout: \"Downloading...\"",
              events: ["hello"], strayLines: 1),
         Case(spec: "a line that is not JSON is malformed", inputs: [hello, .line("{not json")],
              violation: HostErrorCode.malformedMessage,
@@ -197,6 +197,8 @@ struct PluginSessionTests {
         #expect(info.code == HostErrorCode.strayOutput)
         #expect(info.category == .protocol)
         #expect(info.details?["line"]?.stringValue == String(repeating: "x", count: 200))
+        #expect(info.message == "plugin 'org.ims.test.session' wrote a stray line to stdout: \"\(String(repeating: "x", count: 200))\"…")
+        #expect(info.hint?.contains("stderr") == true)
         #expect(reaction.violation == nil)
     }
 

@@ -94,7 +94,7 @@ public final class TextEventRenderer: PluginEventObserver, Sendable {
         case .stderr(let line):
             if showStderr { screen.write("\(prefix) | \(line)") }
         case .warning(let info):
-            screen.write("\(prefix) warning: \(info.message)")
+            screen.write("\(prefix) warning: \(info.message)" + (info.hint.map { " (hint: \($0))" } ?? ""))
         case .stopping(let reason, let step):
             screen.write("\(prefix) stopping (\(step.replacingOccurrences(of: "_", with: " "))): \(reason)")
         case .finished(let outcome):

@@ -29,7 +29,7 @@ struct HostErrorContext: Sendable {
     /// An error made by the host, with the call's details, the exit status and the stderr tail.
     func error(
         _ code: String, _ category: ErrorCategory, _ message: String, exit: ExitStatus? = nil, stderrTail: String,
-        cause: ErrorInfo? = nil, extra: [String: JSONValue] = [:]
+        cause: ErrorInfo? = nil, extra: [String: JSONValue] = [:], hint: String? = nil
     ) -> ErrorInfo {
         var details: [String: JSONValue] = [
             "plugin_id": .string(pluginID),
@@ -50,7 +50,7 @@ struct HostErrorContext: Sendable {
         let causes = cause.map { [ErrorCause(code: $0.code, message: $0.message, details: $0.details)] }
         return ErrorInfo(
             code: code, category: category, message: message, retryable: category.isRetryable,
-            details: .object(details), causes: causes)
+            details: .object(details), hint: hint, causes: causes)
     }
 }
 

@@ -458,7 +458,7 @@ final class PluginProcessSupervisor {
     private func react(to reaction: PluginSession.Reaction) {
         if let event = reaction.event { emit(event) }
         if let found = reaction.violation {
-            violation = spec.errorContext.error(found.code, .protocol, found.message, stderrTail: tailText(), extra: found.extra)
+            violation = spec.errorContext.error(found.code, .protocol, found.message, stderrTail: tailText(), extra: found.extra, hint: found.hint)
             beginStop(.violation, now: clock.now)
         }
         if reaction.stopReadingStdout { closeFD(&stdoutFD) }

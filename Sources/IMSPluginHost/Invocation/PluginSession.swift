@@ -63,6 +63,8 @@ struct PluginSession: Sendable {
         var code: String
         var message: String
         var extra: [String: JSONValue] = [:]
+        /// What the plugin's author should do.
+        var hint: String?
     }
 
     /// What the supervisor must do after one observation.
@@ -133,15 +135,19 @@ struct PluginSession: Sendable {
         }
     }
 
+    /// What a plugin author should do about a stray line.
+    static let strayHint = "stdout is for protocol messages only: write other output to stderr, or log through the SDK (its log call, or print to stderr)"
+
     private mutating func stray(_ text: String) -> Reaction {
         strayLines += 1
-        let message = "plugin '\(terms.pluginID)' wrote a stray line to stdout (stdout is reserved for protocol messages)"
-        let line = JSONValue.string(String(text.prefix(200)))
+        let shown = String(text.prefix(200))
+        let message = "plugin '\(terms.pluginID)' wrote a stray line to stdout: \"\(shown)\"\(text.count > 200 ? "…" : "")"
+        let line = JSONValue.string(shown)
         if terms.strict {
-            return record(HostErrorCode.strayOutput, message, extra: ["line": line])
+            return record(HostErrorCode.strayOutput, message, extra: ["line": line], hint: Self.strayHint)
         }
         return Reaction(event: .warning(ErrorInfo(
-            code: HostErrorCode.strayOutput, category: .protocol, message: message, details: ["line": line])))
+            code: HostErrorCode.strayOutput, category: .protocol, message: message, details: ["line": line], hint: Self.strayHint)))
     }
 
     private mutating func receive(_ message: PluginToHostMessage) -> Reaction {
@@ -237,8 +243,8 @@ struct PluginSession: Sendable {
             extra: ["artifact": .string(name), "artifact_path": .string(artifact.path)])
     }
 
-    private mutating func record(_ code: String, _ message: String, extra: [String: JSONValue] = [:]) -> Reaction {
-        record(Violation(code: code, message: message, extra: extra))
+    private mutating func record(_ code: String, _ message: String, extra: [String: JSONValue] = [:], hint: String? = nil) -> Reaction {
+        record(Violation(code: code, message: message, extra: extra, hint: hint))
     }
 
     /// Keeps the first violation only; later ones change nothing.
