@@ -70,11 +70,12 @@ extension PluginsCommand {
                 throw CLIErrors.report(error, json: json, exit: CLIExitCode.unavailable, context: context)
             }
             let outcome = await PluginInvoker.describe(resolved)
+            let described: PluginDescription? = if case .described(let description) = outcome.status { description } else { nil }
+            let differences = described.map { ManifestAgreement.differences($0, manifest: resolved.manifest) }
             let report = DescribeReport(
                 id: resolved.id, directory: resolved.directory, entrypoint: resolved.entrypointPath,
-                protocolVersion: resolved.protocolVersion, manifest: resolved.manifest,
-                describe: { if case .described(let d) = outcome.status { return d } else { return nil } }(),
-                error: outcome.error)
+                protocolVersion: resolved.protocolVersion, manifest: resolved.manifest, describe: described,
+                agrees: differences.map(\.isEmpty), differences: differences, error: outcome.error)
             if global.json {
                 try context.json(report)
             } else {
@@ -100,11 +101,17 @@ extension PluginsCommand {
                 }
                 if let error = outcome.error {
                     context.line("  describe FAILED: \(error.message) [\(error.code)]")
-                } else if let requires = report.describe?.phases.flatMap({ $0.requires?.commands ?? [] }), !requires.isEmpty {
+                } else if let differences, !differences.isEmpty {
+                    context.line("  describe DISAGREES with plugin.json: \(differences.joined(separator: "; "))")
+                } else {
+                    context.line("  describe agrees with plugin.json")
+                }
+                if outcome.error == nil, let requires = report.describe?.phases.flatMap({ $0.requires?.commands ?? [] }), !requires.isEmpty {
                     context.line("  requires commands: \(requires.joined(separator: ", "))")
                 }
             }
-            if outcome.error != nil { throw CLIExitCode.failure }
+            // A plugin whose code and manifest disagree is refused at run time (its hello), so say so here too.
+            if outcome.error != nil || differences?.isEmpty == false { throw CLIExitCode.failure }
         }
     }
 
@@ -112,10 +119,12 @@ extension PluginsCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a plugin through the protocol conformance cases.",
             discussion: """
-                Cases: manifest, describe_agrees, hello_first, one_terminal_message, bad_request, \
-                version_mismatch, cancel_honoured, cleanup_idempotent. Each case has a time limit, so a \
-                plugin that hangs, crashes or floods its output is reported, never waited on forever. \
-                Exits 1 when any case fails.
+                Cases (protocol/README.md §13): manifest, usage_without_ims_plugin, usage_unknown_verb, \
+                describe_agrees, hello_first, one_terminal_message, bad_request, version_mismatch, \
+                cancel_honoured, sigterm_honoured, stdin_eof_honoured, cleanup_idempotent, forward_compatible, \
+                secrets_not_exposed. Each is PASS, FAIL, or SKIP when it could not be exercised (never counted \
+                as a pass). Each case has a time limit, so a plugin that hangs, crashes or floods its output is \
+                reported, never waited on forever. Exits 1 when any case fails.
 
                 Example:
                     ims plugins check Plugins/example-bash
@@ -298,10 +307,13 @@ struct DescribeReport: Encodable {
     var protocolVersion: Int
     var manifest: PluginManifest
     var describe: PluginDescription?
+    /// Whether `describe` agrees with plugin.json (nil when describe failed), and where it does not.
+    var agrees: Bool?
+    var differences: [String]?
     var error: ErrorInfo?
 
     enum CodingKeys: String, CodingKey {
-        case id, directory, entrypoint, manifest, describe, error
+        case id, directory, entrypoint, manifest, describe, agrees, differences, error
         case protocolVersion = "protocol_version"
     }
 }

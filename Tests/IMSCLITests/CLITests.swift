@@ -106,6 +106,21 @@ enum CLI {
 
 @Suite("ims CLI", .timeLimit(.minutes(2)))
 struct CLITests {
+    @Test("plugins describe says whether describe agrees with plugin.json, and exits 1 with the differences when not")
+    func describeAgreement() async throws {
+        let fixtures = CLI.repositoryRoot + "/Tests/Fixtures/plugins"
+        let good = try await CLI.ims(["plugins", "describe", fixtures + "/conf-ok", "--json"])
+        #expect(good.status == 0, "\(good.stderr)")
+        #expect(try CLI.json(good.stdout)["agrees"] as? Bool == true)
+        let drifted = try await CLI.ims(["plugins", "describe", fixtures + "/version-drift", "--json"])
+        #expect(drifted.status == 1)
+        let report = try CLI.json(drifted.stdout)
+        #expect(report["agrees"] as? Bool == false)
+        #expect((report["differences"] as? [String])?.contains("version '1.0.0' differs from the manifest's '2.0.0'") == true, "\(drifted.stdout)")
+        let text = try await CLI.ims(["plugins", "describe", fixtures + "/version-drift"])
+        #expect(text.stdout.contains("describe DISAGREES with plugin.json"))
+    }
+
     @Test("--help teaches the search path and lists the plugins command")
     func help() async throws {
         let result = try await CLI.ims(["--help"])

@@ -64,6 +64,14 @@ struct FaultInjectionTests {
         #expect(outcome.error?.details?["signal_name"]?.stringValue == "SIGSEGV")
     }
 
+    @Test("a hello whose version differs from plugin.json is refused, naming both versions")
+    func helloVersionDrift() async throws {
+        let (outcome, _) = try await Fixtures.run("version-drift")
+        #expect(outcome.error?.code == HostErrorCode.helloMismatch)
+        #expect(outcome.error?.message.contains("introduced itself as version 1.0.0, but its plugin.json says 2.0.0") == true, "\(outcome.error?.message ?? "")")
+        #expect(outcome.error?.hint != nil)
+    }
+
     @Test("a plugin that ignores SIGTERM is killed after the grace periods")
     func hangIgnoringTerm() async throws {
         let started = ContinuousClock.now

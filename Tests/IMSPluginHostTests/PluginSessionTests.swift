@@ -71,10 +71,14 @@ struct PluginSessionTests {
              violation: HostErrorCode.helloMismatch, message: "plugin 'org.ims.test.session' introduced itself as 'org.ims.other'",
              saidHello: false),
         Case(spec: "a hello naming the plugin in other letter case is accepted",
-             inputs: [.line(#"{"ims":1,"type":"hello","data":{"plugin":{"id":"ORG.IMS.TEST.SESSION","version":"1"},"protocol":{"version":1},"features":[]}}"#)],
+             inputs: [.line(#"{"ims":1,"type":"hello","data":{"plugin":{"id":"ORG.IMS.TEST.SESSION","version":"1.0.0"},"protocol":{"version":1},"features":[]}}"#)],
              events: ["hello"]),
+        Case(spec: "a hello with another version than plugin.json is a hello mismatch",
+             inputs: [.line(#"{"ims":1,"type":"hello","data":{"plugin":{"id":"org.ims.test.session","version":"2.0.0"},"protocol":{"version":1},"features":[]}}"#)],
+             violation: HostErrorCode.helloMismatch,
+             message: "plugin 'org.ims.test.session' introduced itself as version 2.0.0, but its plugin.json says 1.0.0", saidHello: false),
         Case(spec: "a hello choosing another protocol version is a hello mismatch",
-             inputs: [.line(#"{"ims":1,"type":"hello","data":{"plugin":{"id":"org.ims.test.session","version":"1"},"protocol":{"version":2},"features":[]}}"#)],
+             inputs: [.line(#"{"ims":1,"type":"hello","data":{"plugin":{"id":"org.ims.test.session","version":"1.0.0"},"protocol":{"version":2},"features":[]}}"#)],
              violation: HostErrorCode.helloMismatch,
              message: "plugin 'org.ims.test.session' answered with protocol 2; the host asked for 1", saidHello: false),
         Case(spec: "a second hello is malformed", inputs: [hello, hello], violation: HostErrorCode.malformedMessage,
@@ -106,7 +110,7 @@ struct PluginSessionTests {
              violation: HostErrorCode.malformedMessage,
              message: "plugin 'org.ims.test.session' wrote a malformed protocol message: missing 'ims'", saidHello: false),
         Case(spec: "blank lines, CRLF endings and a leading record separator are accepted",
-             inputs: [.line(""), .line("  \t"), .bytes([0x1E] + Array(#"{"ims":1,"type":"hello","data":{"plugin":{"id":"org.ims.test.session","version":"1"},"protocol":{"version":1},"features":[]}}"#.utf8)), .bytes(Array(#"{"ims":1,"type":"result","data":{"outputs":{},"metadata":{},"facts":{}}}"#.utf8) + [0x0D])],
+             inputs: [.line(""), .line("  \t"), .bytes([0x1E] + Array(#"{"ims":1,"type":"hello","data":{"plugin":{"id":"org.ims.test.session","version":"1.0.0"},"protocol":{"version":1},"features":[]}}"#.utf8)), .bytes(Array(#"{"ims":1,"type":"result","data":{"outputs":{},"metadata":{},"facts":{}}}"#.utf8) + [0x0D])],
              terminal: "result", events: ["hello"], messages: 2),
         Case(spec: "stdout that is not UTF-8 is a violation and ends reading", inputs: [hello, .bytes([0x7B, 0xFF, 0x7D])],
              violation: HostErrorCode.invalidUTF8, message: "plugin 'org.ims.test.session' wrote stdout that is not valid UTF-8",
@@ -142,7 +146,7 @@ struct PluginSessionTests {
     static func session(verb: PluginVerb = .run, strict: Bool = false) -> PluginSession {
         PluginSession(terms: .init(
             pluginID: pluginID, verb: verb, negotiatedVersion: 1, strict: strict, maxLineBytes: 4096, workspaceRoot: "/jobs/7",
-            resolvePath: { PluginProcessSupervisor.lexicallyNormalized($0) }))
+            resolvePath: { PluginProcessSupervisor.lexicallyNormalized($0) }, pluginVersion: "1.0.0"))
     }
 
     @Test("stdout is judged by the protocol", arguments: cases)

@@ -105,26 +105,7 @@ struct CheckSession: Sendable {
             let error = outcome.error
             return CaseResult(name: "describe_agrees", passed: false, detail: "describe failed: \(error?.message ?? "no describe message") [\(error?.code ?? "")]", seconds: seconds)
         }
-        var problems: [String] = []
-        let manifest = plugin.manifest
-        if description.plugin.id.lowercased() != manifest.id.lowercased() {
-            problems.append("id '\(description.plugin.id)' differs from the manifest's '\(manifest.id)'")
-        }
-        if description.plugin.version != manifest.version {
-            problems.append("version '\(description.plugin.version)' differs from the manifest's '\(manifest.version)'")
-        }
-        if Set(description.protocol.versions) != Set(manifest.protocol.versions) {
-            problems.append("protocol versions \(description.protocol.versions) differ from the manifest's \(manifest.protocol.versions)")
-        }
-        let described = Dictionary(description.phases.map { ($0.name, Set($0.payloads)) }, uniquingKeysWith: { a, _ in a })
-        let declared = Dictionary(manifest.phases.map { ($0.name, Set($0.payloads)) }, uniquingKeysWith: { a, _ in a })
-        if described != declared {
-            problems.append("phases \(described.keys.sorted()) with their payloads differ from the manifest's \(declared.keys.sorted())")
-        }
-        let missingFeatures = Set(manifest.protocol.features ?? []).subtracting(description.protocol.features)
-        if !missingFeatures.isEmpty {
-            problems.append("describe does not list features the manifest declares: \(missingFeatures.sorted().joined(separator: ", "))")
-        }
+        let problems = ManifestAgreement.differences(description, manifest: plugin.manifest)
         return CaseResult(
             name: "describe_agrees", passed: problems.isEmpty,
             detail: problems.isEmpty ? "describe matches plugin.json" : problems.joined(separator: "; "), seconds: seconds)

@@ -147,7 +147,7 @@ final class PluginProcessSupervisor {
         self.session = PluginSession(terms: PluginSession.Terms(
             pluginID: spec.pluginID, verb: spec.verb, negotiatedVersion: spec.negotiatedVersion, strict: spec.strict,
             maxLineBytes: spec.maxLineBytes, workspaceRoot: spec.workspaceRoot.map { Self.realPath($0) ?? $0 },
-            resolvePath: { Self.realPath($0) ?? Self.lexicallyNormalized($0) }))
+            resolvePath: { Self.realPath($0) ?? Self.lexicallyNormalized($0) }, pluginVersion: spec.pluginVersion))
     }
 
     // MARK: Entry point

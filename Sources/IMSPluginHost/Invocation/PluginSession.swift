@@ -56,6 +56,8 @@ struct PluginSession: Sendable {
         var workspaceRoot: String?
         /// Resolves an artifact path (symbolic links, `..`) before it is checked against the workspace.
         var resolvePath: @Sendable (String) -> String
+        /// The version plugin.json declares; a hello naming another is refused. nil: not checked.
+        var pluginVersion: String? = nil
     }
 
     /// A protocol rule the plugin broke: the code, message and extra details of the error reported.
@@ -216,6 +218,12 @@ struct PluginSession: Sendable {
         case .hello(let value):
             guard value.plugin.id.lowercased() == pluginID.lowercased() else {
                 return record(HostErrorCode.helloMismatch, "plugin '\(pluginID)' introduced itself as '\(value.plugin.id)'")
+            }
+            if let declared = terms.pluginVersion, value.plugin.version != declared {
+                return record(
+                    HostErrorCode.helloMismatch,
+                    "plugin '\(pluginID)' introduced itself as version \(value.plugin.version), but its plugin.json says \(declared)",
+                    hint: "the plugin's code and its manifest disagree: release them together")
             }
             guard value.protocol.version == terms.negotiatedVersion else {
                 return record(
