@@ -92,6 +92,12 @@ final class JobEventSink: PluginEventObserver, Sendable {
     private let listener: (any JobEventListener)?
     private let logger: Logger
     private let state = Mutex(State())
+    /// Encodes each event's payload for the catalog; made once, not per event (plugins may send thousands).
+    private let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
 
     init(catalog: Catalog, jobID: UUID, listener: (any JobEventListener)?, logger: Logger) {
         self.catalog = catalog
@@ -123,8 +129,6 @@ final class JobEventSink: PluginEventObserver, Sendable {
 
     private func append(_ event: JobStreamEvent) {
         listener?.jobEvent(event)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let text = (try? encoder.encode(event.data)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         let record = JobEvent(time: event.time, phase: event.step, pluginID: event.pluginID, kind: event.kind, data: text)
         let due = state.withLock { state in

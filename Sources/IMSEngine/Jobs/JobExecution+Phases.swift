@@ -25,7 +25,7 @@ extension JobExecution {
                 throw EngineError(.artifact, "phase '\(phase)' needs artifact '\(name)', which no earlier step produced", step: step.name)
             }
         }
-        let config = PhaseConfiguration.merged(PhaseConfiguration.defaults(for: kind, configurationContext(criteria: stepCriteria)), step: step.config)
+        let config = PhaseConfiguration.merged(PhaseConfiguration.defaults(for: kind, configurationContext(for: kind, criteria: stepCriteria)), step: step.config)
         let remaining = ContinuousClock.now.duration(to: deadline)
         let remainingSeconds = max(1, Double(remaining.components.seconds))
         let manifestTimeout = plugin.manifest.phase(named: phase)?.timeouts?.runSeconds
@@ -78,10 +78,12 @@ extension JobExecution {
         }
     }
 
-    private func configurationContext(criteria: SelectionCriteria) -> PhaseConfiguration.Context {
+    /// What the phase's default config is made from; the public key is read from the catalog only for a customize
+    /// phase, the one kind that uses it.
+    private func configurationContext(for kind: PhaseKind, criteria: SelectionCriteria) -> PhaseConfiguration.Context {
         PhaseConfiguration.Context(
             job: job, criteria: criteria, settings: environment.settings, caBundlePath: artifacts["ca_cert"]?.path,
             profiles: options.profiles, sourceDateEpoch: options.sourceDateEpoch, customizeScript: options.customizeScript,
-            publicKey: job.publicKeyID.flatMap { try? environment.catalog.publicKey($0).publicKey })
+            publicKey: kind == .customize ? job.publicKeyID.flatMap { try? environment.catalog.publicKey($0).publicKey } : nil)
     }
 }
