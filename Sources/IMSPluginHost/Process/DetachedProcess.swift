@@ -17,10 +17,7 @@ public enum DetachedProcess {
     public static func start(
         _ executable: String, arguments: [String], environment: [String], workingDirectory: String, logPath: String?
     ) throws(HostCommand.LaunchError) -> pid_t {
-        switch Spawn.detached(executable, argv: [executable] + arguments, environment: environment, workingDirectory: workingDirectory, logPath: logPath) {
-        case .success(let pid): return pid
-        case .failure(let failure): throw HostCommand.LaunchError(executable: executable, errno: failure.errno)
-        }
+        try Spawn.detached(executable, argv: [executable] + arguments, environment: environment, workingDirectory: workingDirectory, logPath: logPath).get()
     }
 
     /// Reaps `pid` if it has exited, without blocking; `nil` while it runs (or when it is not our child).

@@ -37,7 +37,9 @@ public enum HostCommand {
     public struct LaunchError: Error, Sendable, CustomStringConvertible {
         public var executable: String
         public var errno: Int32
-        public var description: String { "cannot start \(executable): \(String(cString: strerror(errno)))" }
+        /// The system's words for `errno`.
+        public var reason: String { String(cString: strerror(errno)) }
+        public var description: String { "cannot start \(executable): \(reason)" }
     }
 
     /// The bounded part of a tool's output kept in memory.
@@ -121,7 +123,7 @@ public enum HostCommand {
             let child: Spawn.Piped
             switch Spawn.piped(executable, argv: argv, environment: environment, workingDirectory: workingDirectory) {
             case .success(let spawned): child = spawned
-            case .failure(let failure): return .failure(LaunchError(executable: executable, errno: failure.errno))
+            case .failure(let failure): return .failure(failure)
             }
             let pid = child.pid
             close(child.stdin)  // the tool reads nothing: EOF at once

@@ -16,32 +16,26 @@ public enum Spawn {
         public var stderr: Int32
     }
 
-    /// Starts `executable` with pipes. Returns the errno of a failed spawn as the failure.
+    /// Starts `executable` with pipes; a failed spawn gives the executable and its errno.
     public static func piped(
         _ executable: String, argv: [String], environment: [String], workingDirectory: String?
-    ) -> Result<Piped, SpawnFailure> {
+    ) -> Result<Piped, HostCommand.LaunchError> {
         withCStrings(argv, environment) { cArgs, cEnv in
             var child = Piped(pid: 0, stdin: -1, stdout: -1, stderr: -1)
             let rc = ims_spawn(executable, cArgs, cEnv, workingDirectory, &child.pid, &child.stdin, &child.stdout, &child.stderr)
-            return rc == 0 ? .success(child) : .failure(SpawnFailure(errno: rc))
+            return rc == 0 ? .success(child) : .failure(HostCommand.LaunchError(executable: executable, errno: rc))
         }
     }
 
     /// Starts `executable` detached: stdin from /dev/null, stdout and stderr appended to `logPath` (or discarded).
     public static func detached(
         _ executable: String, argv: [String], environment: [String], workingDirectory: String?, logPath: String?
-    ) -> Result<pid_t, SpawnFailure> {
+    ) -> Result<pid_t, HostCommand.LaunchError> {
         withCStrings(argv, environment) { cArgs, cEnv in
             var pid: pid_t = 0
             let rc = ims_spawn_detached(executable, cArgs, cEnv, workingDirectory, logPath, &pid)
-            return rc == 0 ? .success(pid) : .failure(SpawnFailure(errno: rc))
+            return rc == 0 ? .success(pid) : .failure(HostCommand.LaunchError(executable: executable, errno: rc))
         }
-    }
-
-    /// Why a spawn failed: the errno `posix_spawn` (or a pipe or open before it) gave.
-    public struct SpawnFailure: Error, Sendable {
-        public var errno: Int32
-        public var reason: String { String(cString: strerror(errno)) }
     }
 
     /// Calls `body` with NULL-terminated C arrays of `argv` and `environment`, freed afterwards.
