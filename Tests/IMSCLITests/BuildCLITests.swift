@@ -95,6 +95,33 @@ struct BuildCLITests {
         #expect(report.exitCode == 65 && report.message.contains("no step 'nowhere'"))
     }
 
+    @Test("ims build on a description with an XML error reports the parse error with the user's file and line, and registers nothing",
+          arguments: [false, true])
+    func unreadableDescription(asArchive: Bool) async throws {
+        let (data, recipe, pipeline) = try Self.workspace()
+        let xml = try String(contentsOfFile: recipe + "/config.xml", encoding: .utf8)
+        try xml.replacingOccurrences(of: "</description>", with: "</descriptin>").write(toFile: recipe + "/config.xml", atomically: true, encoding: .utf8)
+        var source = recipe
+        if asArchive {
+            source = (data as NSString).deletingLastPathComponent + "/broken.tar.gz"
+            let tar = try CLI.runTool("/usr/bin/tar", ["-czf", source, "-C", recipe, "."])
+            #expect(tar.status == 0, "\(tar.stderr)")
+        }
+        for extra in [[], ["--linux-distribution", "sles15"]] {
+            let result = try await CLI.ims(["build", source, "--pipeline", pipeline, "--data-dir", data, "--config-dir", data + "/no-site",
+                                            "--plugin-path", Self.fixtures] + extra)
+            #expect(result.status == 65, "\(result.stderr)")
+            let shown = asArchive ? source + ":config.xml:3" : recipe + "/config.xml:3"
+            #expect(result.stderr.contains(shown) && result.stderr.contains("mismatch"), "\(result.stderr)")
+            #expect(!result.stderr.contains("cannot tell the distribution"))
+            #expect(!result.stderr.contains(NSTemporaryDirectory() + "ims-register-"), "never the registrar's scratch copy")
+        }
+        let recipes = try await CLI.ims(["recipes", "list", "--data-dir", data, "--json"])
+        #expect((try JSONSerialization.jsonObject(with: Data(recipes.stdout.utf8)) as? [Any])?.isEmpty == true, "\(recipes.stdout)")
+        let jobs = try await CLI.ims(["jobs", "list", "--data-dir", data, "--json"])
+        #expect((try JSONSerialization.jsonObject(with: Data(jobs.stdout.utf8)) as? [Any])?.isEmpty == true, "\(jobs.stdout)")
+    }
+
     @Test("jobs delete filters by status")
     func jobsDelete() async throws {
         let (data, recipe, pipeline) = try Self.workspace()

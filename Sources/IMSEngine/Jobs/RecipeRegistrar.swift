@@ -24,7 +24,7 @@ public struct RecipeRegistrar: Sendable {
     ) async throws -> RecipeRecord {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw EngineError(.recipe, "\(path): no such file or directory")
+            throw EngineError(.recipe, "no such file or directory")
         }
         let scratch = NSTemporaryDirectory() + "ims-register-" + UUID().uuidString.lowercased()
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
@@ -42,12 +42,13 @@ public struct RecipeRegistrar: Sendable {
         }
         // Refuse things that are not recipes before storing anything.
         let located = try KiwiLoader.locateDescription(in: recipeDirectory)
+        try Self.refuseUnreadableDescription(in: recipeDirectory, shownAs: isDirectory.boolValue ? nil : path)
         var distribution = linuxDistribution
         if distribution == nil {
             distribution = Self.guessDistribution(recipeDirectory)
         }
         guard let distribution else {
-            throw EngineError(.recipe, "\(path): cannot tell the distribution of \(located.relativePath); pass --linux-distribution (one of \(LinuxDistribution.allCases.map(\.rawValue).joined(separator: ", ")))")
+            throw EngineError(.recipe, "cannot tell the distribution of \(located.relativePath); pass --linux-distribution (one of \(LinuxDistribution.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         let recipeName = name ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         let id = UUID()
@@ -60,6 +61,29 @@ public struct RecipeRegistrar: Sendable {
         } catch {
             try? await store.delete(stored.key)
             throw error
+        }
+    }
+
+    /// Refuses a description that cannot be read at all (XML that is not well formed, a missing include, a root
+    /// that is not `<image>`), with the reader's own diagnostics (file and line) before anything else is said
+    /// about the recipe: a distribution cannot be inferred from such a file, and no job could build it.
+    /// `shownAs` names an archive: its members are shown as `ARCHIVE:member`.
+    static func refuseUnreadableDescription(in directory: String, shownAs archive: String?) throws {
+        do {
+            _ = try KiwiLoader.load(directory: directory)
+        } catch let error as KiwiError {
+            var diagnostics = error.diagnostics.filter { $0.severity == .error }
+            if let archive {
+                diagnostics = diagnostics.map { diagnostic in
+                    var shown = diagnostic
+                    if let file = diagnostic.file, file.hasPrefix(directory + "/") {
+                        shown.file = archive + ":" + file.dropFirst(directory.count + 1)
+                    }
+                    return shown
+                }
+            }
+            let lines = diagnostics.map(\.description).joined(separator: "\n")
+            throw EngineError(.recipe, "the description cannot be read:\n\(lines)")
         }
     }
 
