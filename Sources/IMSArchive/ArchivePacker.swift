@@ -61,12 +61,15 @@ public struct PackResult: Sendable, Equatable, Codable {
 /// Packs a recipe directory into a reproducible archive.
 ///
 /// The same tree always gives the same bytes (with the same libarchive and compressor versions),
-/// whatever the files' owners, modification times, or the directory's location:
+/// whatever the files' owners, access times or the directory's location:
 ///
 /// - entries are sorted by path, in byte order, and the root itself is not an entry;
 /// - the tar format is POSIX pax restricted (ustar headers, pax extensions only where needed);
 /// - uid and gid are 0 and the user and group names are empty;
-/// - every modification time is `sourceDateEpoch` (default 0), with no access or change times;
+/// - modification times are kept, in whole seconds, with no access or change times; with a
+///   `sourceDateEpoch` (`SOURCE_DATE_EPOCH`), times later than it are clamped to it (the
+///   reproducible-builds convention, as `tar --clamp-mtime`), so a fresh checkout packs the same
+///   bytes anywhere while older files keep their dates;
 /// - permission bits are kept, except setuid, setgid and sticky, which are removed;
 /// - symbolic links are stored as links; hard links are stored as separate regular files (copying a
 ///   tree may or may not keep them, so they must not change the result);
@@ -85,8 +88,8 @@ public enum ArchivePacker {
     ///   - directory: The tree to pack.
     ///   - archivePath: The archive to write; replaced atomically if it exists.
     ///   - format: The format; ``PackFormat/tarGzip`` unless given.
-    ///   - sourceDateEpoch: The modification time for every entry, in seconds since the epoch
-    ///     (`SOURCE_DATE_EPOCH`); 0 unless given.
+    ///   - sourceDateEpoch: The latest modification time an entry may have, in seconds since the
+    ///     epoch (`SOURCE_DATE_EPOCH`); later times are clamped to it. Without it, times are kept.
     /// - Returns: The archive's size, entry count and digests.
     /// - Throws: ``ArchiveError``: `specialFile` for a device, FIFO or socket in the tree, `io` for
     ///   file-system failures (including a file changing size while packed).
@@ -106,7 +109,7 @@ public enum ArchivePacker {
         let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         do throws(ArchiveError) {
             let sink = DigestingSink(fd: fd)
-            try write(items, from: rootFD, directory: directory, to: sink, archivePath: archivePath, format: format, mtime: sourceDateEpoch ?? 0)
+            try write(items, from: rootFD, directory: directory, to: sink, archivePath: archivePath, format: format, clampTimesTo: sourceDateEpoch)
             let mode = 0o666 & ~(POSIX.currentUmask() ?? 0o022)
             guard fchmod(fd, mode) == 0, fsync(fd) == 0 else {
                 throw ArchiveError(.io, archivePath: archivePath, reason: "cannot finish writing: \(POSIX.message(errno))")
@@ -127,7 +130,7 @@ public enum ArchivePacker {
 
     private static func write(
         _ items: [SourceTree.Item], from rootFD: Int32, directory: String, to sink: DigestingSink, archivePath: String,
-        format: PackFormat, mtime: Int64
+        format: PackFormat, clampTimesTo latest: Int64?
     ) throws(ArchiveError) {
         guard let handle = archive_write_new() else {
             throw ArchiveError(.io, archivePath: archivePath, reason: "cannot allocate a libarchive writer")
@@ -178,7 +181,7 @@ public enum ArchivePacker {
             archive_entry_copy_pathname(entry, name)
             archive_entry_set_uid(entry, 0)
             archive_entry_set_gid(entry, 0)
-            archive_entry_set_mtime(entry, time_t(mtime), 0)
+            archive_entry_set_mtime(entry, time_t(latest.map { min($0, item.modified) } ?? item.modified), 0)
             archive_entry_set_perm(entry, item.mode & 0o777)
             switch item.kind {
             case .directory:
@@ -267,6 +270,8 @@ enum SourceTree {
         var path: [UInt8]
         var kind: Kind
         var mode: mode_t
+        /// The modification time, in whole seconds since the epoch.
+        var modified: Int64
     }
 
     /// Lists everything below `directory`, sorted by path in byte order.
@@ -304,23 +309,24 @@ enum SourceTree {
                 throw ArchiveError(.io, archivePath: root, entry: display(path), reason: "cannot inspect: \(POSIX.message(errno))")
             }
             let mode = info.st_mode & 0o7777
+            let modified = Int64(info.st_mtim.tv_sec)
             switch info.st_mode & S_IFMT {
             case S_IFDIR:
-                items.append(Item(path: path, kind: .directory, mode: mode))
+                items.append(Item(path: path, kind: .directory, mode: mode, modified: modified))
                 let child = openat(fd, cName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard child >= 0 else {
                     throw ArchiveError(.io, archivePath: root, entry: display(path), reason: "cannot open: \(POSIX.message(errno))")
                 }
                 try walk(child, prefix: path, root: root, into: &items)
             case S_IFREG:
-                items.append(Item(path: path, kind: .file(size: Int64(info.st_size)), mode: mode))
+                items.append(Item(path: path, kind: .file(size: Int64(info.st_size)), mode: mode, modified: modified))
             case S_IFLNK:
                 var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
                 let length = readlinkat(fd, cName, &target, target.count)
                 guard length >= 0 else {
                     throw ArchiveError(.io, archivePath: root, entry: display(path), reason: "cannot read the link: \(POSIX.message(errno))")
                 }
-                items.append(Item(path: path, kind: .symlink(target: target[0..<length].map { UInt8(bitPattern: $0) }), mode: 0o777))
+                items.append(Item(path: path, kind: .symlink(target: target[0..<length].map { UInt8(bitPattern: $0) }), mode: 0o777, modified: modified))
             default:
                 let what: String
                 switch info.st_mode & S_IFMT {

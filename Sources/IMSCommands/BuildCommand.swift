@@ -40,7 +40,7 @@ struct BuildCommand: IMSCommand {
     @Option(name: .customLong("signing-key"), help: ArgumentHelp("A package signing key to trust (repeatable).", valueName: "file")) var signingKeys: [String] = []
     @Option(help: "A KIWI profile to build (repeatable).") var profile: [String] = []
     @Option(help: "The job timeout in seconds (default: the site's, 4 h).") var timeout: Double?
-    @Option(help: "Fixed timestamps for a reproducible rootfs (SOURCE_DATE_EPOCH).") var sourceDateEpoch: Int?
+    @Option(help: "Fixed timestamps for a reproducible rootfs (SOURCE_DATE_EPOCH); a recipe directory's later file times are clamped to it.") var sourceDateEpoch: Int?
     @Option(help: "Undefined template variables: error (default) or render-empty.", transform: choiceOption(undefinedVariableChoices))
     var undefined: UndefinedVariablePolicy = .error
     @Flag(help: "Keep the job workspace even on success.") var keepWorkspace = false
@@ -70,7 +70,7 @@ struct BuildCommand: IMSCommand {
                 let values = try templateValues.map { value throws(CatalogError) in try TemplateVariable(parsing: value) }
                 recipeRecord = try await RecipeRegistrar(catalog: catalog, store: environment.store).register(
                     path: recipe, name: nil, linuxDistribution: linuxDistribution, arch: arch ?? .x86_64,
-                    templateDictionary: values)
+                    templateDictionary: values, sourceDateEpoch: sourceDateEpoch.map { Int64($0) })
             } catch {
                 throw CLIError.input(recipe, error)
             }

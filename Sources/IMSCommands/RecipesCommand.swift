@@ -211,8 +211,10 @@ extension RecipesCommand {
         static let configuration = CommandConfiguration(
             abstract: "Pack a recipe directory into a reproducible archive.",
             discussion: """
-                Entries are sorted, owners and mtimes normalised, setuid bits dropped, and gzip carries no \
-                timestamp: packing the same tree twice gives identical bytes.
+                Entries are sorted, owners normalised, setuid bits dropped, and gzip carries no timestamp: \
+                packing the same tree twice gives identical bytes. Modification times are kept (they become the \
+                files' times in the image); with --source-date-epoch later times are clamped to it, so a fresh \
+                checkout packs to the same bytes on any machine.
 
                 Example:
                     ims recipes pack my-recipe/ -o my-recipe.tar.gz
@@ -221,7 +223,7 @@ extension RecipesCommand {
         @Argument(help: ArgumentHelp("A recipe directory.", valueName: "dir")) var directory: String
         @Option(name: .shortAndLong, help: ArgumentHelp("The archive to write.", valueName: "file")) var output: String
         @Option(help: "Format: tar.gz (default), tar.xz, tar.zst or zip.", transform: enumerationOption(PackFormat.self)) var format: PackFormat?
-        @Option(help: "The mtime of every entry (default: $SOURCE_DATE_EPOCH or 0).") var sourceDateEpoch: Int64?
+        @Option(help: "Clamp later modification times to this (default: $SOURCE_DATE_EPOCH; without either, times are kept).") var sourceDateEpoch: Int64?
         @Flag(help: "Print the result as JSON.") var json = false
 
         func run(_ context: CommandContext) async throws {

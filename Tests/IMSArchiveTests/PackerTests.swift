@@ -44,15 +44,45 @@ struct PackerTests {
         #expect(first.format == format)
     }
 
-    @Test("a copy at another path with other times and owners packs to identical bytes", arguments: PackFormat.allCases)
+    @Test("with SOURCE_DATE_EPOCH, a copy at another path with later times and other owners packs to identical bytes",
+          arguments: PackFormat.allCases)
     func copiedTree(format: PackFormat) throws {
         let box = try Sandbox()
         try Self.makeTree(at: "\(box.root)/tree")
         try Self.copyAndDisturb("\(box.root)/tree", to: "\(box.root)/elsewhere")
-        let first = try ArchivePacker.pack(directory: "\(box.root)/tree", to: "\(box.root)/one", format: format)
-        let second = try ArchivePacker.pack(directory: "\(box.root)/elsewhere", to: "\(box.root)/two", format: format)
+        // Both trees are newer than the epoch, so every time is clamped to it.
+        let first = try ArchivePacker.pack(directory: "\(box.root)/tree", to: "\(box.root)/one", format: format, sourceDateEpoch: 1_000_000_000)
+        let second = try ArchivePacker.pack(directory: "\(box.root)/elsewhere", to: "\(box.root)/two", format: format, sourceDateEpoch: 1_000_000_000)
         #expect(first.sha256 == second.sha256)
         #expect(first.md5 == second.md5)
+    }
+
+    @Test("modification times are kept without SOURCE_DATE_EPOCH; with it, later times are clamped and earlier ones kept")
+    func modificationTimes() throws {
+        let box = try Sandbox()
+        try Self.makeTree(at: "\(box.root)/tree")
+        _ = try run("/usr/bin/touch", ["-h", "-d", "@1500000000", "\(box.root)/tree/root/etc/zypp/zypp.conf", "\(box.root)/tree/root/etc/link"])
+        _ = try run("/usr/bin/touch", ["-d", "@1600000000", "\(box.root)/tree/root/etc", "\(box.root)/tree/config.xml"])
+        func times(_ archive: String) throws -> [String: String] {
+            let listing = try run("/bin/tar", ["--numeric-owner", "--full-time", "--utc", "-tvzf", archive])
+            var result: [String: String] = [:]
+            for line in listing.split(separator: "\n") {
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                result[String(fields[5])] = "\(fields[3]) \(fields[4])"
+            }
+            return result
+        }
+        let kept = try times(ArchivePacker.pack(directory: "\(box.root)/tree", to: "\(box.root)/kept.tar.gz").path)
+        #expect(kept["root/etc/zypp/zypp.conf"] == "2017-07-14 02:40:00")
+        #expect(kept["root/etc/link"] == "2017-07-14 02:40:00", "a link's own time, not its target's")
+        #expect(kept["root/etc/"] == "2020-09-13 12:26:40")
+        #expect(kept["config.xml"] == "2020-09-13 12:26:40")
+        #expect(!kept.values.contains("1970-01-01 00:00:00"), "nothing is dated 1970")
+
+        let clamped = try times(ArchivePacker.pack(directory: "\(box.root)/tree", to: "\(box.root)/clamped.tar.gz", sourceDateEpoch: 1_550_000_000).path)
+        #expect(clamped["root/etc/zypp/zypp.conf"] == "2017-07-14 02:40:00", "older than the epoch: kept")
+        #expect(clamped["root/etc/"] == "2019-02-12 19:33:20", "newer than the epoch: clamped")
+        #expect(clamped["config.sh"] == "2019-02-12 19:33:20")
     }
 
     @Test("digests and size describe the file written; no temporary file remains")

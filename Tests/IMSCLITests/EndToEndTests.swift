@@ -87,7 +87,11 @@ struct EndToEndTests {
     @Test("SUSE (zypper) and RHEL (dnf) examples build into registered images with the right content", arguments: ["sles15", "rhel9"])
     func example(_ name: String) async throws {
         let repository = try TestRepository()
-        let outcome = try await build(try Self.copyExample(name), repository: repository, extra: ["--name", "e2e-\(name)"])
+        let recipe = try Self.copyExample(name)
+        // An overlay file's own time reaches the image (the recipe is packed keeping times, not zeroing them).
+        let overlayTime: TimeInterval = 1_600_000_000
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: overlayTime)], ofItemAtPath: recipe + "/root/etc/motd")
+        let outcome = try await build(recipe, repository: repository, extra: ["--name", "e2e-\(name)"])
         #expect(outcome.result.status == 0, "\(outcome.result.stderr)\n\(outcome.result.stdout.suffix(3000))")
         #expect(outcome.summary["status"] as? String == "success")
         let image = try #require(outcome.summary["image"] as? [String: Any])
@@ -116,6 +120,13 @@ struct EndToEndTests {
             #expect(packages.contains(package), "\(package) missing from \(packages)")
         }
         #expect(try String(contentsOfFile: root + "/etc/motd", encoding: .utf8).contains("ims example image (\(name))"))
+        func modified(_ path: String) throws -> TimeInterval? {
+            (try FileManager.default.attributesOfItem(atPath: root + path)[.modificationDate] as? Date)?.timeIntervalSince1970
+        }
+        #expect(try modified("/etc/motd") == overlayTime, "the overlay file keeps its time")
+        for directory in ["/etc", "/boot"] {
+            #expect(try (modified(directory) ?? 0) > 1_000_000_000, "\(directory) is not dated 1970")
+        }
         #expect(try String(contentsOfFile: root + "/etc/ims-configured", encoding: .utf8).contains("ims-example-\(name) 1.0.0"))
         let passwd = try String(contentsOfFile: root + "/etc/passwd", encoding: .utf8)
         #expect(passwd.contains("\nims:x:1001:") || passwd.hasPrefix("ims:x:1001:"))

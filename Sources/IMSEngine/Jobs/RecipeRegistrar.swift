@@ -15,12 +15,13 @@ public struct RecipeRegistrar: Sendable {
     }
 
     /// Stores the recipe at `path` (a directory, packed reproducibly, or an archive) and creates its record.
+    /// A directory's modification times are kept; with `sourceDateEpoch`, later times are clamped to it.
     ///
     /// The description is located first, so a path that is not a recipe is refused before anything is stored.
     /// If creating the record fails, the stored archive is removed again: nothing is half-registered.
     public func register(
         path: String, name: String?, linuxDistribution: LinuxDistribution?, arch: Arch = .x86_64,
-        templateDictionary: [TemplateVariable] = [], requireDKMS: Bool = true
+        templateDictionary: [TemplateVariable] = [], requireDKMS: Bool = true, sourceDateEpoch: Int64? = nil
     ) async throws -> RecipeRecord {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -33,7 +34,7 @@ public struct RecipeRegistrar: Sendable {
         let recipeDirectory: String
         if isDirectory.boolValue {
             archive = scratch + "/recipe.tar.gz"
-            _ = try ArchivePacker.pack(directory: path, to: archive)
+            _ = try ArchivePacker.pack(directory: path, to: archive, sourceDateEpoch: sourceDateEpoch)
             recipeDirectory = path
         } else {
             archive = path
