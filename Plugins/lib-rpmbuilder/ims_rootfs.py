@@ -131,6 +131,53 @@ def find_in_root(root: str, names: Iterable[str]) -> Optional[str]:
     return None
 
 
+class ImageRpm:
+    """The image's own rpm, when it is a real one: ``rpm`` for queries and ``rebuild`` (``rpmdb``, or ``rpm``
+    when the image has no separate rpmdb) for ``--rebuilddb``. ``refused`` lists candidates that exist but are
+    not rpm (busybox's ``rpm`` applet, for one), each with what ``--version`` said."""
+
+    def __init__(self, rpm: Optional[str], rebuild: Optional[str], refused: List[Tuple[str, str]]) -> None:
+        self.rpm = rpm
+        self.rebuild = rebuild
+        self.refused = refused
+
+    @property
+    def found(self) -> bool:
+        return self.rpm is not None
+
+
+_RPM_VERSION = re.compile(r"^RPM version \d")
+
+
+def real_rpm_in_root(root: str, timeout: float = 60) -> ImageRpm:
+    """Finds a real rpm in the image, as kiwi does before it touches the database: a candidate counts only when
+    ``chroot ROOT TOOL --version`` says ``RPM version N``. An applet or wrapper that merely has the name (busybox
+    has an ``rpm`` applet without ``--rebuilddb`` or ``-qa --qf``), or a binary that cannot run on this host,
+    is refused and reported, never used."""
+    refused: List[Tuple[str, str]] = []
+
+    def is_rpm(path: str) -> bool:
+        try:
+            out = subprocess.run(["chroot", root, path, "--version"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, errors="replace", timeout=timeout,
+                                 env=chroot_env())
+            said = (out.stdout or "").strip().splitlines()
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            refused.append((path, f"cannot run it: {exc}"))
+            return False
+        first = said[0] if said else f"(no output, exit {out.returncode})"
+        if out.returncode == 0 and _RPM_VERSION.match(first):
+            return True
+        refused.append((path, first[:200]))
+        return False
+
+    rpm = next((p for p in ("/usr/bin/rpm", "/bin/rpm") if executable_in_root(root, p) and is_rpm(p)), None)
+    if rpm is None:
+        return ImageRpm(None, None, refused)
+    rebuild = next((p for p in ("/usr/bin/rpmdb", "/bin/rpmdb") if executable_in_root(root, p) and is_rpm(p)), rpm)
+    return ImageRpm(rpm, rebuild, refused)
+
+
 def shell_in_root(root: str) -> Optional[str]:
     """``/bin/bash`` if the image has it, else ``/bin/sh``, else None."""
     return find_in_root(root, ("/bin/bash", "/usr/bin/bash", "/bin/sh", "/usr/bin/sh"))

@@ -42,8 +42,8 @@ import urllib.parse
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ims_plugin import Context, PluginError
-from ims_rootfs import (TRUST_LAYOUTS, RootSession, ToolResult, ToolRunner, atomic_write, chroot_env,
-                        find_in_root, is_inside, makedirs_in_root, pem_certificates, remove_tree,
+from ims_rootfs import (TRUST_LAYOUTS, ImageRpm, RootSession, ToolResult, ToolRunner, atomic_write, chroot_env,
+                        find_in_root, is_inside, makedirs_in_root, pem_certificates, real_rpm_in_root, remove_tree,
                         resolve_in_root, shell_in_root, system_ca_bundle)
 
 RPMDB = "/usr/lib/sysimage/rpm"
@@ -376,6 +376,7 @@ class RootBuilder:
         self.stage_seconds: Dict[str, float] = {}
         self.metadata: Dict[str, Any] = {}
         self.warnings: List[str] = []
+        self._image_rpm: Optional[ImageRpm] = None
 
     # ---------------------------------------------------------------- logging helpers
     def log(self, level: str, msg: str, **fields: Any) -> None:
@@ -1019,8 +1020,14 @@ class RootBuilder:
                 raise fail("delete_failed", "user", f"rpm -e {' '.join(present)} failed: {'; '.join(result.tail(3))}",
                            {"packages": present, "output_tail": result.tail(15)}, path="/packages/delete")
 
-    def image_rpm(self) -> Optional[str]:
-        return find_in_root(self.root, ("/usr/bin/rpmdb", "/bin/rpmdb", "/usr/bin/rpm", "/bin/rpm"))
+    def image_rpm(self) -> ImageRpm:
+        """The image's real rpm (found once per run; see ims_rootfs.real_rpm_in_root)."""
+        if self._image_rpm is None:
+            self._image_rpm = real_rpm_in_root(self.root)
+            for path, said in self._image_rpm.refused:
+                self.warn(f"the image's {path} is not rpm ('{path} --version' said: {said}); "
+                                 "the database is kept and read with the host's rpm")
+        return self._image_rpm
 
     #: Files the package manager writes about this build (logs, transaction history with the build
     #: host's paths and times). A reproducible build (SOURCE_DATE_EPOCH set) removes them.
@@ -1038,15 +1045,15 @@ class RootBuilder:
             self.log("info", f"reproducible build: removed {', '.join(removed)}")
 
     def stage_rpmdb(self) -> None:
-        tool = self.image_rpm()
+        image_rpm = self.image_rpm()
         self.metadata["rpmdb_path"] = RPMDB
-        if tool is None:
+        if not image_rpm.found:
             self.log("info", "skipping 'rpmdb --rebuilddb': the image has no rpm; the database stays at "
                              f"{RPMDB} (sqlite, written by the host's rpm)")
             self.link_var_lib_rpm()
             self.metadata["rpmdb_rebuilt"] = False
             return
-        rpm = find_in_root(self.root, ("/usr/bin/rpm", "/bin/rpm")) or tool
+        rpm, tool = image_rpm.rpm, image_rpm.rebuild
         query = self.run_tool(["chroot", self.root, rpm, "--eval", "%{_dbpath}"], source="rpm", env=chroot_env(), echo=False)
         native = query.lines[-1].strip() if query.ok and query.lines and query.lines[-1].startswith("/") else RPMDB
         argv = ["chroot", self.root, tool, "--rebuilddb"]
@@ -1079,8 +1086,7 @@ class RootBuilder:
 
     def package_list(self) -> List[Dict[str, Any]]:
         if self.metadata.get("rpmdb_rebuilt"):
-            rpm = find_in_root(self.root, ("/usr/bin/rpm", "/bin/rpm"))
-            argv = ["chroot", self.root, rpm, "-qa", "--qf", PACKAGE_QUERY]
+            argv = ["chroot", self.root, self.image_rpm().rpm, "-qa", "--qf", PACKAGE_QUERY]
             env = chroot_env()
         else:
             argv = self.rpm_argv("-qa", "--qf", PACKAGE_QUERY)

@@ -304,3 +304,15 @@ def test_describe_declares_kiwi_ng():
     assert "kiwi-ng" in manifest["requires"]
     # Never chosen by default: no recipe has the package manager "kiwi-ng".
     assert manifest["phases"][0]["selectors"]["package_manager"] == ["kiwi-ng"]
+
+
+@needs_kiwi
+def test_package_list_does_not_use_an_rpm_that_is_not_rpm():
+    """An image whose /usr/bin/rpm is busybox's applet: the package list is read with the host's rpm (with a
+    warning naming the impostor), not with the applet, which has no -qa --qf."""
+    repo = h.served_repos()["plain"]
+    run = kiwi_build("busybox rpm", ca=repo.ca,
+                     config_sh="#!/bin/sh\nset -e\nln -s busybox /usr/bin/rpm\n")
+    assert run.ok, run.describe()
+    assert any("/usr/bin/rpm is not rpm" in w for w in run.result["metadata"].get("warnings", [])), run.result["metadata"]
+    assert {p["name"] for p in packages_json(run)} >= set(BOOTSTRAP)

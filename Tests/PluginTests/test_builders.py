@@ -392,11 +392,13 @@ def test_cleanup_unmounts_what_a_killed_run_left(tool):
 FAKE_RPM = """#!/bin/sh
 # stands in for the image's own rpm (the test distro has none)
 case "$1" in
+--version) echo "RPM version 4.18.0" ;;
 --eval) echo "$IMS_FAKE_DBPATH" ;;
 -qa) printf 'fake-pkg\\t(none)\\t1.0\\t1\\tnoarch\\ngpg-pubkey\\t(none)\\tabc\\tdef\\t(none)\\n' ;;
 esac
 """
 FAKE_RPMDB = """#!/bin/sh
+if [ "$1" = --version ]; then echo "RPM version 4.18.0"; exit 0; fi
 echo "$@" > /var/lib/ims-test/rpmdb-args
 """
 
@@ -431,3 +433,24 @@ def test_rpmdb_rebuilt_with_the_images_own_rpm(native):
     with open(run.result["outputs"]["package_list"]["path"]) as f:
         assert json.load(f) == [{"name": "fake-pkg", "epoch": None, "version": "1.0", "release": "1", "arch": "noarch"}]
 
+
+
+def test_an_rpm_that_is_not_rpm_is_detected_and_not_used():
+    """busybox's rpm applet has the name but not rpmdb --rebuilddb or -qa --qf: the builder asks it for
+    --version, refuses it with a warning saying what it answered, and keeps and reads the database with the
+    host's rpm, instead of failing the rpm database step."""
+    repo = h.served_repos()["plain"]
+    ws = h.Workspace("zypper-busybox-rpm")
+    recipe = h.make_recipe(os.path.join(ws.step("fetch")["out"], "recipe"), archive=False, images_sh=None, config_sh=None)
+    overlay = os.path.join(recipe, "root", "usr", "bin")
+    os.makedirs(overlay, exist_ok=True)
+    os.symlink("busybox", os.path.join(overlay, "rpm"))
+    desc = h.minimal_description("zypper", repo.url, overlay="root")
+    run = h.build_root("zypper", desc, ca=repo.ca, recipe=recipe, workspace=ws)
+    assert run.ok, run.describe()
+    warnings = run.result["metadata"]["warnings"]
+    assert any("/usr/bin/rpm is not rpm" in w and "invalid option" in w for w in warnings), warnings
+    assert run.result["facts"]["rpmdb_path"] == "/usr/lib/sysimage/rpm"
+    with open(run.result["outputs"]["package_list"]["path"]) as f:
+        names = {p["name"] for p in json.load(f)}
+    assert "ims-test-shell" in names and "ims-test-filesystem" in names
