@@ -577,3 +577,194 @@ def test_functions_work_in_busybox_bash_and_dash_under_set_e(root, shell):
     assert result.stdout.endswith("reached-end\n")
     assert "multi-user.target.wants/ims-test-daemon.service" in links(root)
     assert os.readlink(os.path.join(root, ETC_UNITS, "default.target")) == f"{UNITS}/multi-user.target"
+
+
+# ------------------------------------------------------------------------------------------
+# the unmodified config.sh and images.sh of every corpus description
+#
+# Each script runs like the builders run it: copied to /image/<script>, /.profile with the
+# kiwi_* variables of its description, /proc mounted, "chroot ROOT /bin/bash /image/<script>"
+# (the test image's /bin/bash is busybox sh). What this proves is the library part: no kiwi
+# function is "not found", and the effect of each kiwi function the script calls unconditionally
+# is checked in the root afterwards. The scripts also call distribution tools the test image does
+# not have (zypper, dracut, systemctl, ...): those are "not found" and, in scripts with "set -e",
+# end the script early; MISSING records exactly which non-kiwi commands each script lacks, so a
+# change in what the test covers shows up as a failure here. The exit status of the scripts is
+# therefore not asserted (it reflects the missing distribution tools, not the library).
+
+# services the corpus scripts name, as stand-in units (WantedBy=multi-user.target); the ones in
+# PRE_ENABLED are enabled before the script runs so that a Remove call has something to remove
+CORPUS_SERVICES = ["sshd", "grub_config", "ldmsd-bootstrap", "dracut_hostonly", "NetworkManager",
+                   "NetworkManager-wait-online"]
+PRE_ENABLED = ["grub_config", "NetworkManager", "NetworkManager-wait-online"]
+# kernel modules for suseStripKernel (kd-netboot-suse-sles15 lists drivers/virtio/* among others)
+MODULES = ["drivers/virtio/virtio_ring.ko", "drivers/ata/libata.ko", "sound/core/snd.ko"]
+
+# script -> the non-kiwi commands the test image lacks, as the shell reports them ("not found").
+# A script with "set -e" stops at the first one; the others run to their end.
+MISSING = {
+    # set -euxo pipefail: stops at "dnf config-manager" (line 19), before any other command
+    "almalinux-10/config.sh": ["dnf"],
+    "almalinux-9/config.sh": ["dnf"],
+    # no kiwi functions; also stops at a bash array (busybox sh: 'syntax error: unexpected "("')
+    "cray-centos75-barebones/images.sh": ["package-cleanup"],
+    # "[[ ${kiwi_type} =~ oem|vmx ]]": busybox sh has no =~ and parses "|vmx ]]" as a pipe into a
+    # command "vmx"; the condition is false, so the else branch (suseRemoveService grub_config)
+    # runs. Every kiwi function of these scripts runs. (sed: /etc/vimrc and cp /boot/vmlinuz* fail:
+    # files the test image does not have, not missing commands.)
+    "cray-sles12sp3-barebones/config.sh": ["vmx"],
+    "cray-sles15-barebones/config.sh": ["vmx"],
+    "cray-sles15sp1-barebones/config.sh": ["vmx"],
+    "cray-sles15sp2-barebones-template/config.sh": ["vmx"],
+    "cray-sles15sp5-barebones-template/config.sh": ["vmx"],
+    # set -ex, no kiwi functions: "systemctl enable ..." directly (the corpus root has no systemctl,
+    # so the library's links path is what the other scripts exercise)
+    "kiwi-bt-debian-live-disk/config.sh": ["systemctl"],
+    "kiwi-bt-fedora-live-disk/config.sh": ["systemctl"],
+    "kiwi-bt-rawhide-dnf5/config.sh": ["systemctl"],
+    "kiwi-bt-tumbleweed-pxe/config.sh": ["systemctl"],
+}
+# The other images.sh of the Cray descriptions call no kiwi function: they query "rpm -q
+# kernel-default" (busybox's rpm applet answers) and exit 1 because the test image has no kernel
+# modules to build an initrd for; bash-only syntax (arrays, <<<) is a busybox sh syntax error there.
+
+CORPUS_SCRIPTS = sorted(os.path.relpath(p, CORPUS) for p in glob.glob(os.path.join(CORPUS, "*", "config.sh")) +
+                        glob.glob(os.path.join(CORPUS, "*", "images.sh")))
+
+
+def corpus_description(name):
+    with open(os.path.join(CORPUS, "facts.json"), encoding="utf-8") as f:
+        facts = {entry["id"]: entry for entry in json.load(f)}
+    return os.path.join(CORPUS, facts[name]["file"]) if name in facts else os.path.join(CORPUS, name, "config.xml")
+
+
+def kiwi_profile(name):
+    """The kiwi_* variables kiwi would write to /.profile for the default build of ``name``."""
+    tree = ET.parse(corpus_description(name)).getroot()
+    def text(path):
+        node = tree.find(path)
+        return node.text.strip() if node is not None and node.text else ""
+    types = tree.findall("./preferences/type")
+    primary = next((t for t in types if t.get("primary") == "true"), types[0] if types else None)
+    values = {"kiwi_iname": tree.get("name", ""), "kiwi_iversion": text("./preferences/version"),
+              "kiwi_profiles": "", "kiwi_type": primary.get("image", "") if primary is not None else "",
+              "kiwi_keytable": text("./preferences/keytable"), "kiwi_language": text("./preferences/locale"),
+              "kiwi_timezone": text("./preferences/timezone"),
+              "kiwi_drivers": ",".join(f.get("name") for f in tree.findall("./drivers/file")),
+              "kiwi_delete": " ".join(p.get("name") for s in tree.findall("./packages[@type='delete']")
+                                      for p in s.findall("package"))}
+    return {k: v.replace("'", "") for k, v in values.items()}
+
+
+@pytest.fixture(scope="module")
+def corpus_root(base_root):
+    """The test root plus what the corpus scripts' kiwi functions act on: stand-in units, a real
+    rpm, mount/umount, kernel modules, /usr/include (for suseStripInitrd)."""
+    ws = h.Workspace("kconfig-corpus")
+    path = h.copy_root(base_root, ws, "corpus")
+    shutil.copyfile(LIBRARY, os.path.join(path, ".kconfig"))
+    make_dev(path)
+    install_rpm(path)
+    install_mount(path)
+    for service in CORPUS_SERVICES:
+        write_unit(path, f"{service}.service", "[Install]\nWantedBy=multi-user.target\n")
+    wants = os.path.join(path, ETC_UNITS, "multi-user.target.wants")
+    os.makedirs(wants)
+    for service in PRE_ENABLED:
+        os.symlink(f"{UNITS}/{service}.service", os.path.join(wants, f"{service}.service"))
+    for module in MODULES:
+        target = os.path.join(path, "lib/modules/6.1.0-ims/kernel", module)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        open(target, "w").close()
+    os.makedirs(os.path.join(path, "usr/include/ims"))
+    yield path
+    unmount_all(path)
+    ws.remove()
+
+
+def top_level_calls(text):
+    """(function, argument) of kiwi function calls at the start of a line (not inside if/else)."""
+    return [(m.group(1), m.group(2)) for m in re.finditer(r"^((?:suse|base)[A-Z][A-Za-z]*)(?:[ \t]+(\S+))?[ \t]*$",
+                                                          text, re.M)]
+
+
+@pytest.mark.parametrize("script", CORPUS_SCRIPTS)
+def test_corpus_script_runs_every_kiwi_function_with_its_effect(corpus_root, script, tmp_path):
+    name, label = script.split("/")
+    with open(os.path.join(CORPUS, script), encoding="utf-8") as f:
+        text = f.read()
+    root = os.path.join(str(tmp_path), "root")
+    subprocess.run(["cp", "-a", corpus_root, root], check=True)
+    try:
+        profile = kiwi_profile(name)
+        for target in (os.path.join(root, ".profile"), os.path.join(root, "image", ".profile")):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "w") as f:
+                f.write("".join(f"{k}='{v}'\n" for k, v in profile.items()))
+        shutil.copyfile(os.path.join(CORPUS, script), os.path.join(root, "image", label))
+        os.chmod(os.path.join(root, "image", label), 0o755)
+        for zone in {profile["kiwi_timezone"]} - {""}:  # timezone data, as a timezone package would ship
+            os.makedirs(os.path.dirname(os.path.join(root, "usr/share/zoneinfo", zone)), exist_ok=True)
+            open(os.path.join(root, "usr/share/zoneinfo", zone), "w").close()
+        subprocess.run(["mount", "-t", "proc", "proc", os.path.join(root, "proc")], check=True)
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C",
+               "LC_ALL": "C", **profile}
+        result = subprocess.run(["chroot", root, "/bin/bash", f"/image/{label}"], capture_output=True, text=True,
+                                env=env, timeout=120)
+        output = result.stdout + result.stderr
+        left_mounted = [p[len(os.path.realpath(root)):] for p in mounts_under(root)]
+        unmount_all(root)
+
+        not_found = sorted({m.group(1) for m in re.finditer(r": (?:line \d+: )?(\S+): not found", output)})
+        assert not set(not_found) & set(FUNCTIONS), f"kiwi functions not found: {output}"
+        assert not_found == MISSING.get(script, []), (not_found, output[-3000:])
+
+        called = top_level_calls(text)
+        functions = {f for f, _ in called}
+        for function, argument in called:
+            if function in ("suseInsertService", "baseInsertService"):
+                assert os.path.islink(os.path.join(root, ETC_UNITS, f"multi-user.target.wants/{argument}.service")), \
+                    (function, argument, output)
+            elif function in ("suseRemoveService", "baseRemoveService"):
+                assert not os.path.lexists(os.path.join(root, ETC_UNITS, f"multi-user.target.wants/{argument}.service"))
+            elif function == "baseSetRunlevel":
+                assert argument == "3"
+                assert os.readlink(os.path.join(root, ETC_UNITS, "default.target")) == f"{UNITS}/multi-user.target"
+            elif function == "suseSetupProduct":
+                assert os.readlink(os.path.join(root, "etc/products.d/baseproduct")) == "ims-test.prod"
+            elif function == "suseImportBuildKey":
+                assert host_rpm_q(root, KEY).returncode == 0, output
+            elif function == "baseSetupBuildDay":
+                assert open(os.path.join(root, "build_day")).read().startswith("build_day=")
+            elif function == "suseStripKernel":
+                kernel = os.path.join(root, "lib/modules/6.1.0-ims/kernel")
+                assert os.path.exists(os.path.join(kernel, "drivers/virtio/virtio_ring.ko"))
+                assert os.path.exists(os.path.join(kernel, "drivers/ata/libata.ko"))
+                assert not os.path.exists(os.path.join(kernel, "sound/core/snd.ko"))
+            elif function == "suseStripInitrd":
+                assert not os.path.exists(os.path.join(root, "usr/include"))
+            elif function == "suseConfig":
+                if profile["kiwi_keytable"]:
+                    assert f'KEYMAP="{profile["kiwi_keytable"]}"' in open(os.path.join(root, "etc/vconsole.conf")).read()
+                if profile["kiwi_timezone"]:
+                    assert os.readlink(os.path.join(root, "etc/localtime")).endswith(profile["kiwi_timezone"])
+            elif function == "suseRemoveYaST":
+                assert "suseRemoveYaST: no YaST packages installed" in output
+            elif function in ("baseMount", "baseCleanMount"):
+                pass  # below
+            else:
+                pytest.fail(f"no effect check for {function}")
+        if "baseMount" in functions and "baseCleanMount" in functions:
+            assert "/sys" not in left_mounted and "/dev/pts" not in left_mounted, left_mounted
+            assert "baseMount: " not in output and "baseCleanMount: " not in output, output
+        # every kiwi function message the library printed names a function the script called
+        for line in output.splitlines():
+            m = re.match(r"^((?:suse|base)[A-Z][A-Za-z]*): ", line)
+            if m and not line.startswith("suseSetupProduct: /etc/products.d/baseproduct ->") \
+                    and not line.startswith("suseImportBuildKey: imported") \
+                    and not line.startswith("suseRemoveYaST: no YaST") \
+                    and not line.startswith("suseStripKernel: removed") \
+                    and not line.startswith("suseStripInitrd: ims removes"):
+                pytest.fail(f"unexpected library message: {line}\n{output[-3000:]}")
+    finally:
+        unmount_all(root)
