@@ -13,7 +13,10 @@
 # external tools are used only where a function needs them (ln, rm, mkdir, mount, rpm,
 # systemctl, ...) and their absence is reported. Safe to source under "set -euo pipefail": every
 # expected failure is tested, unset variables are read as ${var:-}. Sourcing defines functions
-# only (no output, no changes). Internal helpers are named _kc_*.
+# only (no output, no changes). Internal helpers are named _kc_*. Commands are looked up on $PATH
+# by the library itself (_kc_path), not with "command -v", and rpm is run by its path and checked
+# with "rpm --version": a busybox sh runs its own rpm applet (which has no database) for the bare
+# name "rpm", and reports applets it cannot run as found.
 #
 # Errors: a function that cannot do its job prints "<function>: <why>" on stderr and returns
 # non-zero; nothing fails silently. A function that has nothing to do (disable a service that
