@@ -167,6 +167,22 @@ struct KiwiValidationTests {
         #expect(diagnostics.with(.profileUndeclared).first?.line == 23)
     }
 
+    @Test("a script kiwi runs only for disk or container images is refused by name, since a rootfs build would skip it",
+          arguments: [("disk.sh", "disk image"), ("pre_disk_sync.sh", "disk image"), ("config-overlay.sh", "delta_root"),
+                      ("config-host-overlay.sh", "delta_root"), ("config.sh", nil), ("images.sh", nil), ("post_bootstrap.sh", nil)])
+    func diskAndContainerScripts(script: String, refusedFor: String?) throws {
+        let diagnostics = try KiwiFixtures.validate(KiwiFixtures.description(), extraFiles: [script: "#!/bin/sh\n"])
+        let refused = diagnostics.with(.scriptUnsupported)
+        if let refusedFor {
+            #expect(refused.count == 1)
+            #expect(refused.first?.severity == .error)
+            #expect(refused.first?.file?.hasSuffix("/" + script) == true)
+            #expect(refused.first?.message.contains(refusedFor) == true && refused.first?.message.contains("config.sh or images.sh") == true)
+        } else {
+            #expect(refused.isEmpty, "\(script) is run by ims")
+        }
+    }
+
     @Test("archives, files and the root overlay must be in the description directory")
     func referencedFiles() throws {
         let xml = KiwiFixtures.description(body: """

@@ -164,6 +164,9 @@ extension KiwiDiagnosticCode {
     public static let archiveMissing: Self = "kiwi.archive.missing"
     /// A `<file>` (copied into the image) or the `root/` overlay is missing or unusable.
     public static let overlayMissing: Self = "kiwi.overlay.missing"
+    /// A script kiwi runs only for disk or container images (`disk.sh`, `pre_disk_sync.sh`, `config-overlay.sh`,
+    /// `config-host-overlay.sh`): a root-filesystem build cannot run it, so it is refused rather than skipped.
+    public static let scriptUnsupported: Self = "kiwi.script.unsupported"
 
     // Types.
     /// Two types that override each other (same image twice, or two primaries) in one scope.

@@ -346,6 +346,14 @@ private struct Checker {
 
     // MARK: - Referenced files
 
+    /// Scripts kiwi runs only for image types ims does not build, with when kiwi runs them.
+    static let diskAndContainerScripts: [(script: String, when: String)] = [
+        ("disk.sh", "when kiwi builds a disk image (oem), chrooted into the disk after the sync"),
+        ("pre_disk_sync.sh", "when kiwi builds a disk image (oem), before the root tree is synced into it"),
+        ("config-overlay.sh", "for container images with delta_root=\"true\""),
+        ("config-host-overlay.sh", "for container images with delta_root=\"true\""),
+    ]
+
     mutating func checkFiles() {
         let directory = KiwiFileSystem.absolute(description.directory)
         let root = KiwiFileSystem.absolute(description.recipeRoot)
@@ -384,6 +392,14 @@ private struct Checker {
                     break
                 }
             }
+        }
+        for (script, when) in Self.diskAndContainerScripts
+        where KiwiFileSystem.kind(KiwiFileSystem.join(description.directory, script)) != .missing {
+            diagnostics.append(
+                KiwiDiagnostic(
+                    .error, .scriptUnsupported,
+                    "\(script) runs only \(when); ims builds a root filesystem and cannot run it, so its changes would be silently missing from the image: move them into config.sh or images.sh, or remove \(script)",
+                    file: KiwiFileSystem.join(description.directory, script), line: nil))
         }
         let overlay = KiwiFileSystem.join(description.directory, "root")
         switch KiwiFileSystem.kind(overlay) {
