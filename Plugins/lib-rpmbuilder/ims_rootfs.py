@@ -539,6 +539,26 @@ class RootSession:
         self.mounts = failed
         _record_mounts(self.state_dir, self.mounts)
 
+    def release_left_mounts(self) -> Tuple[List[str], List[str]]:
+        """Unmounts whatever is still mounted below the root that this session did not mount (a script's
+        ``baseMount`` without ``baseCleanMount``, a ``mount`` in config.sh), deepest first, until nothing is
+        left. Returns (released, failed) mount points as paths inside the image (``/proc``)."""
+        base = os.path.realpath(self.root).rstrip("/")
+        released: List[str] = []
+        failed: List[str] = []
+        for _ in range(32):  # stacked mounts of one point need one umount each
+            below = sorted({m for m in _mountpoints() if m.startswith(base + "/") and m not in failed},
+                           key=lambda m: (-m.count("/"), m))
+            if not below:
+                break
+            for point in below:
+                inside = point[len(base):]
+                if _umount(point):
+                    failed.append(point)
+                elif inside not in released:
+                    released.append(inside)
+        return released, [p[len(base):] for p in failed]
+
     def remove_dev(self) -> None:
         for path in self.created_nodes:
             try:

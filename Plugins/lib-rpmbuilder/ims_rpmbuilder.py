@@ -10,14 +10,17 @@ the image:
   repositories   private package-manager configuration (nothing from the host's own), signing keys
                  imported into the image's rpmdb, TLS trust for the site CA, each repository
                  refreshed on its own so that failures name it
-  bootstrap      bootstrap packages, collections and archives
-  image          image packages, collections and archives
+  bootstrap      bootstrap packages, collections, archives and <file>s
+  post_bootstrap.sh  run in a chroot when present (kiwi: at the end of the bootstrap)
+  image          image packages, collections, archives and <file>s
   trust          the site CA in the image's trust store (it was seeded before the first package)
   overlay        the description's root/ overlay tree (modes and symlinks preserved)
   users          groups, users (/etc/passwd, /etc/group, /etc/shadow edited directly), timezone,
                  locale and keytable
   repos-in-image imageinclude/imageonly repositories written into the image (the image's view)
-  config.sh      run in a chroot (kiwi_* variables exported) when present
+  config.sh      run in a chroot when present, with /.profile (the kiwi_* variables) and /.kconfig (kiwi's
+                 function library, ims_kconfig.sh) in the root; a command the image lacks is a warning
+                 naming the script, line and command (a failure with config strict_scripts)
   uninstall      "uninstall" packages removed with the package manager (with dependents)
   delete         "delete" packages removed with rpm -e --nodeps --noscripts
   images.sh      run in a chroot when present
@@ -230,6 +233,28 @@ class Description:
                 raise fail("invalid_description", "user", f"/users/{i}: a user needs a valid name", path=f"/users/{i}/name")
             self.users.append(dict(user, pointer=f"/users/{i}"))
         self.signing_keys = _str_list(data.get("signing_keys"), "/signing_keys")
+        self.files: List[Dict[str, Any]] = []
+        for i, entry in enumerate(data.get("files") or []):
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+                raise fail("invalid_description", "user", f"/files/{i} needs a name", path=f"/files/{i}")
+            section = entry.get("section") or "image"
+            if section not in ("bootstrap", "image"):
+                if section != self.image_type:
+                    self.type_sections_ignored.append(f"file {entry['name']} ({section})")
+                    continue
+                section = "image"
+            target = entry.get("target") or ("/" + entry["name"].lstrip("/"))
+            if not isinstance(target, str) or ".." in target.split("/"):
+                raise fail("invalid_description", "user", f"/files/{i}: target must be a path without '..'",
+                           path=f"/files/{i}/target")
+            self.files.append({"name": entry["name"], "section": section, "target": target,
+                               "owner": entry.get("owner") if isinstance(entry.get("owner"), str) else None,
+                               "permissions": entry.get("permissions") if isinstance(entry.get("permissions"), str) else None,
+                               "pointer": f"/files/{i}"})
+        profile = data.get("profile") if isinstance(data.get("profile"), dict) else {}
+        self.profile = {k: v for k, v in profile.items() if isinstance(k, str) and isinstance(v, str)
+                        and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k)}
+        self.post_bootstrap_sh = data.get("post_bootstrap_sh") if isinstance(data.get("post_bootstrap_sh"), str) else None
         self.config_sh = data.get("config_sh") if isinstance(data.get("config_sh"), str) else None
         self.images_sh = data.get("images_sh") if isinstance(data.get("images_sh"), str) else None
         self.overlay = data.get("overlay") if isinstance(data.get("overlay"), str) else None
@@ -257,6 +282,31 @@ _SIGNATURE = re.compile(r"Signature verification failed|GPG signature verificati
 _NOT_FOUND = re.compile(r"Status code: 404|not found on medium|Repository type can't be determined|"
                         r"Valid metadata not found|Cannot download repomd\.xml|HTTP response code said error: 404|"
                         r"Curl error \(?37\)?|Couldn't read a file|No such file or directory", re.I)
+
+
+def profile_text(variables: Dict[str, str]) -> str:
+    """A /.profile: one NAME='value' line per variable, single quotes escaped for any POSIX shell."""
+    return "".join(f"{k}='" + v.replace("'", "'\\''") + "'\n" for k, v in sorted(variables.items()))
+
+
+#: "command not found" as bash ("S: line N: C: command not found"), busybox ash ("S: line N: C: not found")
+#: and dash ("S: N: C: not found") print it.
+_NOT_A_COMMAND = re.compile(r"^(?P<script>\S+?): (?:line )?(?P<line>\d+): (?P<command>[^\s:][^:]*): (?:command )?not found$")
+
+
+def missing_commands(lines: Sequence[str], label: str) -> List[Dict[str, Any]]:
+    """The commands a script called that the image does not have, in order, each once per line:
+    [{"script": label, "line": N, "command": C}]. Only the script's own messages count (the shell names the
+    script as /image/LABEL), not those of programs it runs."""
+    found: List[Dict[str, Any]] = []
+    for line in lines:
+        match = _NOT_A_COMMAND.match(line.strip())
+        if not match or os.path.basename(match.group("script")) != label:
+            continue
+        item = {"script": label, "line": int(match.group("line")), "command": match.group("command")}
+        if item not in found:
+            found.append(item)
+    return found
 
 
 def first_match(lines: Sequence[str], pattern: "re.Pattern[str]") -> Optional[str]:
@@ -377,6 +427,8 @@ class RootBuilder:
         self.metadata: Dict[str, Any] = {}
         self.warnings: List[str] = []
         self._image_rpm: Optional[ImageRpm] = None
+        self.missing_commands: List[Dict[str, Any]] = []
+        self.strict_scripts = False
 
     # ---------------------------------------------------------------- logging helpers
     def log(self, level: str, msg: str, **fields: Any) -> None:
@@ -460,6 +512,7 @@ class RootBuilder:
             self.keys.append(self._key_path(key, f"/signing_keys/{i}", "config"))
         # The site CA.
         self.ca_bundle = config.get("ca_bundle") or None
+        self.strict_scripts = config.get("strict_scripts") is True
         self.ca_certs: List[bytes] = []
         if self.ca_bundle is not None:
             if not isinstance(self.ca_bundle, str) or not os.path.isfile(self.ca_bundle):
@@ -619,6 +672,8 @@ class RootBuilder:
         stages = [
             ("repositories", "package repositories", self.stage_repositories),
             ("bootstrap", "bootstrap packages", lambda: self.stage_packages("bootstrap")),
+            ("post_bootstrap.sh", "post_bootstrap.sh",
+             lambda: self.stage_script("post_bootstrap.sh", self.desc.post_bootstrap_sh)),
             ("image", "image packages", lambda: self.stage_packages("image")),
             ("trust", "site CA in the image trust store", self.stage_trust),
             ("overlay", "root/ overlay", self.stage_overlay),
@@ -663,6 +718,7 @@ class RootBuilder:
             "repositories": [{"alias": r.alias, "url": r.display_url, "priority": r.priority,
                               "imageinclude": r.imageinclude, "imageonly": r.imageonly} for r in self.repos],
             "signing_keys": len(self.keys), "site_ca": bool(self.ca_certs), "warnings": self.warnings,
+            "missing_commands": self.missing_commands,
         })
         return {
             "outputs": {"rootfs": self.ctx.dir_ref(self.root),
@@ -784,6 +840,49 @@ class RootBuilder:
         for archive in self.desc.archives:
             if archive["section"] == section:
                 self.extract_archive(archive)
+        for entry in self.desc.files:
+            if entry["section"] == section:
+                self.copy_file(entry)
+
+    def copy_file(self, entry: Dict[str, Any]) -> None:
+        """A <file> of the description: the recipe's file (or directory) copied to its target in the image, then
+        chown'd and chmod'ed in a chroot when owner/permissions are set, so user and group names resolve against
+        the image's own /etc/passwd and chmod takes kiwi's syntax (octal or u+x)."""
+        name = entry["name"]
+        source = os.path.normpath(os.path.join(self.recipe, name))
+        if name.startswith("/") or not is_inside(self.recipe, source) or not os.path.lexists(source):
+            raise fail("file_missing", "user", f"file '{name}' is not in the recipe (a <file> names a file of the "
+                                               "description directory, relative to it)", {"file": name},
+                       path=entry["pointer"])
+        if not is_inside(self.recipe, os.path.realpath(source)):
+            raise fail("file_unsafe", "user", f"file '{name}' leads outside the recipe through a symlink; refused",
+                       {"file": name}, path=entry["pointer"])
+        target = entry["target"]
+        parent = makedirs_in_root(self.root, os.path.dirname(target.rstrip("/")) or "/")
+        destination = os.path.join(parent, os.path.basename(target.rstrip("/")))
+        if not is_inside(self.root, parent):
+            raise fail("file_unsafe", "user", f"file '{name}': its target {target} goes through a symlink that leads "
+                                              "outside the image; refused", {"file": name}, path=entry["pointer"])
+        result = self.run_tool(["cp", "-a", "--no-target-directory", "--remove-destination", source, destination],
+                               source="cp")
+        if not result.ok:
+            raise fail("file_failed", "environment", f"copying file '{name}' to {target} failed: "
+                                                     f"{'; '.join(result.tail(3))}", {"file": name})
+        os.lchown(destination, 0, 0) if os.path.islink(destination) else os.chown(destination, 0, 0)
+        for tool, value in (("chown", entry.get("owner")), ("chmod", entry.get("permissions"))):
+            if not value:
+                continue
+            shell = shell_in_root(self.root)
+            argv = (["chroot", self.root, tool, "-R" if os.path.isdir(destination) else "--", value, target]
+                    if shell else None)
+            result = self.run_tool(argv, source=tool, env=chroot_env()) if argv else None
+            if result is None or not result.ok:
+                why = "; ".join(result.tail(3)) if result else "the image has no shell or tools to run it"
+                raise fail("file_failed", "user", f"file '{name}': {tool} {value} {target} failed: {why}",
+                           {"file": name, tool: value}, path=entry["pointer"])
+        self.log("info", f"copied file '{name}' to {target}"
+                         + (f" (owner {entry['owner']})" if entry.get("owner") else "")
+                         + (f" (permissions {entry['permissions']})" if entry.get("permissions") else ""))
 
     def repo_list_text(self) -> str:
         return ", ".join(r.alias for r in self.build_repos)
@@ -928,29 +1027,47 @@ class RootBuilder:
     def copy_keys_into_image(self) -> List[str]:
         return []
 
+    #: Where each script's name is in description.json (error pointers).
+    SCRIPT_POINTERS = {"config.sh": "/config_sh", "images.sh": "/images_sh", "post_bootstrap.sh": "/post_bootstrap_sh"}
+
     def stage_script(self, label: str, name: Optional[str]) -> None:
+        """Runs one of the description's scripts as kiwi does: copied to /image/, executed (not sourced) in a
+        chroot with /proc, with /.profile (the kiwi_* variables) and /.kconfig (ims_kconfig.sh, our
+        implementation of kiwi's documented function library) present and removed afterwards. A call to a
+        command the image does not have is reported (script, line, command) as a warning, or fails the build
+        with config strict_scripts; mounts the script leaves behind are released."""
+        pointer = self.SCRIPT_POINTERS.get(label, "/" + label.replace(".", "_"))
         if not name:
             self.log("info", f"no {label}")
             return
         path = os.path.normpath(os.path.join(self.recipe, name))
         if name.startswith("/") or not is_inside(self.recipe, path) or not os.path.isfile(path):
-            raise fail("script_missing", "user", f"{label} '{name}' is not a file in the recipe",
-                       path="/config_sh" if label == "config.sh" else "/images_sh")
+            raise fail("script_missing", "user", f"{label} '{name}' is not a file in the recipe", path=pointer)
         shell = shell_in_root(self.root)
         if shell is None:
             raise fail("no_shell", "user", f"{label} needs a shell in the image (/bin/sh or /bin/bash); add a package "
                                            "that provides one", {"script": label})
+        library = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ims_kconfig.sh")
+        if not os.path.isfile(library):
+            raise fail("missing_tool", "environment", f"the builder's kiwi function library {library} is missing",
+                       hint="run scripts/build-plugins")
         image_dir = makedirs_in_root(self.root, "/image")
         shutil.copyfile(path, os.path.join(image_dir, label))
         os.chmod(os.path.join(image_dir, label), 0o755)
         variables = self.kiwi_variables()
-        profile = "".join(f"{k}='{v}'\n" for k, v in variables.items())
-        atomic_write(os.path.join(image_dir, ".profile"), profile.encode())
+        profile = profile_text(variables).encode()
+        atomic_write(os.path.join(image_dir, ".profile"), profile)
         dot_profile = os.path.join(self.root, ".profile")
         created_profile = False
         if not os.path.lexists(dot_profile):
-            atomic_write(dot_profile, profile.encode())
+            atomic_write(dot_profile, profile)
             created_profile = True
+        kconfig = os.path.join(self.root, ".kconfig")
+        if os.path.lexists(kconfig):
+            self.warn(f"the image already has /.kconfig; it is replaced by ims's kiwi function library for {label} "
+                      "and removed afterwards, as kiwi does")
+        with open(library, "rb") as f:
+            atomic_write(kconfig, f.read())
         self.session.mount_proc()
         try:
             result = self.run_tool(["chroot", self.root, shell, f"/image/{label}"], source=label,
@@ -959,18 +1076,44 @@ class RootBuilder:
             remove_tree(image_dir)
             if created_profile and os.path.lexists(dot_profile):
                 os.unlink(dot_profile)
+            if os.path.lexists(kconfig):
+                os.unlink(kconfig)
             self.session.unmount()
+            released, stuck = self.session.release_left_mounts()
+            if released:
+                self.warn(f"{label} left {', '.join(released)} mounted; ims unmounted "
+                          f"{'it' if len(released) == 1 else 'them'} (end the script with baseCleanMount)")
+            if stuck:
+                self.warn(f"{label} left {', '.join(stuck)} mounted and ims could not unmount "
+                          f"{'it' if len(stuck) == 1 else 'them'}")
+        missing = missing_commands(result.lines, label)
+        for item in missing:
+            self.missing_commands.append(item)
+            self.warn(f"{label} line {item['line']}: '{item['command']}' is not a command in the image, so that "
+                      "line did nothing" if item["line"] else
+                      f"{label}: '{item['command']}' is not a command in the image, so that call did nothing")
         if result.returncode != 0:
             status = (f"was killed by signal {-result.returncode}" if result.returncode < 0
                       else f"exited with status {result.returncode}")
             tail = result.tail(10)
+            lacking = "".join(f"; line {m['line']}: '{m['command']}' is not a command in the image" for m in missing[:3])
             raise fail("script_failed", "user",
-                       f"{label} {status}" + (f"; last output: {' | '.join(tail[-3:])}" if tail else ""),
-                       {"script": label, "exit_code": result.returncode, "output_tail": tail},
-                       path="/config_sh" if label == "config.sh" else "/images_sh")
+                       f"{label} {status}" + lacking + (f"; last output: {' | '.join(tail[-3:])}" if tail else ""),
+                       {"script": label, "exit_code": result.returncode, "output_tail": tail,
+                        "missing_commands": missing}, path=pointer)
+        if missing and self.strict_scripts:
+            first = missing[0]
+            raise fail("script_command_missing", "user",
+                       f"{label} line {first['line']}: '{first['command']}' is not a command in the image"
+                       + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                       + "; with strict_scripts a missing command fails the build",
+                       {"script": label, "missing_commands": missing}, path=pointer,
+                       hint="add the package that provides it, or remove the call")
         self.log("info", f"{label} finished in {result.seconds:.1f} s")
 
     def kiwi_variables(self) -> Dict[str, str]:
+        """The kiwi_* variables of /.profile: the engine's (description.json "profile", the whole set kiwi writes),
+        over the few a hand-written description implies."""
         desc = self.desc
         values = {"kiwi_iname": desc.name, "kiwi_iversion": desc.version, "kiwi_profiles": ",".join(desc.profiles)}
         if desc.image_type:
@@ -981,7 +1124,8 @@ class RootBuilder:
             values["kiwi_keytable"] = desc.keytable
         if desc.timezone:
             values["kiwi_timezone"] = desc.timezone
-        return {k: v.replace("'", "") for k, v in values.items()}
+        values.update(desc.profile)
+        return values
 
     def installed(self, names: List[str]) -> Tuple[List[str], List[str]]:
         present, absent = [], []

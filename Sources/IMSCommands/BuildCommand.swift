@@ -43,6 +43,8 @@ struct BuildCommand: IMSCommand {
     @Option(help: "Fixed timestamps for a reproducible rootfs (SOURCE_DATE_EPOCH); a recipe directory's later file times are clamped to it.") var sourceDateEpoch: Int?
     @Option(help: "Undefined template variables: error (default) or render-empty.", transform: choiceOption(undefinedVariableChoices))
     var undefined: UndefinedVariablePolicy = .error
+    @Flag(help: "Fail the build when config.sh, images.sh or post_bootstrap.sh calls a command the image does not have (default: a warning; site default: strict_scripts in ims.yaml).")
+    var strict = false
     @Flag(help: "Keep the job workspace even on success.") var keepWorkspace = false
     @Flag(name: .shortAndLong, help: "Show plugin stderr and debug logs.") var verbose = false
 
@@ -56,6 +58,7 @@ struct BuildCommand: IMSCommand {
         if !nameservers.isEmpty { overrides.dns = DNSSettings(nameservers: nameservers, search: searchDomains.isEmpty ? nil : searchDomains) }
         if !rewrites.isEmpty { overrides.repoRewrites = rewrites }
         if !signingKeys.isEmpty { overrides.signingKeys = signingKeys }
+        if strict { overrides.strictScripts = true }
         do { try overrides.check(source: "command line") } catch {
             throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
         }
@@ -112,13 +115,25 @@ extension JobsCommand {
             }
             if let error = outcome.job.error { summary["error"] = EventEncodingBridge.json(error) }
             if let workspace = outcome.workspace { summary["workspace"] = .string(workspace) }
+            summary["warnings"] = .array(outcome.warnings.map { warning in
+                var object: [String: JSONValue] = ["message": .string(warning.message)]
+                if let step = warning.step { object["step"] = .string(step) }
+                if let plugin = warning.pluginID { object["plugin_id"] = .string(plugin) }
+                return .object(object)
+            })
             summary["exit_code"] = .number(Double(outcome.succeeded ? 0 : CLIExitCode.failure.rawValue))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             var line = try encoder.encode(JSONValue.object(summary))
             line.append(0x0A)
             context.write(line)
-        } else if let image = outcome.image {
+        } else if !outcome.warnings.isEmpty {
+            Output.write(Data("\(outcome.warnings.count) warning(s):\n".utf8), to: context.stderr)
+            for warning in outcome.warnings {
+                Output.write(Data("warning: [\(warning.step ?? "job")] \(warning.message)\n".utf8), to: context.stderr)
+            }
+        }
+        if !json, let image = outcome.image {
             context.line("image \(image.id.uuidString.lowercased()) (\(image.name), \(image.arch.rawValue))")
             context.line("manifest \(image.link?.path ?? "")")
             if let manifest = outcome.manifest { context.line(manifest) }

@@ -177,6 +177,25 @@ struct EndToEndTests {
         #expect((error["message"] as? String)?.contains("config.sh") == true)
     }
 
+    @Test("config.sh gets kiwi's functions; a command the image lacks is a warning in the result (script, line, command), and --strict fails the job")
+    func missingCommandInConfigSh() async throws {
+        let repository = try TestRepository()
+        let script = "#!/bin/bash\ntest -f /.kconfig && . /.kconfig\nbaseSetupBuildDay\nims-no-such-tool\necho configured\n"
+        let outcome = try await build(try Self.copyExample("sles15", configSh: script), repository: repository)
+        #expect(outcome.result.status == 0, "\(outcome.result.stderr)")
+        let warnings = try #require(outcome.summary["warnings"] as? [[String: Any]])
+        let missing = warnings.filter { ($0["message"] as? String)?.contains("config.sh line 4: 'ims-no-such-tool' is not a command in the image") == true }
+        #expect(missing.count == 1, "\(warnings)")
+        #expect(missing.first?["step"] as? String == "build-root")
+        #expect(!warnings.contains { ($0["message"] as? String)?.contains("baseSetupBuildDay") == true }, "a kiwi function is found")
+
+        let strict = try await build(try Self.copyExample("sles15", configSh: script), repository: repository, extra: ["--strict"])
+        #expect(strict.result.status == 1)
+        let error = try #require(strict.summary["error"] as? [String: Any])
+        #expect(error["code"] as? String == "build-root.script_command_missing")
+        #expect((error["message"] as? String)?.contains("config.sh line 4: 'ims-no-such-tool'") == true)
+    }
+
     @Test("enable_debug: a failed create job holds its root open in waiting_on_user until jobs complete, then ends as error")
     func debugSession() async throws {
         let repository = try TestRepository()

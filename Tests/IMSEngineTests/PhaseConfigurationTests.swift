@@ -10,7 +10,7 @@ import Testing
 struct PhaseConfigurationTests {
     static func context(
         arch: Arch = .x86_64, family: String? = "suse", ca: String? = nil, script: String? = nil, jail: Bool = false,
-        dkms: Bool = false, epoch: Int? = nil, dns: DNSSettings? = nil, publicKey: String? = nil
+        dkms: Bool = false, epoch: Int? = nil, dns: DNSSettings? = nil, publicKey: String? = nil, strictScripts: Bool? = nil
     ) -> PhaseConfiguration.Context {
         var job = JobRecord(id: UUID(), jobType: .customize, artifactID: UUID(), imageRootArchiveName: "img", kernelFileName: "vmlinuz")
         job.arch = arch
@@ -18,6 +18,7 @@ struct PhaseConfigurationTests {
         if jail { job.sshContainers = [SSHContainer(name: "customize", jail: true)] }
         var settings = SiteSettings()
         settings.dns = dns
+        settings.strictScripts = strictScripts
         return PhaseConfiguration.Context(
             job: job, criteria: SelectionCriteria(distroFamily: family, packageManager: "zypper", arch: arch.rawValue), settings: settings,
             caBundlePath: ca, profiles: nil, sourceDateEpoch: epoch, customizeScript: script, publicKey: publicKey)
@@ -27,6 +28,12 @@ struct PhaseConfigurationTests {
     func buildRoot() {
         let config = PhaseConfiguration.defaults(for: .buildRoot, Self.context(arch: .aarch64, ca: "/w/ca.pem"))
         #expect(config == ["arch": "aarch64", "distro_family": "suse", "package_manager": "zypper", "ca_bundle": "/w/ca.pem"])
+    }
+
+    @Test("build-root gets strict_scripts only when the site or the job asks for it", arguments: [(nil, nil), (false, nil), (true, true)] as [(Bool?, Bool?)])
+    func strictScripts(_ setting: Bool?, _ expected: Bool?) {
+        let config = PhaseConfiguration.defaults(for: .buildRoot, Self.context(strictScripts: setting))
+        #expect(config["strict_scripts"] == expected.map(JSONValue.bool))
     }
 
     @Test("inject-ca gets the family's layout, or auto", arguments: [("suse", "suse"), ("rhel", "rhel"), ("debian", "auto"), (nil, "auto")] as [(String?, String)])

@@ -63,10 +63,13 @@ def ensure_plugins_built() -> None:
         os.path.join(REPO, "sdk", "python", "ims_plugin.py"): ["ims_plugin.py"],
         os.path.join(PLUGINS, "lib-rpmbuilder", "ims_rootfs.py"): ["ims_rootfs.py"],
         os.path.join(PLUGINS, "lib-rpmbuilder", "ims_rpmbuilder.py"): ["ims_rpmbuilder.py"],
+        os.path.join(PLUGINS, "lib-rpmbuilder", "ims_kconfig.sh"): ["ims_kconfig.sh"],
     }
     stale = False
     for plugin in (BUILDER["zypper"], BUILDER["dnf"], INJECT_CA, CONFIGURE_DNS, CUSTOMIZE):
         for source, names in wanted.items():
+            if not os.path.exists(source):
+                continue
             for name in names:
                 target = os.path.join(plugin, "lib", name)
                 if not os.path.exists(target) or open(target, "rb").read() != open(source, "rb").read():

@@ -454,3 +454,133 @@ def test_an_rpm_that_is_not_rpm_is_detected_and_not_used():
     with open(run.result["outputs"]["package_list"]["path"]) as f:
         names = {p["name"] for p in json.load(f)}
     assert "ims-test-shell" in names and "ims-test-filesystem" in names
+
+
+KIWI_CONFIG_SH = """#!/bin/bash
+# Sources kiwi's function library and profile as real recipes do, then uses them.
+test -f /.kconfig && . /.kconfig
+test -f /.profile && . /.profile
+mkdir -p /var/lib/ims-test /usr/lib/systemd/system
+printf '%s' "$kiwi_displayname" > /var/lib/ims-test/displayname
+touch /usr/lib/systemd/system/multi-user.target
+baseSetRunlevel 3
+ln -sf busybox /usr/bin/mount; ln -sf busybox /usr/bin/umount
+baseMount
+ims-no-such-tool --flag
+echo after > /var/lib/ims-test/after-missing
+"""
+
+POST_BOOTSTRAP_SH = """#!/bin/sh
+mkdir -p /var/lib/ims-test
+if [ -e /usr/bin/ims-test-app ]; then echo image-packages-present; else echo bootstrap-only; fi > /var/lib/ims-test/post-bootstrap
+test -f /.kconfig && echo kconfig >> /var/lib/ims-test/post-bootstrap
+"""
+
+
+def kiwi_recipe(ws, config_sh=KIWI_CONFIG_SH):
+    recipe = h.make_recipe(os.path.join(ws.step("fetch")["out"], "recipe"), config_sh=config_sh, images_sh=None,
+                           overlay=False, archive=False)
+    with open(os.path.join(recipe, "post_bootstrap.sh"), "w") as f:
+        f.write(POST_BOOTSTRAP_SH)
+    os.makedirs(os.path.join(recipe, "files"), exist_ok=True)
+    for name, text in (("motd", "from a <file> element\n"), ("tool", "#!/bin/sh\necho tool\n")):
+        with open(os.path.join(recipe, "files", name), "w") as f:
+            f.write(text)
+        os.chmod(os.path.join(recipe, "files", name), 0o644)
+    return recipe
+
+
+def kiwi_description(repo_url, **overrides):
+    desc = h.minimal_description("zypper", repo_url, config_sh="config.sh", post_bootstrap_sh="post_bootstrap.sh")
+    desc["packages"]["image"] = ["ims-test-app"]
+    desc["files"] = [
+        {"name": "files/motd", "section": "image", "target": "/etc/motd.d/ims", "owner": "nobody:nobody",
+         "permissions": "0640"},
+        {"name": "files/tool", "section": "bootstrap", "target": "/usr/local/bin/ims-tool", "permissions": "u+x"},
+    ]
+    desc["profile"] = {"kiwi_iname": "kiwi-functions", "kiwi_displayname": "Bob's image (\"quoted\") $HOME"}
+    desc.update(overrides)
+    return desc
+
+
+@pytest.fixture(scope="module")
+def kiwi_functions_build():
+    repo = h.served_repos()["plain"]
+    ws = h.Workspace("zypper-kiwi-functions")
+    run = h.build_root("zypper", kiwi_description(repo.url), ca=repo.ca, recipe=kiwi_recipe(ws), workspace=ws,
+                       label="kiwi functions, files, post_bootstrap.sh")
+    assert run.ok, run.describe()
+    return run
+
+
+def test_config_sh_gets_kiwis_function_library_and_it_is_removed_afterwards(kiwi_functions_build):
+    root = kiwi_functions_build.result["outputs"]["rootfs"]["path"]
+    assert os.readlink(os.path.join(root, "etc/systemd/system/default.target")).endswith("/multi-user.target")
+    assert not os.path.lexists(os.path.join(root, ".kconfig")), "/.kconfig stays out of the image, as with kiwi"
+    assert not os.path.lexists(os.path.join(root, ".profile"))
+    assert not any("not found" in line and "baseSetRunlevel" in line for line in kiwi_functions_build.logs("config.sh"))
+
+
+def test_profile_carries_the_engines_kiwi_variables_quoted(kiwi_functions_build):
+    root = kiwi_functions_build.result["outputs"]["rootfs"]["path"]
+    assert read(root, "var/lib/ims-test/displayname") == "Bob's image (\"quoted\") $HOME"
+
+
+def test_a_missing_command_is_a_warning_naming_script_line_and_command(kiwi_functions_build):
+    run = kiwi_functions_build
+    assert run.result["metadata"]["missing_commands"] == [
+        {"script": "config.sh", "line": 11, "command": "ims-no-such-tool"}]
+    assert any("config.sh line 11: 'ims-no-such-tool' is not a command in the image" in w
+               for w in run.result["metadata"]["warnings"])
+    assert any("ims-no-such-tool" in line for line in run.logs()), "the warning is an event too"
+    assert read(run.result["outputs"]["rootfs"]["path"], "var/lib/ims-test/after-missing").strip() == "after"
+
+
+def test_mounts_a_script_leaves_are_released(kiwi_functions_build):
+    run = kiwi_functions_build
+    root = run.result["outputs"]["rootfs"]["path"]
+    assert not [m for m in open("/proc/self/mountinfo").read().split("\n") if f" {root}/" in m]
+    assert any("config.sh left /sys, /dev/pts mounted; ims unmounted them" in w or
+               "config.sh left /dev/pts, /sys mounted; ims unmounted them" in w
+               for w in run.result["metadata"]["warnings"]), run.result["metadata"]["warnings"]
+
+
+def test_post_bootstrap_sh_runs_after_the_bootstrap_before_the_image_packages(kiwi_functions_build):
+    root = kiwi_functions_build.result["outputs"]["rootfs"]["path"]
+    assert read(root, "var/lib/ims-test/post-bootstrap").split() == ["bootstrap-only", "kconfig"]
+    assert os.path.exists(os.path.join(root, "usr/bin/ims-test-app"))
+
+
+def test_file_elements_are_copied_with_owner_and_permissions(kiwi_functions_build):
+    root = kiwi_functions_build.result["outputs"]["rootfs"]["path"]
+    motd = os.path.join(root, "etc/motd.d/ims")
+    assert read(root, "etc/motd.d/ims") == "from a <file> element\n"
+    info = os.stat(motd)
+    nobody = [l.split(":") for l in read(root, "etc/passwd").splitlines() if l.startswith("nobody:")][0]
+    assert (info.st_mode & 0o7777, info.st_uid, info.st_gid) == (0o640, int(nobody[2]), int(nobody[3]))
+    tool = os.stat(os.path.join(root, "usr/local/bin/ims-tool"))
+    assert (tool.st_mode & 0o7777, tool.st_uid) == (0o744, 0), "u+x on 0644, owned by root"
+
+
+def test_strict_scripts_turns_a_missing_command_into_a_failure():
+    repo = h.served_repos()["plain"]
+    ws = h.Workspace("zypper-strict-scripts")
+    recipe = h.make_recipe(os.path.join(ws.step("fetch")["out"], "recipe"), images_sh=None, overlay=False, archive=False,
+                           config_sh="#!/bin/sh\necho start\nims-no-such-tool\necho done\n")
+    desc = h.minimal_description("zypper", repo.url, config_sh="config.sh")
+    run = h.run_plugin(h.BUILDER["zypper"], "build-root", "build-root/v1", workspace=ws,
+                       inputs={"recipe": {"path": recipe, "kind": "dir"},
+                               "description": {"path": _write_json(ws, desc), "kind": "file"}},
+                       config={"distro_family": "suse", "package_manager": "zypper", "arch": desc["arch"],
+                               "ca_bundle": repo.ca, "strict_scripts": True})
+    error = run.error
+    assert error["code"] == "build-root.script_command_missing", run.describe()
+    assert error["message"].startswith("config.sh line 3: 'ims-no-such-tool' is not a command in the image")
+    assert error["details"]["missing_commands"] == [{"script": "config.sh", "line": 3, "command": "ims-no-such-tool"}]
+
+
+def _write_json(ws, data):
+    path = os.path.join(ws.step("prepare-recipe")["out"], "description.json")
+    with open(path, "w") as f:
+        json.dump(data, f)
+    return path

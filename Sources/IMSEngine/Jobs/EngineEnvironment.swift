@@ -88,6 +88,25 @@ public enum UndefinedVariablePolicyOption: String, Sendable, Codable {
 }
 
 /// How a job ended.
+/// A warning a job gave on its way (a plugin's `warn` log or warning diagnostic, an engine diagnostic): the job
+/// succeeded, but someone should look. Collected in order, once each.
+public struct JobWarning: Sendable, Hashable, Codable {
+    public var step: String?
+    public var pluginID: String?
+    public var message: String
+
+    public init(step: String?, pluginID: String?, message: String) {
+        self.step = step
+        self.pluginID = pluginID
+        self.message = message
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case step, message
+        case pluginID = "plugin_id"
+    }
+}
+
 public struct JobOutcome: Sendable {
     public var job: JobRecord
     public var image: ImageRecord?
@@ -97,6 +116,8 @@ public struct JobOutcome: Sendable {
     public var workspace: String?
     public var workspaceKept: Bool
     public var duration: Duration
+    /// The warnings of every step, in order (see ``JobWarning``).
+    public var warnings: [JobWarning] = []
 
     public var succeeded: Bool { error == nil }
 }

@@ -85,6 +85,7 @@ final class JobEventSink: PluginEventObserver, Sendable {
         var lastFlush = Date()
         /// The step currently running, to label plugin events.
         var currentStep: String?
+        var warnings: [JobWarning] = []
     }
 
     private let catalog: Catalog
@@ -129,6 +130,11 @@ final class JobEventSink: PluginEventObserver, Sendable {
 
     private func append(_ event: JobStreamEvent) {
         listener?.jobEvent(event)
+        if let warning = Self.warning(in: event) {
+            state.withLock { state in
+                if !state.warnings.contains(warning) { state.warnings.append(warning) }
+            }
+        }
         let text = (try? encoder.encode(event.data)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         let record = JobEvent(time: event.time, phase: event.step, pluginID: event.pluginID, kind: event.kind, data: text)
         let due = state.withLock { state in
@@ -136,6 +142,26 @@ final class JobEventSink: PluginEventObserver, Sendable {
             return state.pending.count >= 500 || Date().timeIntervalSince(state.lastFlush) > 0.5
         }
         if due { flush() }
+    }
+
+    /// The warnings seen so far.
+    var warnings: [JobWarning] { state.withLock { $0.warnings } }
+
+    /// The warning an event carries: a `log` at level warn, a `diagnostic` of severity warning, or the host's own
+    /// `warning` about a plugin (a stray stdout line, for one).
+    static func warning(in event: JobStreamEvent) -> JobWarning? {
+        let message: String?
+        switch event.kind {
+        case "log" where event.data["level"]?.stringValue == "warn":
+            message = event.data["msg"]?.stringValue
+        case "diagnostic" where event.data["severity"]?.stringValue == "warning":
+            message = event.data["message"]?.stringValue
+        case "warning":
+            message = event.data["message"]?.stringValue
+        default:
+            message = nil
+        }
+        return message.map { JobWarning(step: event.step, pluginID: event.pluginID, message: $0) }
     }
 
     /// Writes pending events that have waited longer than the batching interval: `ims jobs logs --follow` sees

@@ -107,6 +107,7 @@ public struct JobRunner: Sendable {
         outcome.workspaceKept = keep
         if !keep { outcome.workspace = nil }
         outcome.duration = started.duration(to: .now)
+        outcome.warnings = sink.warnings
         return outcome
     }
 

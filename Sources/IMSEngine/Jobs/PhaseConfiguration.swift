@@ -32,6 +32,7 @@ enum PhaseConfiguration {
             if let ca = context.caBundlePath { config["ca_bundle"] = .string(ca) }
             if let keys = context.settings.signingKeys { config["signing_keys"] = .array(keys.map(JSONValue.string)) }
             if let profiles = context.profiles { config["profiles"] = .array(profiles.map(JSONValue.string)) }
+            if context.settings.strictScripts == true { config["strict_scripts"] = true }
             return config
         case .injectCA:
             // The job knows its family; the plugin falls back to detecting the layout in the root.

@@ -38,6 +38,7 @@ public struct DNSSettings: Sendable, Hashable, Codable {
 ///     plugin_path: [/opt/site/ims-plugins]
 ///     store: s3://boot-images                 # default: the local store, file://<data-dir>/store
 ///     s3: {endpoint_url: https://rgw.local, credentials_file: /etc/ims/s3.json, ca_bundle: /etc/ims/site-ca.pem}
+///     strict_scripts: true                    # a missing command in config.sh/images.sh fails the build
 public struct SiteSettings: Sendable, Hashable, Codable {
     public var caCert: String?
     public var dns: DNSSettings?
@@ -54,6 +55,9 @@ public struct SiteSettings: Sendable, Hashable, Codable {
     public var defaultDistroFamily: String?
     /// S3 settings, used when `store` is an `s3://` URL.
     public var s3: S3Settings?
+    /// Fail a build whose config.sh, images.sh or post_bootstrap.sh calls a command that does not exist in the
+    /// image (default: a warning in the job's result and events). `ims build --strict` sets it for one job.
+    public var strictScripts: Bool?
 
     enum CodingKeys: String, CodingKey {
         case dns, store, s3
@@ -66,6 +70,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         case repositoryTimeoutSeconds = "repository_timeout_seconds"
         case repositoryPollSeconds = "repository_poll_seconds"
         case defaultDistroFamily = "default_distro_family"
+        case strictScripts = "strict_scripts"
     }
 
     public init() {}
@@ -80,7 +85,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         }
         let text = String(decoding: data, as: UTF8.self)
         if let raw = try? Yams.load(yaml: text) as? [String: Any] {
-            let known = Set(["ca_cert", "dns", "repo_rewrites", "signing_keys", "job_timeout_seconds", "keep_failed_workspaces", "plugin_path", "store", "repository_timeout_seconds", "repository_poll_seconds", "default_distro_family", "s3"])
+            let known = Set(["ca_cert", "dns", "repo_rewrites", "signing_keys", "job_timeout_seconds", "keep_failed_workspaces", "plugin_path", "store", "repository_timeout_seconds", "repository_poll_seconds", "default_distro_family", "s3", "strict_scripts"])
             if let unknown = raw.keys.filter({ !known.contains($0) }).sorted().first {
                 throw EngineError(.settings, "\(path): unknown setting '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
             }
@@ -132,6 +137,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         merged.repositoryPollSeconds = other.repositoryPollSeconds ?? repositoryPollSeconds
         merged.defaultDistroFamily = other.defaultDistroFamily ?? defaultDistroFamily
         merged.s3 = other.s3 ?? s3
+        merged.strictScripts = other.strictScripts ?? strictScripts
         return merged
     }
 

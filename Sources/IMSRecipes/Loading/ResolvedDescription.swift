@@ -57,6 +57,16 @@ public struct ResolvedDescription: Sendable, Hashable, Codable {
         }
     }
 
+    /// A `<file>` of a `<packages>` section: `name` (relative to the description directory) copied into the image at
+    /// `target` (default: `/` + `name`), then given `owner` (`user:group`) and `permissions` (chmod syntax) when set.
+    public struct File: Sendable, Hashable, Codable {
+        public var name: String
+        public var section: String
+        public var target: String?
+        public var owner: String?
+        public var permissions: String?
+    }
+
     public struct User: Sendable, Hashable, Codable {
         public var name: String
         public var password: String?
@@ -82,14 +92,17 @@ public struct ResolvedDescription: Sendable, Hashable, Codable {
     /// `namedCollection` names by section type.
     public var collections: [String: [String]]
     public var archives: [Archive]
+    public var files: [File]
     public var users: [User]
     public var signingKeys: [String]
+    public var postBootstrapSh: String?
     public var configSh: String?
     public var imagesSh: String?
     public var overlay: String?
 
     enum CodingKeys: String, CodingKey {
-        case name, version, arch, profiles, preferences, repositories, packages, collections, archives, users, overlay
+        case name, version, arch, profiles, preferences, repositories, packages, collections, archives, files, users, overlay
+        case postBootstrapSh = "post_bootstrap_sh"
         case schemaVersion = "schema_version"
         case packageManager = "package_manager"
         case distroFamily = "distro_family"
@@ -125,6 +138,7 @@ public struct ResolvedDescription: Sendable, Hashable, Codable {
         var packages: [String: [String]] = [:]
         var collections: [String: [String]] = [:]
         var archives: [Archive] = []
+        var files: [File] = []
         for section in description.packageSections where selection.includes(section) {
             for entry in section.entries where selection.matches(arch: entry.arch) {
                 switch entry.kind {
@@ -134,6 +148,10 @@ public struct ResolvedDescription: Sendable, Hashable, Codable {
                     if !(collections[section.type] ?? []).contains(entry.name) { collections[section.type, default: []].append(entry.name) }
                 case .archive:
                     archives.append(Archive(name: entry.name, section: section.type, targetDir: entry.targetDirectory))
+                case .file:
+                    files.append(File(
+                        name: entry.name, section: section.type, target: entry.target, owner: entry.attributes["owner"],
+                        permissions: entry.attributes["permissions"]))
                 default:
                     break
                 }
@@ -159,8 +177,8 @@ public struct ResolvedDescription: Sendable, Hashable, Codable {
                 locale: firstSetting(\.locale), keytable: firstSetting(\.keytable), timezone: firstSetting(\.timezone),
                 rpmCheckSignatures: preferences.lazy.compactMap(\.rpmCheckSignatures).first,
                 rpmExcludedocs: preferences.lazy.compactMap(\.rpmExcludeDocs).first, types: types),
-            repositories: repositories, packages: packages, collections: collections, archives: archives, users: users,
-            signingKeys: signingKeys, configSh: existing("config.sh"), imagesSh: existing("images.sh"), overlay: overlay)
+            repositories: repositories, packages: packages, collections: collections, archives: archives, files: files,
+            users: users, signingKeys: signingKeys, postBootstrapSh: existing("post_bootstrap.sh"), configSh: existing("config.sh"), imagesSh: existing("images.sh"), overlay: overlay)
     }
 
     /// Writes the JSON (sorted keys) to `path`.
