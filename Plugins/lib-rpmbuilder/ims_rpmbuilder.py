@@ -284,6 +284,36 @@ _NOT_FOUND = re.compile(r"Status code: 404|not found on medium|Repository type c
                         r"Curl error \(?37\)?|Couldn't read a file|No such file or directory", re.I)
 
 
+def selinux_policy(root: str) -> Optional[Dict[str, Any]]:
+    """The image's SELinux policy from /etc/selinux/config: {"type", "mode", "file_contexts", "binary"} (paths
+    inside the image, None when absent; the binary is the highest policy.N), or None without a config."""
+    config = resolve_in_root(root, "/etc/selinux/config")
+    if not os.path.isfile(config):
+        return None
+    values: Dict[str, str] = {}
+    with open(config, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            key, sep, value = line.strip().partition("=")
+            if sep and not key.startswith("#"):
+                values[key.strip()] = value.strip().strip('"')
+    kind = values.get("SELINUXTYPE") or "targeted"
+    mode = (values.get("SELINUX") or "enforcing").lower()
+    if "/" in kind or kind in (".", ".."):
+        raise fail("selinux_failed", "user", f"/etc/selinux/config: SELINUXTYPE={kind!r} is not a policy name")
+    base = f"/etc/selinux/{kind}"
+    contexts = f"{base}/contexts/files/file_contexts"
+    binaries = []
+    policy_dir = resolve_in_root(root, f"{base}/policy")
+    if os.path.isdir(policy_dir):
+        for name in os.listdir(policy_dir):
+            number = name.partition("policy.")[2]
+            if name.startswith("policy.") and number.isdigit():
+                binaries.append((int(number), f"{base}/policy/{name}"))
+    return {"type": kind, "mode": mode,
+            "file_contexts": contexts if os.path.isfile(resolve_in_root(root, contexts)) else None,
+            "binary": max(binaries)[1] if binaries else None}
+
+
 def profile_text(variables: Dict[str, str]) -> str:
     """A /.profile: one NAME='value' line per variable, single quotes escaped for any POSIX shell."""
     return "".join(f"{k}='" + v.replace("'", "'\\''") + "'\n" for k, v in sorted(variables.items()))
@@ -684,6 +714,7 @@ class RootBuilder:
             ("delete", "delete packages", self.stage_delete),
             ("images.sh", "images.sh", lambda: self.stage_script("images.sh", self.desc.images_sh)),
             ("rpmdb", "rpm database", self.stage_rpmdb),
+            ("selinux", "SELinux file labels", self.stage_selinux),
             ("reproducible", "build-time records (reproducible builds)", self.stage_reproducible),
         ]
         total = len(stages) + 1
@@ -1214,6 +1245,53 @@ class RootBuilder:
             remove_tree(resolve_in_root(self.root, RPMDB))
         self.metadata["rpmdb_path"] = native
         self.metadata["rpmdb_rebuilt"] = True
+
+    def stage_selinux(self) -> None:
+        """Labels the root for its SELinux policy, as kiwi does at the end of prepare, when the image has one:
+        /etc/selinux/config names SELINUXTYPE and SELINUX is not disabled. The image's own setfiles runs in a
+        chroot; an image without it is labelled by the host's setfiles with -r (the image's policy and
+        file_contexts either way). A policy that is configured but cannot be applied fails the build: an
+        enforcing image with unlabelled files does not boot."""
+        policy = selinux_policy(self.root)
+        if policy is None:
+            self.log("info", "no SELinux policy in the image (no /etc/selinux/config); no relabelling")
+            return
+        if policy["mode"] == "disabled":
+            self.log("info", f"SELinux is disabled in /etc/selinux/config (SELINUXTYPE={policy['type']}); no relabelling")
+            return
+        for key, what in (("file_contexts", "contexts/files/file_contexts"), ("binary", "policy/policy.N")):
+            if not policy[key]:
+                raise fail("selinux_failed", "user",
+                           f"/etc/selinux/config selects the SELinux policy '{policy['type']}' "
+                           f"(SELINUX={policy['mode']}) but the image has no /etc/selinux/{policy['type']}/{what}; "
+                           "install the policy package in the image or set SELINUX=disabled",
+                           {"policy": policy["type"], "missing": what})
+        inside = find_in_root(self.root, ("/usr/sbin/setfiles", "/sbin/setfiles"))
+        if inside:
+            argv = ["chroot", self.root, inside, "-F", "-p", "-c", policy["binary"], policy["file_contexts"], "/"]
+            env, how = chroot_env(), f"the image's {inside}"
+        elif shutil.which("setfiles", path=HOST_PATH):
+            host_root = os.path.abspath(self.root)
+            argv = ["setfiles", "-F", "-r", host_root, "-c", resolve_in_root(self.root, policy["binary"]),
+                    resolve_in_root(self.root, policy["file_contexts"]), host_root]
+            env, how = self.host_env(), "the host's setfiles -r (the image has none)"
+        else:
+            raise fail("selinux_failed", "environment",
+                       f"the image's SELinux policy '{policy['type']}' needs relabelling, but neither the image nor "
+                       "the host has setfiles", {"policy": policy["type"]}, hint="apt-get install policycoreutils")
+        self.log("info", f"labelling the root for SELinux policy '{policy['type']}' ({policy['binary']}) with {how}")
+        if inside:
+            self.session.mount_proc()  # libselinux labels through /proc/self/fd
+        try:
+            result = self.run_tool(argv, source="setfiles", env=env)
+        finally:
+            if inside:
+                self.session.unmount()
+        if not result.ok:
+            raise fail("selinux_failed", "environment",
+                       f"setfiles for SELinux policy '{policy['type']}' failed: {'; '.join(result.tail(3))}",
+                       {"policy": policy["type"], "output_tail": result.tail(15)})
+        self.metadata["selinux"] = {"policy": policy["type"], "mode": policy["mode"], "setfiles": how}
 
     def link_var_lib_rpm(self) -> None:
         """/var/lib/rpm -> ../../usr/lib/sysimage/rpm (as SUSE and newer RHEL have), when it is absent or an

@@ -4,6 +4,7 @@ Run: python3 -m pytest Tests/PluginTests -q   (as root, on Debian 12 with script
 """
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -584,3 +585,68 @@ def _write_json(ws, data):
     with open(path, "w") as f:
         json.dump(data, f)
     return path
+
+
+#: The host's policy (selinux-policy-default, installed by scripts/install-deps) stands in for an image's.
+HOST_POLICY = "/etc/selinux/default"
+
+
+def selinux_label(path):
+    try:
+        return os.getxattr(path, "security.selinux", follow_symlinks=False).rstrip(b"\0").decode()
+    except OSError:
+        return None
+
+
+def host_closure(binary):
+    """``binary`` and the shared libraries (and loader) ldd lists for it, as host paths."""
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
+    return [binary] + [p for line in out.splitlines() for p in line.split() if p.startswith("/")]
+
+
+def selinux_build(label, *, mode="enforcing", with_policy=True, image_setfiles=False):
+    repo = h.served_repos()["plain"]
+    ws = h.Workspace(f"zypper-selinux-{label}")
+    recipe = h.make_recipe(os.path.join(ws.step("fetch")["out"], "recipe"), config_sh=None, images_sh=None,
+                           overlay=False, archive=False)
+    overlay = os.path.join(recipe, "root")
+    os.makedirs(os.path.join(overlay, "etc", "selinux"), exist_ok=True)
+    with open(os.path.join(overlay, "etc", "selinux", "config"), "w") as f:
+        f.write(f"# test policy\nSELINUX={mode}\nSELINUXTYPE=default\n")
+    if with_policy:
+        shutil.copytree(HOST_POLICY, os.path.join(overlay, "etc", "selinux", "default"), symlinks=True)
+    if image_setfiles:
+        for path in host_closure("/usr/sbin/setfiles"):
+            target = overlay + path
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copy2(path, target)  # the file itself at the path the loader looks for
+    desc = h.minimal_description("zypper", repo.url, overlay="root")
+    return h.build_root("zypper", desc, ca=repo.ca, recipe=recipe, workspace=ws)
+
+
+@pytest.mark.parametrize("image_setfiles", [False, True], ids=["host-setfiles", "image-setfiles"])
+def test_an_image_with_a_selinux_policy_is_labelled(image_setfiles):
+    run = selinux_build("labelled" + ("-own" if image_setfiles else ""), image_setfiles=image_setfiles)
+    assert run.ok, run.describe()
+    root = run.result["outputs"]["rootfs"]["path"]
+    assert selinux_label(os.path.join(root, "etc/hosts")) == "system_u:object_r:net_conf_t:s0"
+    assert selinux_label(os.path.join(root, "usr/bin/busybox")) == "system_u:object_r:bin_t:s0"
+    assert selinux_label(os.path.join(root, "etc/shadow")) == "system_u:object_r:shadow_t:s0"
+    used = run.result["metadata"]["selinux"]
+    assert used["policy"] == "default" and used["mode"] == "enforcing"
+    assert ("the image's /usr/sbin/setfiles" if image_setfiles else "the host's setfiles -r") in used["setfiles"]
+
+
+def test_a_disabled_policy_is_not_applied():
+    run = selinux_build("disabled", mode="disabled")
+    assert run.ok, run.describe()
+    assert selinux_label(os.path.join(run.result["outputs"]["rootfs"]["path"], "etc/hosts")) is None
+    assert "selinux" not in run.result["metadata"]
+
+
+def test_a_configured_policy_that_is_missing_fails_the_build():
+    run = selinux_build("missing", with_policy=False)
+    error = run.error
+    assert error["code"] == "build-root.selinux_failed", run.describe()
+    assert "selects the SELinux policy 'default' (SELINUX=enforcing)" in error["message"]
+    assert "contexts/files/file_contexts" in error["message"]
