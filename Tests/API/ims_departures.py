@@ -84,9 +84,12 @@ def main():
                 bad.append((failure["code"], failure["title"], operation))
     errors = report.get("errors", [])
     if ok_departures:
-        print(f"\nallowed departures from IMS's spec ({len(ok_departures)}):")
+        print(f"\nallowed departures from IMS's spec ({len(ok_departures)} failures):")
+        by_reason = {}
         for code, title, operation, reason in ok_departures:
-            print(f"  {code} {title}: {operation}\n      because {reason}")
+            by_reason.setdefault(reason, []).append(f"{code} {operation}")
+        for reason, hits in by_reason.items():
+            print(f"  because {reason}:\n      " + ", ".join(hits))
     if ims_mode:
         unused = [d for d in DEPARTURES if id(d) not in used]
         if unused:
