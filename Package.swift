@@ -128,7 +128,7 @@ let package = Package(
             name: "IMSEngineTests",
             dependencies: ["IMSEngine", "IMSCatalog", "IMSStore", "IMSPluginHost", "IMSProtocol", .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "IMSRecipesTests", dependencies: ["IMSRecipes"]),
+        .testTarget(name: "IMSRecipesTests", dependencies: ["IMSRecipes", "IMSKiwi"]),
         .testTarget(
             name: "IMSPluginHostTests",
             dependencies: ["IMSPluginHost", "IMSProtocol", "CIMSSystem", .product(name: "Crypto", package: "swift-crypto")]

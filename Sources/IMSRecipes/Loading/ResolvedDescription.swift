@@ -99,9 +99,11 @@ public struct ResolvedDescription: Sendable, Hashable, Codable {
     public var configSh: String?
     public var imagesSh: String?
     public var overlay: String?
+    /// The `kiwi_*` variables kiwi writes into `/.profile` for this selection (``KiwiDescription/profileEnvironment(profiles:arch:buildType:)``).
+    public var profile: [String: String]
 
     enum CodingKeys: String, CodingKey {
-        case name, version, arch, profiles, preferences, repositories, packages, collections, archives, files, users, overlay
+        case name, version, arch, profiles, preferences, repositories, packages, collections, archives, files, users, overlay, profile
         case postBootstrapSh = "post_bootstrap_sh"
         case schemaVersion = "schema_version"
         case packageManager = "package_manager"
@@ -118,7 +120,8 @@ public struct ResolvedDescription: Sendable, Hashable, Codable {
     ) -> ResolvedDescription {
         let (selection, _) = description.selection(profiles: requested, arch: arch)
         let preferences = description.preferences.filter { selection.includes($0) }
-        func firstSetting(_ value: (KiwiPreferences) -> String?) -> String? { preferences.lazy.compactMap(value).first }
+        // When several selected <preferences> set a value, the last one in document order wins, as in kiwi.
+        func effectiveSetting(_ value: (KiwiPreferences) -> String?) -> String? { preferences.reversed().lazy.compactMap(value).first }
         let types = preferences.flatMap(\.types).compactMap { type -> Preferences.ImageType? in
             guard let image = type.normalizedImage else { return nil }
             return Preferences.ImageType(image: image, attributes: type.attributes)
@@ -170,15 +173,16 @@ public struct ResolvedDescription: Sendable, Hashable, Codable {
         var isDirectory: ObjCBool = false
         let overlay = fileManager.fileExists(atPath: recipeDirectory + "/root", isDirectory: &isDirectory) && isDirectory.boolValue ? "root" : nil
         return ResolvedDescription(
-            name: description.name ?? "image", version: firstSetting(\.version), schemaVersion: description.schemaVersionAsWritten,
-            packageManager: firstSetting(\.packageManagerAsWritten), distroFamily: distroFamily, arch: arch,
+            name: description.name ?? "image", version: effectiveSetting(\.version), schemaVersion: description.schemaVersionAsWritten,
+            packageManager: effectiveSetting(\.packageManagerAsWritten), distroFamily: distroFamily, arch: arch,
             profiles: selection.profiles.map { Array($0).sorted() } ?? [],
             preferences: Preferences(
-                locale: firstSetting(\.locale), keytable: firstSetting(\.keytable), timezone: firstSetting(\.timezone),
-                rpmCheckSignatures: preferences.lazy.compactMap(\.rpmCheckSignatures).first,
-                rpmExcludedocs: preferences.lazy.compactMap(\.rpmExcludeDocs).first, types: types),
+                locale: effectiveSetting(\.locale), keytable: effectiveSetting(\.keytable), timezone: effectiveSetting(\.timezone),
+                rpmCheckSignatures: preferences.reversed().lazy.compactMap(\.rpmCheckSignatures).first,
+                rpmExcludedocs: preferences.reversed().lazy.compactMap(\.rpmExcludeDocs).first, types: types),
             repositories: repositories, packages: packages, collections: collections, archives: archives, files: files,
-            users: users, signingKeys: signingKeys, postBootstrapSh: existing("post_bootstrap.sh"), configSh: existing("config.sh"), imagesSh: existing("images.sh"), overlay: overlay)
+            users: users, signingKeys: signingKeys, postBootstrapSh: existing("post_bootstrap.sh"), configSh: existing("config.sh"), imagesSh: existing("images.sh"), overlay: overlay,
+            profile: description.profileEnvironment(profiles: requested, arch: arch))
     }
 
     /// Writes the JSON (sorted keys) to `path`.
