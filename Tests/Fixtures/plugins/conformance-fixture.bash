@@ -97,16 +97,21 @@ run() {
             leak=$(jq -cn --rawfile s "$file" '{ims: 1, type: "log", data: {level: "debug", msg: ("the secret is " + $s)}}')
         fi
     fi
-    local greeting= rootfs=
+    local greeting= rootfs= missing=
     if [ "${NEEDS_CONFIG:-}" = 1 ]; then
         greeting=$(jq -r '.data.config.greeting // empty' <<<"$REQUEST")
         rootfs=$(jq -r '.data.inputs.rootfs.path // empty' <<<"$REQUEST")
+        if [ -z "$greeting" ]; then
+            missing="config.greeting is required"
+        elif [ ! -d "$rootfs" ]; then
+            missing="the input rootfs (a directory) is required"
+        fi
     fi
     hello
     [ -z "$leak" ] || emit "$leak"
-    if [ "${NEEDS_CONFIG:-}" = 1 ]; then
-        [ -n "$greeting" ] || fail x.ims-test.no_config config 1 "config.greeting is required"
-        [ -d "$rootfs" ] || fail x.ims-test.no_config config 1 "the input rootfs (a directory) is required"
+    if [ -n "$missing" ]; then # builtins only: no child for a SIGTERM to the group to kill
+        emit '{"ims":1,"type":"error","data":{"code":"x.ims-test.no_config","category":"config","message":"'"$missing"'"}}'
+        exit 1
     fi
     if [ "$FAULT" = finishes-at-once ]; then
         trap '' TERM # a stop that comes after the result must not turn it into a crash
