@@ -61,6 +61,9 @@ class ImsPlugin(Plugin):
     (``phases[].requires.commands``), which the SDK's own describe leaves out."""
 
     def __init__(self, *args: Any, requires: Optional[Dict[str, Sequence[str]]] = None, **kwargs: Any) -> None:
+        # These plugins poll ctx.cancelled and tear down (children, mounts) themselves: a Cancelled raised in the
+        # middle of that teardown would leave it half done.
+        kwargs.setdefault("interrupt", False)
         super().__init__(*args, **kwargs)
         self.phase_requires = {name: list(commands) for name, commands in (requires or {}).items()}
 

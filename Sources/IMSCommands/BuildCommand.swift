@@ -64,6 +64,14 @@ struct BuildCommand: IMSCommand {
         }
         let environment = try engine.environment(context, overrides: overrides)
         let catalog = environment.catalog
+        // The pipeline is loaded before anything is registered: a bad pipeline file leaves no recipe and no job.
+        let pipelineValue: Pipeline
+        do {
+            pipelineValue = try pipeline.map { try PipelineLoader.load(file: context.absolutePath($0)) }
+                ?? PipelineLoader.effective(name: JobType.create.rawValue, siteDirectory: environment.siteDirectory)
+        } catch {
+            throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
+        }
 
         let recipeRecord: RecipeRecord
         if let id = UUID(uuidString: recipe) {
@@ -80,12 +88,6 @@ struct BuildCommand: IMSCommand {
             if !json { Output.write(Data("registered recipe \(recipeRecord.id.uuidString.lowercased()) (\(recipeRecord.name))\n".utf8), to: context.stderr) }
         }
 
-        var pipelineValue: Pipeline?
-        if let pipeline {
-            do { pipelineValue = try PipelineLoader.load(file: pipeline) } catch {
-                throw CLIErrors.report(error, json: json, exit: CLIExitCode.dataError, context: context)
-            }
-        }
         let job = try catalog.createJob(JobRequest(
             jobType: .create, artifactID: recipeRecord.id, imageRootArchiveName: name ?? recipeRecord.name, pid: getpid()))
         let console = JobConsole(json: json, verbose: verbose, context: context)

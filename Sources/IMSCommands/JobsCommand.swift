@@ -90,6 +90,12 @@ extension JobsCommand {
             let artifact = try JobsCommand.parseID(artifactId)
             let publicKey = try publicKeyId.map(JobsCommand.parseID)
             let environment = try engine.environment(context)
+            // A bad site pipeline is refused before a job is recorded (docs/pipelines.md).
+            do {
+                _ = try PipelineLoader.effective(name: jobType.rawValue, siteDirectory: environment.siteDirectory)
+            } catch {
+                throw CLIErrors.report(error, json: engine.json, exit: CLIExitCode.dataError, context: context)
+            }
             let job: JobRecord
             do {
                 job = try environment.catalog.createJob(JobRequest(

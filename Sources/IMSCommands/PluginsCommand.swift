@@ -126,15 +126,28 @@ extension PluginsCommand {
                 as a pass). Each case has a time limit, so a plugin that hangs, crashes or floods its output is \
                 reported, never waited on forever. Exits 1 when any case fails.
 
-                Example:
+                Without --request every run gets an empty config and no inputs: a plugin that needs them fails \
+                at once with its own error, so its success path is not seen and the three stop cases are not \
+                exercised (SKIP). Give it what a real step would: --request FILE (the request file of 'ims \
+                plugins run': config, inputs, payload, secrets, timeouts) and --input NAME=PATH for each input \
+                (a file or directory, passed by its absolute path; the plugin works on it in place in every \
+                case, so give it a scratch copy). The request's timeouts set the cancel and kill graces and, \
+                without --timeout, the time limit of each run.
+
+                Examples:
                     ims plugins check Plugins/example-bash
+                    echo '{"config": {"motd": "built by ims"}}' > req.json
+                    ims plugins check ./stamp-motd --request req.json --input rootfs=/tmp/scratch-root
                 """
         )
 
         @OptionGroup var global: GlobalOptions
         var json: Bool { global.json }
         @Argument(help: ArgumentHelp("A plugin id or plugin directory.", valueName: "id|dir")) var plugin: String
-        @Option(help: "Time limit in seconds for each run of the plugin.") var timeout: Double = 10
+        @Option(help: "Time limit in seconds for each run of the plugin (default: the request's timeouts.run_seconds, else 10).") var timeout: Double?
+        @Option(help: "The phase to check (default: the manifest's first phase).") var phase: String?
+        @Option(help: ArgumentHelp("A request file, as for 'ims plugins run' ('-' for stdin).", valueName: "file")) var request: String?
+        @Option(name: .customLong("input"), help: ArgumentHelp("An input artifact, a file or directory (repeatable).", valueName: "NAME=PATH")) var inputs: [String] = []
 
         func run(_ context: CommandContext) async throws {
             let catalog = PluginCatalog(searchPath: global.searchPath(context))
@@ -146,7 +159,16 @@ extension PluginsCommand {
             } else {
                 throw PluginHostError.pluginNotFound(plugin, searched: catalog.searchPath.entries.map(\.directory))
             }
-            let results = await ConformanceChecker(runTimeoutSeconds: timeout).check(directory: directory)
+            let file = try RequestFile.load(request, inputs: inputs, context: context)
+            let defaults = ConformanceChecker()
+            let checker = ConformanceChecker(
+                runTimeoutSeconds: timeout ?? file.timeouts?.runSeconds ?? defaults.runTimeoutSeconds,
+                cancelGraceSeconds: file.timeouts?.cancelGraceSeconds ?? defaults.cancelGraceSeconds,
+                killGraceSeconds: file.timeouts?.killGraceSeconds ?? defaults.killGraceSeconds,
+                request: ConformanceChecker.Request(
+                    phase: phase, payload: file.payload, config: file.config ?? .object([:]), inputs: file.inputs ?? [:],
+                    secrets: try file.secretValues(request ?? "--request")))
+            let results = await checker.check(directory: directory)
             let passed = results.allSatisfy(\.passed)
             if global.json {
                 try context.json(CheckReport(plugin: plugin, directory: directory, passed: passed, cases: results))
@@ -188,6 +210,7 @@ extension PluginsCommand {
         @Argument(help: ArgumentHelp("A plugin id or plugin directory.", valueName: "id|dir")) var plugin: String
         @Option(help: "The phase to run.") var phase: String
         @Option(help: ArgumentHelp("The request file ('-' for stdin).", valueName: "file")) var request: String
+        @Option(name: .customLong("input"), help: ArgumentHelp("An input artifact, a file or directory; overrides the request's (repeatable).", valueName: "NAME=PATH")) var inputs: [String] = []
         @Option(help: "The verb: run or cleanup.", transform: choiceOption([("run", PluginVerb.run), ("cleanup", .cleanup)])) var verb: PluginVerb = .run
         @Option(help: ArgumentHelp("Job workspace directory (default: a new temporary directory).", valueName: "dir")) var workspace: String?
         @Flag(help: "Treat stray stdout lines as fatal, as the conformance check does.") var strict = false
@@ -200,23 +223,13 @@ extension PluginsCommand {
             } catch {
                 throw CLIErrors.report(error, json: json, exit: CLIExitCode.unavailable, context: context)
             }
-            let file: RequestFile
-            do {
-                file = try RequestFile.load(request, stdin: context.stdin)
-            } catch {
-                throw CLIError.input(request, error)
-            }
+            let file = try RequestFile.load(request, inputs: inputs, context: context)
             let root = workspace ?? (NSTemporaryDirectory() + "ims-run-" + UUID().uuidString.lowercased().prefix(8))
             var invocation = InvocationRequest(
                 verb: verb, phase: phase, payload: file.payload, config: file.config ?? .object([:]),
                 inputs: file.inputs ?? [:], jobID: file.jobID ?? UUID().uuidString.lowercased(), workspaceRoot: root,
                 timeouts: file.timeouts ?? .init(), strict: strict)
-            for (name, path) in file.secrets ?? [:] {
-                guard let data = FileManager.default.contents(atPath: path) else {
-                    throw CLIError.input("\(request): cannot read secret '\(name)' from \(path)")
-                }
-                invocation.secrets[name] = data
-            }
+            invocation.secrets = try file.secretValues(request)
             let observer: any PluginEventObserver =
                 global.json
                 ? NDJSONEventWriter(fileHandle: context.stdout.fileHandle)
@@ -233,7 +246,7 @@ extension PluginsCommand {
     }
 }
 
-/// The request file of `ims plugins run`.
+/// The request file of `ims plugins run` and `ims plugins check`, and their `--input NAME=PATH` options.
 struct RequestFile: Decodable {
     var config: JSONValue?
     var inputs: [String: ArtifactRef]?
@@ -245,6 +258,44 @@ struct RequestFile: Decodable {
     enum CodingKeys: String, CodingKey {
         case config, inputs, payload, secrets, timeouts
         case jobID = "job_id"
+    }
+
+    /// The request file at `path` (nil: an empty request) with each `NAME=PATH` of `inputs` added as an input
+    /// (absolute path; kind dir or file by what is there), replacing the file's input of that name.
+    static func load(_ path: String?, inputs: [String], context: CommandContext) throws -> RequestFile {
+        var file = RequestFile()
+        if let path {
+            do {
+                file = try load(path, stdin: context.stdin)
+            } catch {
+                throw CLIError.input(path, error)
+            }
+        }
+        for option in inputs {
+            guard let equals = option.firstIndex(of: "="), equals != option.startIndex, option.index(after: equals) != option.endIndex else {
+                throw CLIError.input("--input \(option): expected NAME=PATH, e.g. rootfs=/tmp/root")
+            }
+            let name = String(option[..<equals])
+            let location = context.absolutePath(String(option[option.index(after: equals)...]))
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: location, isDirectory: &isDirectory) else {
+                throw CLIError.input("--input \(option): \(location) does not exist")
+            }
+            file.inputs = (file.inputs ?? [:]).merging([name: ArtifactRef(path: location, kind: isDirectory.boolValue ? .dir : .file)]) { $1 }
+        }
+        return file
+    }
+
+    /// The secrets, read from the files the request names; `source` names the request in errors.
+    func secretValues(_ source: String) throws -> [String: Data] {
+        var values: [String: Data] = [:]
+        for (name, path) in secrets ?? [:] {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw CLIError.input("\(source): cannot read secret '\(name)' from \(path)")
+            }
+            values[name] = data
+        }
+        return values
     }
 
     static func load(_ path: String, stdin: FileHandle) throws -> RequestFile {

@@ -67,6 +67,64 @@ struct ConformanceTests {
         #expect(verdicts["secrets_not_exposed"] == .notExercised)
     }
 
+    /// A request like a site phase's: a config and a scratch rootfs directory.
+    static func siteRequest() throws -> (ConformanceChecker.Request, String) {
+        let rootfs = NSTemporaryDirectory() + "ims-check-root-" + UUID().uuidString.lowercased().prefix(8)
+        try FileManager.default.createDirectory(atPath: rootfs + "/etc", withIntermediateDirectories: true)
+        let request = ConformanceChecker.Request(config: ["greeting": "hi"], inputs: ["rootfs": ArtifactRef(path: rootfs, kind: .dir)])
+        return (request, rootfs)
+    }
+
+    static func verdicts(_ results: [ConformanceChecker.CaseResult]) -> [String: ConformanceChecker.CaseResult.Verdict] {
+        Dictionary(results.map { ($0.name, $0.verdict) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    @Test("a plugin that needs config: with the empty request its stop cases are not exercised, with a request they pass")
+    func needsConfig() async throws {
+        let plain = await Self.check("conf-needs-config")
+        let plainVerdicts = Self.verdicts(plain)
+        for name in ["cancel_honoured", "sigterm_honoured", "stdin_eof_honoured"] {
+            #expect(plainVerdicts[name] == .notExercised, "\(Self.summary(plain))")
+        }
+        let stop = try #require(plain.first { $0.name == "cancel_honoured" })
+        #expect(stop.detail.contains("x.ims-test.no_config") && stop.detail.contains("--request"), "\(stop.detail)")
+
+        let (request, rootfs) = try Self.siteRequest()
+        var checker = Self.checker
+        checker.request = request
+        let configured = await checker.check(directory: Fixtures.pluginsDirectory + "/conf-needs-config")
+        #expect(configured.map(\.name) == ConformanceChecker.caseNames)
+        for result in configured where result.name != "secrets_not_exposed" {
+            #expect(result.verdict == .passed, "\(result.name): \(result.detail)")
+        }
+        let terminal = try #require(configured.first { $0.name == "one_terminal_message" })
+        #expect(terminal.detail.contains("exactly one result"), "the success path ran: \(terminal.detail)")
+        // The plain run worked on the input directory in place.
+        #expect((try? String(contentsOfFile: rootfs + "/greeting", encoding: .utf8)) == "hi\n")
+    }
+
+    @Test("a breach hidden by the empty request (not exercised, never passed) fails once the check gets a request")
+    func requestUncoversBreach() async throws {
+        let plain = await Self.check("conf-needs-config-ignores-sigterm")
+        #expect(!plain.contains { $0.verdict == .failed }, "\(Self.summary(plain))")
+        #expect(Self.verdicts(plain)["sigterm_honoured"] == .notExercised)
+
+        var checker = Self.checker
+        checker.request = try Self.siteRequest().0
+        let configured = await checker.check(directory: Fixtures.pluginsDirectory + "/conf-needs-config-ignores-sigterm")
+        #expect(configured.filter { $0.verdict == .failed }.map(\.name) == ["sigterm_honoured"], "\(Self.summary(configured))")
+    }
+
+    @Test("a phase the plugin does not offer fails the manifest case and runs nothing else")
+    func unknownPhase() async {
+        var checker = Self.checker
+        checker.request = ConformanceChecker.Request(phase: "nope")
+        let results = await checker.check(directory: Fixtures.pluginsDirectory + "/conf-ok")
+        #expect(results.map(\.name) == ["manifest"])
+        #expect(results.first?.verdict == .failed)
+        #expect(results.first?.detail.contains("no phase 'nope'") == true)
+    }
+
     @Test("a case result encodes its verdict in snake_case and keeps passed false only for a failed case")
     func caseResultJSON() throws {
         let json = #"[{"name":"a","verdict":"not_exercised","passed":true,"detail":"","seconds":0},{"name":"b","passed":false,"detail":"","seconds":1}]"#

@@ -30,9 +30,12 @@ Minimal plugin::
 
 What the SDK does for you:
 
-* It keeps the protocol stream for itself: fd 1 is duplicated to a non-inheritable fd and fd 1
-  is then pointed at stderr, so ``print()`` and child processes write to the job log and can
-  never corrupt the protocol stream. stdin is replaced by /dev/null once the request is read.
+* It keeps the protocol stream for itself, from the moment it is imported when ``IMS_PLUGIN`` is
+  set (that is, when ims started the process): fd 1 is duplicated to a non-inheritable fd, fd 1
+  is then pointed at stderr and ``sys.stdout`` becomes ``sys.stderr``, so ``print()`` (at module
+  level too, after the import) and child processes write to the job log and can never corrupt
+  the protocol stream. Output written before ``import ims_plugin`` is not covered: import it
+  first. stdin is replaced by /dev/null once the request is read.
 * It checks argv (verb), ``IMS_PLUGIN`` and stdin (not a TTY): usage on stderr, exit 2.
 * It reads and checks the request: bad JSON or missing fields -> ``ims.protocol.bad_request``,
   an unsupported protocol version -> ``ims.protocol.unsupported_version``, both exit 3.
@@ -42,8 +45,16 @@ What the SDK does for you:
   (exit 0) and a raised :class:`PluginError` into ``error`` (exit 1). Any other exception becomes
   an ``internal`` error with the traceback on stderr.
 * Cancellation: a reader thread watches the rest of stdin; a ``cancel`` line or EOF (host gone)
-  sets the cancelled flag, and so does SIGTERM. Poll ``ctx.cancelled`` / ``ctx.check_cancelled()``
-  between steps; ``ctx.sleep()`` wakes up early on cancellation.
+  sets the cancelled flag, and so does SIGTERM. While a handler runs, the SDK also raises
+  :class:`Cancelled` in the main thread, like ``KeyboardInterrupt`` for Ctrl-C: SIGTERM's handler
+  raises it, and the reader thread sends SIGTERM to the main thread so that a blocking call
+  (``time.sleep``, ``subprocess.run``, a socket read) is interrupted too. It is raised once, never
+  in the middle of writing a protocol line, and the SDK reports it as ``error ims.cancelled``
+  (exit 1). Release what you hold in ``try/finally`` (or ``with``), and do not swallow it with a
+  bare ``except:`` or ``except Exception:`` (re-raise :class:`Cancelled`). Threads other than the
+  main one are not interrupted: they poll ``ctx.cancelled``. ``Plugin(..., interrupt=False)``
+  turns the raising off; then poll ``ctx.cancelled`` / ``ctx.check_cancelled()`` between steps.
+  ``ctx.sleep()`` wakes up early on cancellation either way.
 
 Security: never pass secrets through argv or the environment of children; read them from the
 files named in ``ctx.secrets``. Children do not inherit the protocol fd.
@@ -69,6 +80,37 @@ MAX_LINE_BYTES = 1 << 20
 EXIT_SUCCESS, EXIT_FAILURE, EXIT_USAGE, EXIT_PROTOCOL = 0, 1, 2, 3
 
 _LOG_LEVELS = ("trace", "debug", "info", "notice", "warn", "error")
+
+#: The protocol stream (a private duplicate of the original fd 1), or -1 while not taken.
+_protocol_fd = -1
+
+
+def _take_stdout() -> int:
+    """Keeps the original stdout for protocol lines and points fd 1 and ``sys.stdout`` at stderr.
+
+    Runs at import when ims started the process (``IMS_PLUGIN`` set), else from ``Plugin.main``.
+    Returns the protocol fd, or -1 when stdout is closed.
+    """
+    global _protocol_fd
+    if _protocol_fd >= 0:
+        return _protocol_fd
+    try:
+        sys.stdout.flush()
+    except (AttributeError, OSError, ValueError):
+        pass
+    try:
+        fd = os.dup(1)  # non-inheritable (PEP 446): children never see it
+    except OSError:
+        return -1
+    os.dup2(2, 1)
+    if sys.stderr is not None:
+        sys.stdout = sys.stderr
+    _protocol_fd = fd
+    return fd
+
+
+if os.environ.get("IMS_PLUGIN"):
+    _take_stdout()
 
 
 class PluginError(Exception):
@@ -127,6 +169,13 @@ class _Channel:
                           allow_nan=False, default=_json_default)
         # Some readers split on these; they can only occur inside JSON strings, so escaping is safe.
         body = body.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\x85", "\\u0085")
+        self._cancel.hold()  # a cancellation raised now would cut the line in two
+        try:
+            return self._write(type_, body)
+        finally:
+            self._cancel.release()
+
+    def _write(self, type_: str, body: str) -> bool:
         with self._lock:
             if self.terminal is not None:
                 print(f"ims_plugin: {type_!r} after the terminal message was dropped", file=sys.stderr)
@@ -161,16 +210,58 @@ def _json_default(value: Any) -> Any:
 
 
 class _CancelState:
+    """The cancelled flag, and raising :class:`Cancelled` in the main thread while a handler runs."""
+
     def __init__(self) -> None:
         self.event = threading.Event()
         self.reason = "not cancelled"
         self._lock = threading.Lock()
+        self.main_thread = threading.main_thread().ident
+        #: True while a handler runs with interruption on: the SIGTERM handler may then raise.
+        self.armed = False
+        #: >0 while the main thread writes a protocol line: a raise then waits until the line is whole.
+        self.holding = 0
+        self.pending = False
+        self.raised = False
 
     def set(self, reason: str) -> None:
         with self._lock:
             if not self.event.is_set():
                 self.reason = reason
                 self.event.set()
+
+    def wake_main_thread(self) -> None:
+        """From another thread: interrupts a blocking call of the main thread (SIGTERM to that thread only)."""
+        if self.armed and not self.raised and self.main_thread is not None:
+            try:
+                signal.pthread_kill(self.main_thread, signal.SIGTERM)
+            except (OSError, ValueError, AttributeError):
+                pass
+
+    def on_sigterm(self, signum: int, frame: Any) -> None:
+        """The SIGTERM handler (always in the main thread)."""
+        self.set("SIGTERM")
+        self.maybe_raise()
+
+    def maybe_raise(self) -> None:
+        if not self.armed or self.raised:
+            return
+        if self.holding:
+            self.pending = True
+            return
+        self.raised = True
+        raise Cancelled(self.reason)
+
+    def hold(self) -> None:
+        if threading.get_ident() == self.main_thread:
+            self.holding += 1
+
+    def release(self) -> None:
+        if threading.get_ident() == self.main_thread:
+            self.holding -= 1
+            if not self.holding and self.pending:
+                self.pending = False
+                self.maybe_raise()
 
 
 class _LineReader:
@@ -348,8 +439,13 @@ class Plugin:
     """A plugin: its identity, phases and handlers. Call :meth:`main` from ``__main__``."""
 
     def __init__(self, id: str, version: str, *, phases: Iterable[PhaseSpec], vendor: Optional[str] = None,
-                 features: Iterable[str] = (), protocol_versions: Iterable[int] = (1,)) -> None:
+                 features: Iterable[str] = (), protocol_versions: Iterable[int] = (1,),
+                 interrupt: bool = True) -> None:
+        """``interrupt``: raise :class:`Cancelled` in the running handler when the run is cancelled (a
+        ``cancel`` line, EOF on stdin or SIGTERM), interrupting blocking calls; False: only set the flag
+        that ``ctx.cancelled`` reads."""
         self.id, self.version, self.vendor = id, version, vendor
+        self.interrupt = interrupt
         self.features = list(features)
         self.protocol_versions = list(protocol_versions)
         self.phases: List[Dict[str, Any]] = []
@@ -454,14 +550,9 @@ class Plugin:
     def _main(self, argv: List[str]) -> int:
         prog = os.path.basename(argv[0]) if argv else self.id
         cancel = _CancelState()
-        # Keep the protocol stream for ourselves; anything else written to fd 1 goes to stderr.
-        try:
-            out_fd = os.dup(1)  # non-inheritable: children never see it
-        except OSError:
-            out_fd = -1
-        else:
-            sys.stdout.flush()
-            os.dup2(2, 1)
+        # Keep the protocol stream for ourselves (done at import when IMS_PLUGIN was set); anything else
+        # written to fd 1 goes to stderr.
+        out_fd = _take_stdout()
         channel = _Channel(out_fd, cancel)
         # describe's "ims" (and that of errors before the version is known) is our newest major.
         channel.version = max(self.protocol_versions, default=1)
@@ -479,7 +570,7 @@ class Plugin:
         if os.isatty(0):
             return self._usage(prog, "stdin is a terminal; the request must be piped in")
 
-        signal.signal(signal.SIGTERM, lambda signum, frame: cancel.set("SIGTERM"))
+        signal.signal(signal.SIGTERM, cancel.on_sigterm)
         # Keep stdin for the request and the cancel watcher; children get /dev/null.
         in_fd = os.dup(0)
         devnull = os.open(os.devnull, os.O_RDONLY)
@@ -524,7 +615,13 @@ class Plugin:
         try:
             if handler is None and verb == "run":
                 raise PluginError("x.ims-sdk.no_handler", "internal", f"no run handler for phase '{ctx.phase}'")
-            value = handler(ctx) if handler is not None else None
+            cancel.armed = self.interrupt
+            try:
+                if cancel.event.is_set():
+                    cancel.maybe_raise()  # cancelled before the handler started
+                value = handler(ctx) if handler is not None else None
+            finally:
+                cancel.armed = False
             if channel.terminal is None:
                 channel.emit("result", _result_data(value))
         except PluginError as exc:
@@ -567,6 +664,7 @@ def _watch_stdin(reader: _LineReader, cancel: _CancelState) -> None:
             line = None
         if line is None:
             cancel.set("stdin closed")
+            cancel.wake_main_thread()
             return
         try:
             message = json.loads(line.decode("utf-8"))
@@ -576,4 +674,5 @@ def _watch_stdin(reader: _LineReader, cancel: _CancelState) -> None:
             data = message.get("data")
             reason = data.get("reason") if isinstance(data, dict) else None
             cancel.set(reason if isinstance(reason, str) and reason else "cancel message")
+            cancel.wake_main_thread()
             return

@@ -19,6 +19,7 @@ public enum PipelineLoader {
         "creating", "fetching_image", "fetching_recipe", "waiting_for_repos", "building_image",
         "packaging_artifacts", "waiting_on_user", "error", "success",
     ]
+    static let insertKeys = ["after", "before", "step"]
     static let stepKeys: Set<String> = [
         "name", "builtin", "phase", "plugin", "selectors", "config", "inputs", "status", "timeout_seconds", "retry", "when",
     ]
@@ -38,7 +39,7 @@ public enum PipelineLoader {
     /// A built-in pipeline.
     public static func builtin(_ name: String) throws(EngineError) -> Pipeline {
         guard let text = DefaultPipelines.text(for: name) else {
-            throw EngineError(.pipeline, "there is no built-in pipeline '\(name)' (known: create, customize)")
+            throw EngineError(.pipeline, "there is no built-in pipeline '\(name)' (known: create, customize)\(Suggestion.phrase(for: name, among: ["create", "customize"]))")
         }
         return try parse(text: text, source: "built-in \(name)")
     }
@@ -65,7 +66,7 @@ public enum PipelineLoader {
         }
         let allowed: Set<String> = ["version", "name", "steps", "extends", "insert", "override", "remove"]
         if let unknown = document.keys.filter({ !allowed.contains($0) }).sorted().first {
-            throw EngineError(.pipeline, "\(source): unknown key '\(unknown)' (allowed: \(allowed.sorted().joined(separator: ", ")))")
+            throw EngineError(.pipeline, "\(source): unknown key '\(unknown)' (allowed: \(allowed.sorted().joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: allowed.sorted()))")
         }
         if let version = document["version"], (version as? Int) != 1 {
             throw EngineError(.pipeline, "\(source): 'version' must be 1")
@@ -90,7 +91,7 @@ public enum PipelineLoader {
             guard let names = remove as? [String] else { throw EngineError(.pipeline, "\(source): 'remove' must be a list of step names") }
             for name in names {
                 guard pipeline.steps.contains(where: { $0.name == name }) else {
-                    throw EngineError(.pipeline, "\(source): cannot remove step '\(name)': no such step in \(pipeline.name)")
+                    throw EngineError(.pipeline, "\(source): cannot remove step '\(name)': no such step in \(pipeline.name)\(Suggestion.phrase(for: name, among: pipeline.steps.map(\.name)))")
                 }
                 pipeline.steps.removeAll { $0.name == name }
             }
@@ -99,7 +100,7 @@ public enum PipelineLoader {
             guard let overrides = override as? [String: Any] else { throw EngineError(.pipeline, "\(source): 'override' must map step names to changes") }
             for (name, change) in overrides.sorted(by: { $0.key < $1.key }) {
                 guard let index = pipeline.steps.firstIndex(where: { $0.name == name }) else {
-                    throw EngineError(.pipeline, "\(source): cannot override step '\(name)': no such step in \(pipeline.name)")
+                    throw EngineError(.pipeline, "\(source): cannot override step '\(name)': no such step in \(pipeline.name)\(Suggestion.phrase(for: name, among: pipeline.steps.map(\.name)))")
                 }
                 guard var merged = encodeAsDictionary(pipeline.steps[index]), let changes = change as? [String: Any] else {
                     throw EngineError(.pipeline, "\(source): override of '\(name)' must be a mapping")
@@ -112,22 +113,29 @@ public enum PipelineLoader {
             guard let inserts = insert as? [Any] else { throw EngineError(.pipeline, "\(source): 'insert' must be a list") }
             for (index, raw) in inserts.enumerated() {
                 let position = "insert #\(index + 1)"
-                guard let entry = raw as? [String: Any], let stepValue = entry["step"] else {
-                    throw EngineError(.pipeline, "\(source): \(position) needs 'step' and 'before' or 'after'")
+                guard let entry = raw as? [String: Any] else {
+                    throw EngineError(.pipeline, "\(source): \(position) must be a mapping with 'step' and 'before' or 'after'")
+                }
+                let label = ((entry["step"] as? [String: Any])?["name"] as? String).map { "\(position) ('\($0)')" } ?? position
+                if let unknown = entry.keys.filter({ !insertKeys.contains($0) }).sorted().first {
+                    throw EngineError(.pipeline, "\(source): \(label): unknown key '\(unknown)' (allowed: \(insertKeys.joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: insertKeys))")
+                }
+                guard let stepValue = entry["step"] else {
+                    throw EngineError(.pipeline, "\(source): \(label) needs 'step' (the step to insert) and 'before' or 'after'")
                 }
                 let newStep = try step(stepValue, position: position, source: source)
                 if let anchor = entry["after"] as? String {
                     guard let at = pipeline.steps.firstIndex(where: { $0.name == anchor }) else {
-                        throw EngineError(.pipeline, "\(source): \(position) ('\(newStep.name)'): no step '\(anchor)' to insert after (steps: \(pipeline.steps.map(\.name).joined(separator: ", ")))")
+                        throw EngineError(.pipeline, "\(source): \(position) ('\(newStep.name)'): no step '\(anchor)' to insert after (steps: \(pipeline.steps.map(\.name).joined(separator: ", ")))\(Suggestion.phrase(for: anchor, among: pipeline.steps.map(\.name)))")
                     }
                     pipeline.steps.insert(newStep, at: at + 1)
                 } else if let anchor = entry["before"] as? String {
                     guard let at = pipeline.steps.firstIndex(where: { $0.name == anchor }) else {
-                        throw EngineError(.pipeline, "\(source): \(position) ('\(newStep.name)'): no step '\(anchor)' to insert before (steps: \(pipeline.steps.map(\.name).joined(separator: ", ")))")
+                        throw EngineError(.pipeline, "\(source): \(position) ('\(newStep.name)'): no step '\(anchor)' to insert before (steps: \(pipeline.steps.map(\.name).joined(separator: ", ")))\(Suggestion.phrase(for: anchor, among: pipeline.steps.map(\.name)))")
                     }
                     pipeline.steps.insert(newStep, at: at)
                 } else {
-                    throw EngineError(.pipeline, "\(source): \(position) ('\(newStep.name)') needs 'before' or 'after'")
+                    throw EngineError(.pipeline, "\(source): \(position) ('\(newStep.name)') needs 'before' or 'after' (the name of a step: \(pipeline.steps.map(\.name).joined(separator: ", ")))")
                 }
             }
         }
@@ -142,7 +150,7 @@ public enum PipelineLoader {
         let label = (object["name"] as? String).map { "step '\($0)'" } ?? position
         func fail(_ problem: String) -> EngineError { EngineError(.pipeline, "\(source): \(label): \(problem)", step: object["name"] as? String) }
         if let unknown = object.keys.filter({ !stepKeys.contains($0) }).sorted().first {
-            throw fail("unknown key '\(unknown)' (allowed: \(stepKeys.sorted().joined(separator: ", ")))")
+            throw fail("unknown key '\(unknown)' (allowed: \(stepKeys.sorted().joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: stepKeys.sorted()))")
         }
         guard let name = object["name"] as? String, !name.isEmpty else { throw fail("missing 'name'") }
         let builtinName = object["builtin"] as? String
@@ -152,7 +160,7 @@ public enum PipelineLoader {
         var builtin: BuiltinStep?
         if let builtinName {
             guard let parsed = BuiltinStep(rawValue: builtinName) else {
-                throw fail("unknown builtin '\(builtinName)' (known: \(BuiltinStep.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw fail("unknown builtin '\(builtinName)' (known: \(BuiltinStep.allCases.map(\.rawValue).joined(separator: ", ")))\(Suggestion.phrase(for: builtinName, among: BuiltinStep.allCases.map(\.rawValue)))")
             }
             builtin = parsed
         }
@@ -161,7 +169,8 @@ public enum PipelineLoader {
         }
         if let status = object["status"] {
             guard let text = status as? String, jobStatuses.contains(text), text != "error", text != "success" else {
-                throw fail("'status' must be one of \(jobStatuses.subtracting(["error", "success"]).sorted().joined(separator: ", "))")
+                let statuses = jobStatuses.subtracting(["error", "success"]).sorted()
+                throw fail("'status' must be one of \(statuses.joined(separator: ", "))\((status as? String).map { Suggestion.phrase(for: $0, among: statuses) } ?? "")")
             }
         }
         var timeout: Double?
@@ -183,7 +192,7 @@ public enum PipelineLoader {
         var when: StepCondition?
         if let value = object["when"] {
             guard let text = value as? String, let parsed = StepCondition(rawValue: text) else {
-                throw fail("'when' must be always, ca_cert or dns")
+                throw fail("'when' must be always, ca_cert or dns\((value as? String).map { Suggestion.phrase(for: $0, among: ["always", "ca_cert", "dns"]) } ?? "")")
             }
             when = parsed
         }
@@ -202,7 +211,7 @@ public enum PipelineLoader {
                 return items
             }
             if let unknown = mapping.keys.filter({ !["distro_family", "package_manager", "arch"].contains($0) }).first {
-                throw fail("unknown selector '\(unknown)' (use distro_family, package_manager, arch)")
+                throw fail("unknown selector '\(unknown)' (use distro_family, package_manager, arch)\(Suggestion.phrase(for: unknown, among: ["distro_family", "package_manager", "arch"]))")
             }
             selectors = PluginManifest.Selectors(distroFamily: try list("distro_family"), packageManager: try list("package_manager"), arch: try list("arch"))
         }

@@ -87,10 +87,10 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         if let raw = try? Yams.load(yaml: text) as? [String: Any] {
             let known = Set(["ca_cert", "dns", "repo_rewrites", "signing_keys", "job_timeout_seconds", "keep_failed_workspaces", "plugin_path", "store", "repository_timeout_seconds", "repository_poll_seconds", "default_distro_family", "s3", "strict_scripts"])
             if let unknown = raw.keys.filter({ !known.contains($0) }).sorted().first {
-                throw EngineError(.settings, "\(path): unknown setting '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
+                throw EngineError(.settings, "\(path): unknown setting '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: known.sorted()))")
             }
             if let s3 = raw["s3"] as? [String: Any], let unknown = s3.keys.filter({ !S3Settings.settingNames.contains($0) }).sorted().first {
-                throw EngineError(.settings, "\(path): unknown setting 's3.\(unknown)' (known: \(S3Settings.settingNames.joined(separator: ", ")))")
+                throw EngineError(.settings, "\(path): unknown setting 's3.\(unknown)' (known: \(S3Settings.settingNames.joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: S3Settings.settingNames))")
             }
         }
         var settings: SiteSettings

@@ -14,14 +14,18 @@ struct CheckSession: Sendable {
     /// A call that overruns its run timeout has already failed its case: it is stopped with these short graces.
     static let overrunGraceSeconds = 0.5
 
-    /// The request every case starts from: `config` empty, a placeholder for every declared secret.
+    /// The request every case starts from: the checker's config, inputs and payload (by default an empty `config`
+    /// and no inputs), its secrets and a placeholder for every other declared secret.
     func request(_ step: String, verb: PluginVerb = .run, graces: (cancel: Double, kill: Double)? = nil) -> InvocationRequest {
         let timeouts = PluginManifest.Timeouts(
             runSeconds: checker.runTimeoutSeconds, startSeconds: min(checker.runTimeoutSeconds, 10),
             cancelGraceSeconds: graces?.cancel ?? Self.overrunGraceSeconds, killGraceSeconds: graces?.kill ?? Self.overrunGraceSeconds)
-        var request = InvocationRequest(verb: verb, phase: phase.name, workspaceRoot: workspaceRoot, step: step, timeouts: timeouts, strict: true)
+        let base = checker.request
+        var request = InvocationRequest(
+            verb: verb, phase: phase.name, payload: base.payload, config: base.config, inputs: base.inputs,
+            workspaceRoot: workspaceRoot, step: step, timeouts: timeouts, strict: true)
         for secret in declaredSecrets {
-            request.secrets[secret] = Data("conformance-placeholder".utf8)
+            request.secrets[secret] = base.secrets[secret] ?? Data("conformance-placeholder".utf8)
         }
         return request
     }

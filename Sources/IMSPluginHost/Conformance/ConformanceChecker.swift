@@ -70,17 +70,49 @@ public struct ConformanceChecker: Sendable {
         "stdin_eof_honoured", "cleanup_idempotent", "forward_compatible", "secrets_not_exposed",
     ]
 
+    /// What every case's request carries besides what the case itself changes: by default nothing (an empty
+    /// `config`, no inputs, a placeholder for each declared secret), so a plugin that needs configuration or inputs
+    /// fails its plain run with its own error and its stop cases are not exercised. `ims plugins check --request
+    /// FILE --input NAME=PATH` fills it in so that the success path and stopping a working plugin are put to the test.
+    public struct Request: Sendable {
+        /// The phase to check; nil: the manifest's first phase.
+        public var phase: String?
+        /// The payload schema to send; nil: the highest one both sides support.
+        public var payload: String?
+        public var config: JSONValue
+        public var inputs: [String: ArtifactRef]
+        /// Secret values by name; a declared secret missing here gets a placeholder (case 11 always a random token).
+        public var secrets: [String: Data]
+
+        public init(
+            phase: String? = nil, payload: String? = nil, config: JSONValue = .object([:]), inputs: [String: ArtifactRef] = [:],
+            secrets: [String: Data] = [:]
+        ) {
+            self.phase = phase
+            self.payload = payload
+            self.config = config
+            self.inputs = inputs
+            self.secrets = secrets
+        }
+
+        /// Whether it carries anything beyond the empty default.
+        public var isEmpty: Bool { config == .object([:]) && inputs.isEmpty && secrets.isEmpty && payload == nil }
+    }
+
     public var runTimeoutSeconds: Double
     public var cancelGraceSeconds: Double
     public var killGraceSeconds: Double
+    public var request: Request
 
-    public init(runTimeoutSeconds: Double = 10, cancelGraceSeconds: Double = 5, killGraceSeconds: Double = 2) {
+    public init(runTimeoutSeconds: Double = 10, cancelGraceSeconds: Double = 5, killGraceSeconds: Double = 2, request: Request = Request()) {
         self.runTimeoutSeconds = runTimeoutSeconds
         self.cancelGraceSeconds = cancelGraceSeconds
         self.killGraceSeconds = killGraceSeconds
+        self.request = request
     }
 
-    /// Checks the plugin in `directory` against its first phase; every case runs in bounded time.
+    /// Checks the plugin in `directory` against `request.phase` (by default its first phase); every case runs in
+    /// bounded time.
     public func check(directory: String) async -> [CaseResult] {
         let discovered = PluginCatalog.inspect(directory: directory, origin: .explicit)
         let plugin: ResolvedPlugin
@@ -90,7 +122,14 @@ public struct ConformanceChecker: Sendable {
             return [CaseResult(name: "manifest", passed: false, detail: error.description, seconds: 0)]
         }
         var results = [CaseResult(name: "manifest", passed: true, detail: "plugin.json is valid and the entrypoint checks out", seconds: 0)]
-        guard let phase = plugin.manifest.phases.first else { return results }
+        let chosen = request.phase.map { plugin.manifest.phase(named: $0) } ?? plugin.manifest.phases.first
+        guard let phase = chosen else {
+            if let wanted = request.phase {
+                let offered = plugin.manifest.phases.map(\.name).joined(separator: ", ")
+                return [CaseResult(name: "manifest", passed: false, detail: "plugin.json offers no phase '\(wanted)' (it offers: \(offered))", seconds: 0)]
+            }
+            return results
+        }
 
         let session = CheckSession(checker: self, plugin: plugin, phase: phase)
         defer { session.removeWorkspace() }

@@ -96,7 +96,7 @@ extension CheckSession {
         let hostSteps = steps.isEmpty ? "" : " (host: \(steps.joined(separator: " → ")))"
         guard let stoppedAt = watch.stoppedAt else {
             let why = watch.helloAt == nil ? "the plugin never said hello" : "the plugin had finished before \(kind.what) was due"
-            return CaseResult(name: name, verdict: .notExercised, detail: "\(why): \(Self.ending(outcome))", seconds: seconds)
+            return CaseResult(name: name, verdict: .notExercised, detail: "\(why): \(Self.ending(outcome))\(Self.requestHint(outcome.error != nil && !outcome.hostSynthesized))", seconds: seconds)
         }
         // The host's own step that shows the plugin outlived the stop: SIGTERM after a cancel line it outlived (or
         // SIGKILL, when it had closed its stdin); for SIGTERM and EOF, any step (the kit gave up, or the run timeout
@@ -105,7 +105,7 @@ extension CheckSession {
         switch kind {
         case .cancelMessage:
             if steps.isEmpty {
-                return CaseResult(name: name, verdict: .notExercised, detail: "the plugin had exited before the cancel message was sent: \(Self.ending(outcome))", seconds: seconds)
+                return CaseResult(name: name, verdict: .notExercised, detail: "the plugin had exited before the cancel message was sent: \(Self.ending(outcome))\(Self.requestHint(outcome.error != nil && !outcome.hostSynthesized))", seconds: seconds)
             }
             overrunSteps = steps.contains("cancel_message") ? ["sigterm", "sigkill"] : ["sigkill"]
         case .sigterm, .stdinEOF:
@@ -140,9 +140,15 @@ extension CheckSession {
         if let ownCode {
             return CaseResult(
                 name: name, verdict: .notExercised,
-                detail: "the plugin ended with its own error \(ownCode), not ims.cancelled: it was failing before \(kind.what) took effect", seconds: seconds)
+                detail: "the plugin ended with its own error \(ownCode), not ims.cancelled: it was failing before \(kind.what) took effect"
+                    + requestHint(true), seconds: seconds)
         }
         return CaseResult(name: name, passed: false, detail: "no terminal message after \(kind.what): \(ending(outcome))\(hostSteps)", seconds: seconds)
+    }
+
+    /// For a plugin that ended with an error of its own: how to give it a request it can work with.
+    static func requestHint(_ ownError: Bool) -> String {
+        ownError ? " (if it lacked config or inputs, give the check a request it can work with: --request FILE, --input NAME=PATH)" : ""
     }
 
     /// How a call ended, in a few words.

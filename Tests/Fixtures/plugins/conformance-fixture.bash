@@ -14,6 +14,11 @@
 #   unknown-verb-ok  an unknown verb prints the usage text but exits 0 instead of 2
 #   strict-request   run and cleanup: a request with fields it does not know is refused as a bad request
 #
+# With NEEDS_CONFIG=1, run also needs config.greeting and a directory input `rootfs` (as a site phase
+# does): without them it fails right after hello with its own error x.ims-test.no_config (category
+# config), so the stop cases can only be exercised with `ims plugins check --request/--input`. With
+# them it writes <rootfs>/greeting when it ends with a result.
+#
 # run says hello, then "works" for WORK_SECONDS (3) while watching for a stop: a cancel line,
 # EOF on stdin or SIGTERM ends it with error ims.cancelled and exit 1; otherwise it ends with a result.
 VERSION=1.0.0
@@ -92,8 +97,22 @@ run() {
             leak=$(jq -cn --rawfile s "$file" '{ims: 1, type: "log", data: {level: "debug", msg: ("the secret is " + $s)}}')
         fi
     fi
+    local greeting= rootfs= missing=
+    if [ "${NEEDS_CONFIG:-}" = 1 ]; then
+        greeting=$(jq -r '.data.config.greeting // empty' <<<"$REQUEST")
+        rootfs=$(jq -r '.data.inputs.rootfs.path // empty' <<<"$REQUEST")
+        if [ -z "$greeting" ]; then
+            missing="config.greeting is required"
+        elif [ ! -d "$rootfs" ]; then
+            missing="the input rootfs (a directory) is required"
+        fi
+    fi
     hello
     [ -z "$leak" ] || emit "$leak"
+    if [ -n "$missing" ]; then # builtins only: no child for a SIGTERM to the group to kill
+        emit '{"ims":1,"type":"error","data":{"code":"x.ims-test.no_config","category":"config","message":"'"$missing"'"}}'
+        exit 1
+    fi
     if [ "$FAULT" = finishes-at-once ]; then
         trap '' TERM # a stop that comes after the result must not turn it into a crash
         result
@@ -101,6 +120,7 @@ run() {
     fi
     work
     [ "$FAULT" = no-result ] && exit 0
+    [ -z "$rootfs" ] || printf '%s\n' "$greeting" >"$rootfs/greeting"
     result
 }
 
