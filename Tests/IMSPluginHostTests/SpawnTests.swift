@@ -39,8 +39,12 @@ struct SpawnTests {
 
     @Test("a child gets stdin, stdout and stderr only, never a descriptor the host left inheritable")
     func noInheritedDescriptors() throws {
-        let leaked = open("/dev/null", O_RDONLY)  // deliberately without O_CLOEXEC
-        #expect(leaked > 2)
+        // Deliberately without O_CLOEXEC, and numbered 100 or above: a leak must not be mistaken for the descriptor
+        // ls itself opens (3), which a free fd 3 in the test process would otherwise be.
+        let opened = open("/dev/null", O_RDONLY)
+        let leaked = fcntl(opened, F_DUPFD, 100)
+        close(opened)
+        #expect(leaked >= 100)
         defer { close(leaked) }
         // The shell's own descriptors: 0, 1, 2 and the one ls opens for /proc/self/fd (3).
         let listed = try Self.spawnShell("ls /proc/self/fd").split(separator: "\n").compactMap { Int32($0) }
