@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -118,7 +119,10 @@ int ims_decode_status(int status, int *value) {
 int ims_take_protocol_stdout(void) {
     int fd = fcntl(1, F_DUPFD_CLOEXEC, 3);
     if (fd < 0) return -1;
+    fflush(stdout);
     if (dup2(2, 1) < 0) return -1;
+    /* fd 1 now reaches the job's log: line-buffer stdio's stdout so print() output appears when it is made. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     return fd;
 }
 

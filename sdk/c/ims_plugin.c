@@ -845,8 +845,12 @@ int ims_plugin_main(int argc, char **argv, const ims_plugin_def *def)
 
     /* Keep the protocol stream for ourselves; anything else written to fd 1 goes to stderr. */
     g_out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
-    if (g_out_fd >= 0)
+    if (g_out_fd >= 0) {
+        fflush(stdout);
         dup2(STDERR_FILENO, STDOUT_FILENO);
+        /* stdout now reaches the job's log: line-buffer it, so a printf appears when it is made, not at exit. */
+        setvbuf(stdout, NULL, _IOLBF, 0);
+    }
     signal(SIGPIPE, SIG_IGN);
 
     if (argc < 2)
