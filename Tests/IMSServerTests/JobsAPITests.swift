@@ -1,4 +1,5 @@
 import Foundation
+import IMSCatalog
 import Testing
 
 /// Jobs and remote build nodes through a real `ims serve`, with the fake builder as the site's build step.
@@ -118,5 +119,77 @@ struct JobsAPITests {
         _ = try await server.post("/v3/remote-build-nodes", ["xname": "x1"])
         #expect(try await server.delete("/v3/remote-build-nodes").status == 204)
         #expect(try await server.get("/v3/remote-build-nodes").array.isEmpty)
+    }
+
+    @Test("jobs beyond max_concurrent_jobs wait in creating and start first come first served")
+    func queue() async throws {
+        let server = try await TestServer(settings: "max_concurrent_jobs: 1\n", builderConfig: "{sleep_seconds: 2}")
+        defer { Task { await server.stop() } }
+        let key = try await server.createPublicKey()
+        let recipe = try await server.createRecipe()
+        let first = try await server.createJob(recipe: recipe, key: key, name: "first")
+        let second = try await server.createJob(recipe: recipe, key: key, name: "second")
+        let third = try await server.createJob(recipe: recipe, key: key, name: "third")
+        _ = try await server.waitForJob(first) { $0["status"] as? String == "building_image" }
+        let waiting = try await server.get("/v3/jobs/\(second)").object
+        #expect(waiting["status"] as? String == "creating" && waiting["pid"] is NSNull, "\(waiting)")
+        let finished = try await [server.waitForJob(first), server.waitForJob(second), server.waitForJob(third)]
+        #expect(finished.map { $0["status"] as? String } == ["success", "success", "success"], "\(finished)")
+        // Each started only after the one before it ended.
+        func time(_ job: [String: Any], _ status: String) -> String {
+            ((job["status_history"] as? [[String: Any]]) ?? []).first { $0["status"] as? String == status }?["time"] as? String ?? ""
+        }
+        #expect(time(finished[0], "success") <= time(finished[1], "fetching_recipe"))
+        #expect(time(finished[1], "success") <= time(finished[2], "fetching_recipe"))
+    }
+
+    @Test("DELETE of a running job stops its runner before the record goes")
+    func cancelRunning() async throws {
+        let server = try await TestServer(builderConfig: "{sleep_seconds: 120}")
+        defer { Task { await server.stop() } }
+        let key = try await server.createPublicKey()
+        let recipe = try await server.createRecipe()
+        let id = try await server.createJob(recipe: recipe, key: key)
+        let running = try await server.waitForJob(id) { $0["status"] as? String == "building_image" }
+        let pid = try #require(running["pid"] as? Int32)
+        #expect(Catalog.processIsAlive(pid))
+        let started = ContinuousClock.now
+        #expect(try await server.delete("/v3/jobs/\(id)").status == 204)
+        #expect(started.duration(to: .now) < .seconds(15))
+        #expect(!Catalog.processIsAlive(pid), "the runner is gone")
+        #expect(try await server.get("/v3/jobs/\(id)").status == 404)
+        #expect(try await server.get("/v3/jobs").array.isEmpty)
+    }
+
+    @Test("a server killed with SIGKILL while a job runs: after a restart the job finishes and a waiting job starts")
+    func restart() async throws {
+        let server = try await TestServer(settings: "max_concurrent_jobs: 1\n", builderConfig: "{sleep_seconds: 3}")
+        let key = try await server.createPublicKey()
+        let recipe = try await server.createRecipe()
+        let running = try await server.createJob(recipe: recipe, key: key, name: "running")
+        let waiting = try await server.createJob(recipe: recipe, key: key, name: "waiting")
+        _ = try await server.waitForJob(running) { $0["status"] as? String == "building_image" }
+        await server.kill()
+        let restarted = try await TestServer(settings: "max_concurrent_jobs: 1\n", builderConfig: "{sleep_seconds: 3}", root: server.root)
+        defer { Task { await restarted.stop() } }
+        let first = try await restarted.waitForJob(running)
+        let second = try await restarted.waitForJob(waiting)
+        #expect(first["status"] as? String == "success", "\(first)")
+        #expect(second["status"] as? String == "success", "\(second)")
+    }
+
+    @Test("a job whose runner died is error with the reason")
+    func runnerDied() async throws {
+        let server = try await TestServer(builderConfig: "{sleep_seconds: 120}")
+        defer { Task { await server.stop() } }
+        let key = try await server.createPublicKey()
+        let recipe = try await server.createRecipe()
+        let id = try await server.createJob(recipe: recipe, key: key)
+        let running = try await server.waitForJob(id) { $0["status"] as? String == "building_image" }
+        let pid = try #require(running["pid"] as? Int32)
+        kill(pid, SIGKILL)
+        let failed = try await server.waitForJob(id, timeout: .seconds(30))
+        #expect(failed["status"] as? String == "error")
+        #expect((failed["error"] as? [String: Any])?["message"] as? String == Catalog.interruptedReason(pid: pid), "\(failed)")
     }
 }

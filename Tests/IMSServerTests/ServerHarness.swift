@@ -32,12 +32,15 @@ final class TestServer: @unchecked Sendable {
     /// - Parameters:
     ///   - settings: the site's ims.yaml.
     ///   - arguments: extra arguments of `ims serve`.
-    init(settings: String = "", arguments: [String] = [], root existing: String? = nil) async throws {
+    ///   - builderConfig: the fake builder's config in the create pipeline, e.g. `{sleep_seconds: 5}`.
+    ///   - root: an earlier server's directory, to start again on its data.
+    init(settings: String = "", arguments: [String] = [], builderConfig: String? = nil, root existing: String? = nil) async throws {
         root = existing ?? NSTemporaryDirectory() + "ims-serve-" + UUID().uuidString.prefix(8)
         data = root + "/data"
         site = root + "/site"
         try FileManager.default.createDirectory(atPath: site + "/pipelines", withIntermediateDirectories: true)
-        try "extends: create\noverride:\n  build-root: {plugin: org.ims.test.fake-builder}\n"
+        let config = builderConfig.map { ", config: \($0)" } ?? ""
+        try "extends: create\noverride:\n  build-root: {plugin: org.ims.test.fake-builder\(config)}\n"
             .write(toFile: site + "/pipelines/create.yaml", atomically: true, encoding: .utf8)
         if !settings.isEmpty { try settings.write(toFile: site + "/ims.yaml", atomically: true, encoding: .utf8) }
         try await start(arguments: arguments)
@@ -80,6 +83,12 @@ final class TestServer: @unchecked Sendable {
         if process.isRunning { process.terminate() }
         for _ in 0..<400 where process.isRunning { try? await Task.sleep(for: .milliseconds(25)) }
         return process.isRunning ? -1 : process.terminationStatus
+    }
+
+    /// SIGKILL: the server gets no chance to clean up (its job runners are separate processes and go on).
+    func kill() async {
+        _ = Foundation.kill(process.processIdentifier, SIGKILL)
+        for _ in 0..<400 where process.isRunning { try? await Task.sleep(for: .milliseconds(25)) }
     }
 
     deinit {
@@ -193,6 +202,24 @@ final class TestServer: @unchecked Sendable {
         ])
         try #require(reply.status == 201, "\(reply)")
         return try #require(reply.object["id"] as? String)
+    }
+
+    /// Creates a create job of `recipe` through the API; returns its id.
+    func createJob(recipe: String, key: String, name: String = "api-image") async throws -> String {
+        let reply = try await post("/v3/jobs", ["job_type": "create", "artifact_id": recipe, "public_key_id": key, "image_root_archive_name": name])
+        try #require(reply.status == 201, "\(reply)")
+        return try #require(reply.object["id"] as? String)
+    }
+
+    /// Polls a job until `condition` holds for it.
+    func waitForJob(_ id: String, timeout: Duration = .seconds(120), until condition: ([String: Any]) -> Bool) async throws -> [String: Any] {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while ContinuousClock.now < deadline {
+            let job = try await get("/v3/jobs/\(id)").object
+            if condition(job) { return job }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw JobTimeout(id: id)
     }
 
     /// Polls a job until it is `success` or `error`.
