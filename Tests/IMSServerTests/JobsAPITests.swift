@@ -192,4 +192,40 @@ struct JobsAPITests {
         #expect(failed["status"] as? String == "error")
         #expect((failed["error"] as? [String: Any])?["message"] as? String == Catalog.interruptedReason(pid: pid), "\(failed)")
     }
+
+    @Test("a customize job created through the API waits for a person, then packages a new image")
+    func customizeJob() async throws {
+        let server = try await TestServer()
+        defer { Task { await server.stop() } }
+        let key = try await server.createPublicKey()
+        let recipe = try await server.createRecipe()
+        let build = try await server.waitForJob(try await server.createJob(recipe: recipe, key: key, name: "base"))
+        let base = try #require(build["resultant_image_id"] as? String, "\(build)")
+        let created = try await server.post("/apis/ims/v3/jobs", [
+            "job_type": "customize", "artifact_id": base, "public_key_id": key, "image_root_archive_name": "customized",
+        ])
+        #expect(created.status == 201, "\(created)")
+        let containers = created.object["ssh_containers"] as? [[String: Any]]
+        #expect(containers?.count == 1 && containers?.first?["name"] as? String == "customize" && containers?.first?["status"] as? String == "pending")
+        let id = try #require(created.object["id"] as? String)
+        let waiting = try await server.waitForJob(id) { ["waiting_on_user", "error", "success"].contains($0["status"] as? String ?? "") }
+        #expect(waiting["status"] as? String == "waiting_on_user", "\(waiting)")
+        // What `ims jobs complete ID` does: the signal file in the job's workspace (again until the session, which
+        // starts just after the status changes and clears stale signals, has seen it).
+        let workspace = try #require(waiting["workspace"] as? String)
+        let finished = try await server.waitForJob(id) { job in
+            if job["status"] as? String == "waiting_on_user" { FileManager.default.createFile(atPath: workspace + "/complete", contents: Data()) }
+            return job["status"] as? String == "success" || job["status"] as? String == "error"
+        }
+        #expect(finished["status"] as? String == "success", "\(finished)")
+        let image = try #require(finished["resultant_image_id"] as? String)
+        #expect(image != base)
+        #expect(try await server.get("/v3/images/\(image)").object["name"] as? String == "customized")
+        // Two customize containers are refused.
+        let two = try await server.post("/v3/jobs", [
+            "job_type": "customize", "artifact_id": base, "public_key_id": key, "image_root_archive_name": "x",
+            "ssh_containers": [["name": "a"], ["name": "b"]],
+        ])
+        #expect(two.status == 400)
+    }
 }
