@@ -60,10 +60,16 @@ public actor JobExecutor {
         startWaiting()
     }
 
+    /// Ticks since the last sweep for dead runners the server did not start (`ims jobs create --detach`).
+    private var ticksSinceSweep = 0
+    /// Every this many ticks, jobs whose runner died are marked even when no runner of this server ended.
+    static let sweepEvery = 20
+
     /// Reaps runners that ended (a runner that died without ending its job leaves it `error` with the reason) and
     /// starts waiting jobs.
     public func tick() {
-        var ended = false
+        ticksSinceSweep += 1
+        var ended = ticksSinceSweep >= Self.sweepEvery
         for (jobID, pid) in children where DetachedProcess.reapIfExited(pid) != nil {
             children[jobID] = nil
             ended = true
@@ -72,7 +78,10 @@ public actor JobExecutor {
             adopted[jobID] = nil
             ended = true
         }
-        if ended { _ = try? catalog.markInterrupted() }
+        if ended {
+            _ = try? catalog.markInterrupted()
+            ticksSinceSweep = 0
+        }
         startWaiting()
     }
 
