@@ -212,7 +212,7 @@ final class TestServer: @unchecked Sendable {
     }
 
     /// Polls a job until `condition` holds for it.
-    func waitForJob(_ id: String, timeout: Duration = .seconds(120), until condition: ([String: Any]) -> Bool) async throws -> [String: Any] {
+    func waitForJob(_ id: String, timeout: Duration = .seconds(300), until condition: ([String: Any]) -> Bool) async throws -> [String: Any] {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while ContinuousClock.now < deadline {
             let job = try await get("/v3/jobs/\(id)").object
@@ -222,8 +222,9 @@ final class TestServer: @unchecked Sendable {
         throw JobTimeout(id: id)
     }
 
-    /// Polls a job until it is `success` or `error`.
-    func waitForJob(_ id: String, timeout: Duration = .seconds(120)) async throws -> [String: Any] {
+    /// Polls a job until it is `success` or `error`. The limits are generous: a loaded CI machine runs other suites'
+    /// blocking work on the same two cores.
+    func waitForJob(_ id: String, timeout: Duration = .seconds(300)) async throws -> [String: Any] {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while ContinuousClock.now < deadline {
             let job = try await get("/v3/jobs/\(id)").object
