@@ -36,10 +36,9 @@ public struct IMSServer: Sendable {
             runner: runner, catalog: environment.catalog, jobsDirectory: environment.jobsDirectory,
             limit: environment.settings.maxConcurrentJobs ?? SiteSettings.defaultMaxConcurrentJobs, logger: logger)
         await executor.recover()
-        let dataDirectory = (environment.jobsDirectory as NSString).deletingLastPathComponent
         let services = APIServices(
             catalog: environment.catalog, store: environment.store, jobs: executor,
-            remoteBuildNodes: RemoteBuildNodes(path: dataDirectory + "/remote-build-nodes.json"),
+            remoteBuildNodes: RemoteBuildNodes(path: runner.dataDirectory + "/remote-build-nodes.json"),
             jobsDirectory: environment.jobsDirectory, version: configuration.version, logger: logger)
         let responder = APIResponder(handler: APIHandler(services: services), maxBodySize: configuration.maxBodySize, logger: logger)
         let listen = configuration.listen
