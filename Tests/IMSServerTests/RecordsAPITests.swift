@@ -38,6 +38,12 @@ struct RecordsAPITests {
         #expect(try await server.delete("/v3/deleted/public-keys").status == 204)
         #expect(try await server.get("/v3/deleted/public-keys").array.isEmpty)
 
+        // v2 (and the unversioned alias) deletes for good.
+        let v2 = try await server.createPublicKey()
+        #expect(try await server.delete("/public-keys/\(v2)").status == 204)
+        #expect(try await server.get("/v3/deleted/public-keys/\(v2)").status == 404)
+        #expect(try await server.get("/v2/public-keys/\(v2)").status == 404)
+
         // A line that is not an authorized_keys entry.
         #expect(try await server.post("/v3/public-keys", ["name": "bad", "public_key": "hello"]).status == 422)
     }

@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
 import Testing
 
 /// `ims serve` as a process: refusing unsafe addresses, and stopping gracefully on SIGTERM.
@@ -41,5 +43,27 @@ struct ServeCommandTests {
         #expect(try await server.get("/v3/images").status == 200)
         #expect(await server.stop() == 0)
         #expect(server.stderr.contains("GET /v3/images 200"), "\(server.stderr)")
+    }
+
+    @Test("SIGTERM lets a request in flight finish before the server exits")
+    func inFlightRequestFinishes() async throws {
+        let server = try await TestServer()
+        let bytes = Array(#"{"name": "late", "public_key": "\#(TestServer.publicKey)"}"#.utf8)
+        let (chunks, sender) = AsyncStream<ByteBuffer>.makeStream()
+        var request = HTTPClientRequest(url: server.baseURL + "/v3/public-keys")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .stream(chunks, length: .known(Int64(bytes.count)))
+        let pending = Task { try await HTTPClient.shared.execute(request, timeout: .seconds(60)) }
+        // Half the body, then SIGTERM while the server waits for the rest.
+        sender.yield(ByteBuffer(bytes: bytes.prefix(10)))
+        try await Task.sleep(for: .milliseconds(500))
+        let stopping = Task { await server.stop() }
+        try await Task.sleep(for: .milliseconds(300))
+        sender.yield(ByteBuffer(bytes: bytes.dropFirst(10)))
+        sender.finish()
+        let response = try await pending.value
+        #expect(response.status.code == 201)
+        #expect(await stopping.value == 0)
     }
 }
