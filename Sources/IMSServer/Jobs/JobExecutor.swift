@@ -24,6 +24,8 @@ public actor JobExecutor {
     private var children: [UUID: pid_t] = [:]
     /// Runners started by an earlier server (or `ims jobs create --detach`) that are still alive.
     private var adopted: [UUID: pid_t] = [:]
+    /// Runners being stopped by ``cancel(_:grace:)``, which alone waits for them (so ``tick()`` never reaps them).
+    private var stopping: [UUID: pid_t] = [:]
 
     public init(runner: DetachedJobRunner, catalog: Catalog, jobsDirectory: String, limit: Int, logger: Logger) {
         self.runner = runner
@@ -37,7 +39,7 @@ public actor JobExecutor {
     public var waiting: [UUID] { queue }
 
     /// How many runners are alive.
-    public var runningCount: Int { children.count + adopted.count }
+    public var runningCount: Int { children.count + adopted.count + stopping.count }
 
     /// Picks up after an earlier server: marks jobs whose runner died, adopts live runners on this host, and queues
     /// the jobs that never got a runner (`creating` without a pid), oldest first.
@@ -96,22 +98,29 @@ public actor JobExecutor {
         }
         guard let pid else { return }
         let isChild = children[jobID] != nil
-        logger.info("cancelling job", metadata: ["job_id": "\(jobID.uuidString.lowercased())", "pid": "\(pid)"])
-        kill(pid, SIGTERM)
-        let deadline = ContinuousClock.now.advanced(by: grace)
-        while ContinuousClock.now < deadline {
-            if isChild ? DetachedProcess.reapIfExited(pid) != nil : !Catalog.processIsAlive(pid) { break }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        if isChild ? DetachedProcess.reapIfExited(pid) == nil : Catalog.processIsAlive(pid) {
-            kill(pid, SIGKILL)
-            if isChild {
-                for _ in 0..<100 where DetachedProcess.reapIfExited(pid) == nil { try? await Task.sleep(for: .milliseconds(20)) }
-            }
-        }
         children[jobID] = nil
         adopted[jobID] = nil
-        startWaiting()
+        stopping[jobID] = pid
+        defer {
+            stopping[jobID] = nil
+            startWaiting()
+        }
+        logger.info("cancelling job", metadata: ["job_id": "\(jobID.uuidString.lowercased())", "pid": "\(pid)"])
+        // A child is reaped here (once: its pid may be reused afterwards); another process is watched until gone.
+        let hasEnded = { isChild ? DetachedProcess.reapIfExited(pid) != nil : !Catalog.processIsAlive(pid) }
+        kill(pid, SIGTERM)
+        let deadline = ContinuousClock.now.advanced(by: grace)
+        var ended = hasEnded()
+        while !ended, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+            ended = hasEnded()
+        }
+        guard !ended else { return }
+        kill(pid, SIGKILL)
+        for _ in 0..<250 {
+            if hasEnded() { return }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     private func startWaiting() {
