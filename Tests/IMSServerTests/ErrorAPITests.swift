@@ -16,7 +16,7 @@ struct ErrorAPITests {
     @Test("400, 404, 405, 413, 415 and 422 are problem+json")
     func statuses() async throws {
         let server = try await TestServer(arguments: ["--max-body-size", "4096"])
-        defer { Task { await server.stop() } }
+        defer { server.terminate() }
         for body in ["", "{}", "[]", "null", "false", "0"] {
             Self.expectProblem(try await server.request(.POST, "/v3/images", body: body), 400, "Bad Request")
         }
@@ -56,7 +56,7 @@ struct ErrorAPITests {
     @Test("bodies as cray sends them: Authorization and Cray-Tenant-Name are ignored, the gateway prefix works")
     func crayRequests() async throws {
         let server = try await TestServer()
-        defer { Task { await server.stop() } }
+        defer { server.terminate() }
         let headers = [("Authorization", "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"), ("Cray-Tenant-Name", "vcluster-blue"), ("User-Agent", "cray-cli")]
         let key = try await server.request(.POST, "/apis/ims/v3/public-keys", json: ["name": "admin", "public_key": TestServer.publicKey], headers: headers)
         #expect(key.status == 201, "\(key)")

@@ -8,7 +8,7 @@ struct JobsAPITests {
     @Test("a create job driven only through the API reaches success, and its image is described through the API")
     func createJob() async throws {
         let server = try await TestServer()
-        defer { Task { await server.stop() } }
+        defer { server.terminate() }
         let key = try await server.createPublicKey()
         let recipe = try await server.createRecipe()
         let created = try await server.post("/apis/ims/v3/jobs", [
@@ -39,7 +39,7 @@ struct JobsAPITests {
     @Test("job creation rules: 400 for a missing artifact or key, an unlinked recipe, ssh_containers on create; aarch64 and DKMS")
     func createRules() async throws {
         let server = try await TestServer(settings: "max_concurrent_jobs: 1\n")
-        defer { Task { await server.stop() } }
+        defer { server.terminate() }
         let key = try await server.createPublicKey()
         let body: (String, String) -> [String: Any] = { artifact, key in
             ["job_type": "create", "artifact_id": artifact, "public_key_id": key, "image_root_archive_name": "x"]
@@ -76,7 +76,7 @@ struct JobsAPITests {
     @Test("DELETE /v3/jobs: filters, 400 for bad values, an age that matches nothing deletes nothing")
     func deleteByFilter() async throws {
         let server = try await TestServer()
-        defer { Task { await server.stop() } }
+        defer { server.terminate() }
         let key = try await server.createPublicKey()
         let recipe = try await server.createRecipe()
         var ids: [String] = []
@@ -101,7 +101,7 @@ struct JobsAPITests {
     @Test("remote build nodes: records kept, /status routed before {xname}, never 500")
     func remoteBuildNodes() async throws {
         let server = try await TestServer()
-        defer { Task { await server.stop() } }
+        defer { server.terminate() }
         #expect(try await server.get("/v3/remote-build-nodes/status").array.isEmpty)
         let created = try await server.post("/v3/remote-build-nodes", ["xname": "x3000c0s1b0n0"])
         #expect(created.status == 201 && created.object["xname"] as? String == "x3000c0s1b0n0")
@@ -124,7 +124,7 @@ struct JobsAPITests {
     @Test("jobs beyond max_concurrent_jobs wait in creating and start first come first served")
     func queue() async throws {
         let server = try await TestServer(settings: "max_concurrent_jobs: 1\n", builderConfig: "{sleep_seconds: 2}")
-        defer { Task { await server.stop() } }
+        defer { server.terminate() }
         let key = try await server.createPublicKey()
         let recipe = try await server.createRecipe()
         let first = try await server.createJob(recipe: recipe, key: key, name: "first")
@@ -151,7 +151,7 @@ struct JobsAPITests {
     @Test("DELETE of a running job stops its runner before the record goes")
     func cancelRunning() async throws {
         let server = try await TestServer(builderConfig: "{sleep_seconds: 120}")
-        defer { Task { await server.stop() } }
+        defer { server.terminate() }
         let key = try await server.createPublicKey()
         let recipe = try await server.createRecipe()
         let id = try await server.createJob(recipe: recipe, key: key)
@@ -176,7 +176,7 @@ struct JobsAPITests {
         _ = try await server.waitForJob(running) { ["building_image", "packaging_artifacts", "success"].contains($0["status"] as? String ?? "") }
         await server.kill()
         let restarted = try await TestServer(settings: "max_concurrent_jobs: 1\n", builderConfig: "{sleep_seconds: 5}", root: server.root)
-        defer { Task { await restarted.stop() } }
+        defer { restarted.terminate() }
         let first = try await restarted.waitForJob(running)
         let second = try await restarted.waitForJob(waiting)
         #expect(first["status"] as? String == "success", "\(first)")
@@ -186,7 +186,7 @@ struct JobsAPITests {
     @Test("a job whose runner died is error with the reason")
     func runnerDied() async throws {
         let server = try await TestServer(builderConfig: "{sleep_seconds: 120}")
-        defer { Task { await server.stop() } }
+        defer { server.terminate() }
         let key = try await server.createPublicKey()
         let recipe = try await server.createRecipe()
         let id = try await server.createJob(recipe: recipe, key: key)
@@ -201,7 +201,7 @@ struct JobsAPITests {
     @Test("a customize job created through the API waits for a person, then packages a new image")
     func customizeJob() async throws {
         let server = try await TestServer()
-        defer { Task { await server.stop() } }
+        defer { server.terminate() }
         let key = try await server.createPublicKey()
         let recipe = try await server.createRecipe()
         let build = try await server.waitForJob(try await server.createJob(recipe: recipe, key: key, name: "base"))
@@ -219,7 +219,7 @@ struct JobsAPITests {
         // starts just after the status changes and clears stale signals, has seen it).
         let workspace = try #require(waiting["workspace"] as? String)
         let finished = try await server.waitForJob(id) { job in
-            if job["status"] as? String == "waiting_on_user" { FileManager.default.createFile(atPath: workspace + "/complete", contents: Data()) }
+            if job["status"] as? String == "waiting_on_user" { _ = FileManager.default.createFile(atPath: workspace + "/complete", contents: Data()) }
             return job["status"] as? String == "success" || job["status"] as? String == "error"
         }
         #expect(finished["status"] as? String == "success", "\(finished)")

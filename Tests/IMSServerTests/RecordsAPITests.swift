@@ -7,7 +7,7 @@ struct RecordsAPITests {
     @Test("public keys: create, list, get, soft delete, deleted/, undelete, permanent delete; no PATCH")
     func publicKeys() async throws {
         let server = try await TestServer()
-        defer { Task { await server.stop() } }
+        defer { server.terminate() }
         let created = try await server.post("/v3/public-keys", ["name": "admin", "public_key": TestServer.publicKey])
         #expect(created.status == 201, "\(created)")
         #expect(created.contentType == "application/json")
@@ -51,7 +51,7 @@ struct RecordsAPITests {
     @Test("recipes: create with a stored archive, PATCH rules, soft delete moves the archive, undelete restores every field")
     func recipes() async throws {
         let server = try await TestServer()
-        defer { Task { await server.stop() } }
+        defer { server.terminate() }
         let link = try server.storeRecipeArchive()
         let created = try await server.post("/v3/recipes", [
             "name": "compute", "recipe_type": "kiwi-ng", "linux_distribution": "sles15", "arch": "aarch64", "require_dkms": false,
@@ -110,7 +110,7 @@ struct RecordsAPITests {
     @Test("images: metadata as cray sends it, link validation, PATCH metadata, v2 cascade=false keeps the artifacts")
     func images() async throws {
         let server = try await TestServer()
-        defer { Task { await server.stop() } }
+        defer { server.terminate() }
         // `cray ims images create --name n --metadata-key tag --metadata-value prod` sends {key, value}.
         let tagged = try await server.post("/apis/ims/v3/images", ["name": "tagged", "metadata": ["key": "tag", "value": "prod"]])
         #expect(tagged.status == 201, "\(tagged)")

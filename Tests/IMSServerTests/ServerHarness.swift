@@ -77,6 +77,11 @@ final class TestServer: @unchecked Sendable {
         var description: String { "ims serve did not start: \(stderr)" }
     }
 
+    /// SIGTERM without waiting (for `defer`: the server stops on its own, even if the test process ends first).
+    func terminate() {
+        if process.isRunning { process.terminate() }
+    }
+
     /// SIGTERM, then waits for the process; returns its exit status.
     @discardableResult
     func stop() async -> Int32 {
