@@ -140,11 +140,12 @@ extension JobsCommand {
             let environment = try engine.environment(context)
             // Own the job so a crash of this runner is detected later.
             _ = try? environment.catalog.setRunner(jobID, pid: getpid())
-            let run = Task { await JobRunner(environment: environment).run(jobID: jobID, options: JobRunOptions(customizeScript: script)) }
             // SIGTERM (a job deleted through `ims serve`) cancels the job: its plugins are stopped and reaped, and the
-            // job ends as error before the runner exits.
+            // job ends as error before the runner exits. (Ignored before the job starts, so it cannot kill the runner
+            // without a trace; a SIGKILL follows if the runner does not end.)
             signal(SIGTERM, SIG_IGN)
             let termination = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+            let run = Task { await JobRunner(environment: environment).run(jobID: jobID, options: JobRunOptions(customizeScript: script)) }
             termination.setEventHandler { run.cancel() }
             termination.resume()
             let outcome = await run.value
