@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // C libraries the engine links against (see docs/architecture.md).
@@ -91,11 +92,23 @@ let package = Package(
             dependencies: ["IMSProtocol", "CIMSSystem", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSettings
         ),
+        // IMS's REST API on Hummingbird 2 (`ims serve`): routes, problem+json errors and request validation over the
+        // same catalog, store and engine as the command line.
+        .target(
+            name: "IMSServer",
+            dependencies: [
+                "IMSProtocol", "IMSCatalog", "IMSStore", "IMSEngine", "IMSPluginHost",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // The command layer (ArgumentParser), imported by the CLI tests.
         .target(
             name: "IMSCommands",
             dependencies: [
                 "IMSProtocol", "IMSPluginHost", "IMSRecipes", "IMSKiwi", "IMSArchive", "IMSCatalog", "IMSStore", "IMSEngine",
+                "IMSServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -120,6 +133,14 @@ let package = Package(
 
         .testTarget(name: "IMSProtocolTests", dependencies: ["IMSProtocol"]),
         .testTarget(name: "IMSCLITests", dependencies: ["ims", "IMSCommands"]),
+        .testTarget(
+            name: "IMSServerTests",
+            dependencies: [
+                "ims", "IMSServer", "IMSCatalog", "IMSProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
         .testTarget(name: "IMSArchiveTests", dependencies: ["IMSArchive", "CLibArchive"]),
         .testTarget(name: "IMSKiwiTests", dependencies: ["IMSKiwi"]),
         .testTarget(name: "IMSCatalogTests", dependencies: ["IMSCatalog"]),

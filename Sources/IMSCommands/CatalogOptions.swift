@@ -170,8 +170,7 @@ enum RecordsCLI {
 
     /// The object behind a link the user gave, which must exist in the store.
     static func storedLink(_ url: String, store: any ArtifactStore) async throws -> ArtifactLink {
-        let object = try await RecipeArtifacts(store: store).check(url: url)
-        return try ArtifactLink(url: url, etag: object.etag)
+        try await RecordLinks.recipeLink(url, store: store)
     }
 }
 

@@ -43,6 +43,15 @@ struct EngineOptions: ParsableArguments {
         }
     }
 
+    /// The background runner these options describe (`ims jobs run` with the same data directory, site directory,
+    /// store and plugin path), resolved in `context`.
+    func detachedRunner(_ context: CommandContext) -> DetachedJobRunner {
+        DetachedJobRunner(
+            executable: context.executablePath ?? CommandLine.arguments[0], dataDirectory: catalog.dataDirectory(context).path,
+            siteDirectory: siteDirectory(context), store: catalog.store, pluginPaths: pluginPaths.map(context.absolutePath),
+            environment: context.environment, workingDirectory: context.currentDirectory)
+    }
+
     /// Opens everything a job needs; marks jobs whose runner died as interrupted (crash safety).
     func environment(_ context: CommandContext, overrides: SiteSettings = SiteSettings()) throws -> EngineEnvironment {
         let settings = try siteSettings(context).merging(overrides)

@@ -29,9 +29,9 @@ struct ImagesCommand: AsyncParsableCommand {
 
     /// Validates a manifest link through the store (IMS §6.3), printing ETag warnings.
     static func validatedLink(_ url: String, context: CommandContext, store: any ArtifactStore) async throws -> ArtifactLink {
-        let validation = try await ImageArtifacts(store: store).validate(manifestURL: url)
-        for warning in validation.warnings { context.warning(warning) }
-        return try ArtifactLink(url: url, etag: validation.manifestObject.etag)
+        let (link, warnings) = try await RecordLinks.imageLink(url, store: store)
+        for warning in warnings { context.warning(warning) }
+        return link
     }
 }
 
@@ -150,12 +150,8 @@ extension ImagesCommand {
                 update.metadata = try RecordsCLI.pairs(metadataSet, option: "--metadata-set").map { MetadataChange.set($0.0, $0.1) }
                     + metadataRemove.map(MetadataChange.remove)
                 if let link {
-                    let current = try catalog.image(imageID)
-                    if let existing = current.link {
-                        // Same link: no-op; different link: the catalog reports the conflict without a store round trip.
-                        update.link = existing.path == link ? existing : ArtifactLink(path: link, etag: "", type: link.hasPrefix("s3://") ? .s3 : .file)
-                    } else {
-                        update.link = try await ImagesCommand.validatedLink(link, context: context, store: try options.openStore(context))
+                    update.link = try await RecordLinks.forUpdate(link, current: try catalog.image(imageID).link) { url in
+                        try await ImagesCommand.validatedLink(url, context: context, store: try options.openStore(context))
                     }
                 }
                 let updated = try catalog.updateImage(imageID, update)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import Foundation
 import IMSCatalog
 import IMSEngine
@@ -128,21 +129,7 @@ extension JobsCommand {
         /// Starts `ims jobs run ID` in its own session, detached from this terminal, with the data and site
         /// directories resolved in this command's context and the context's environment.
         func spawnRunner(_ id: UUID, script: String?, jobsDirectory: String, context: CommandContext) throws(HostCommand.LaunchError) {
-            let executable = context.executablePath ?? CommandLine.arguments[0]
-            var arguments = [
-                "jobs", "run", id.uuidString.lowercased(), "--data-dir", engine.catalog.dataDirectory(context).path,
-                "--config-dir", engine.siteDirectory(context),
-            ]
-            if let store = engine.catalog.store { arguments += ["--store", store] }
-            for path in engine.pluginPaths { arguments += ["--plugin-path", context.absolutePath(path)] }
-            if let script { arguments += ["--script", script] }
-            // The runner records its events in the catalog; what it prints (a crash report, say) goes to a log
-            // beside the job's workspace, which `ims jobs run` removes when the job succeeds.
-            let logPath = jobsDirectory + "/" + id.uuidString.lowercased() + ".runner.log"
-            try? FileManager.default.createDirectory(atPath: jobsDirectory, withIntermediateDirectories: true)
-            _ = try DetachedProcess.start(
-                executable, arguments: arguments, environment: context.environment.map { "\($0.key)=\($0.value)" },
-                workingDirectory: context.currentDirectory, logPath: logPath)
+            _ = try engine.detachedRunner(context).start(jobID: id, script: script, jobsDirectory: jobsDirectory)
         }
     }
 
@@ -159,10 +146,19 @@ extension JobsCommand {
             let environment = try engine.environment(context)
             // Own the job so a crash of this runner is detected later.
             _ = try? environment.catalog.setRunner(jobID, pid: getpid())
-            let outcome = await JobRunner(environment: environment).run(jobID: jobID, options: JobRunOptions(customizeScript: script))
+            // SIGTERM (a job deleted through `ims serve`) cancels the job: its plugins are stopped and reaped, and the
+            // job ends as error before the runner exits. (Ignored before the job starts, so it cannot kill the runner
+            // without a trace; a SIGKILL follows if the runner does not end.)
+            signal(SIGTERM, SIG_IGN)
+            let termination = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+            let run = Task { await JobRunner(environment: environment).run(jobID: jobID, options: JobRunOptions(customizeScript: script)) }
+            termination.setEventHandler { run.cancel() }
+            termination.resume()
+            let outcome = await run.value
+            termination.cancel()
             if !outcome.succeeded { throw CLIExitCode.failure }
             // Started by 'create --detach': its output log is only needed to explain a failure.
-            try? FileManager.default.removeItem(atPath: environment.jobsDirectory + "/" + jobID.uuidString.lowercased() + ".runner.log")
+            try? FileManager.default.removeItem(atPath: DetachedJobRunner.logPath(jobID: jobID, jobsDirectory: environment.jobsDirectory))
         }
     }
 

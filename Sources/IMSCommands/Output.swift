@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IMSServer
 import IMSArchive
 import IMSCatalog
 import IMSEngine
@@ -137,6 +138,8 @@ enum CLIErrors {
             }
         case let error as EngineError:
             return (error.code.rawValue, error.description, CLIExitCode.failure)
+        case let error as ServerError:
+            return (error.code, error.description, ExitCode.validationFailure)
         default:
             return ("ims.error", String(describing: error), CLIExitCode.failure)
         }

@@ -207,11 +207,8 @@ extension RecipesCommand {
                     update.templateDictionary = try RecordsCLI.pairs(templateDictionary, option: "--template-dictionary").map { TemplateVariable(key: $0.0, value: $0.1) }
                 }
                 if let link {
-                    let current = try catalog.recipe(recipeID)
-                    if let existing = current.link, existing.path == link {
-                        update.link = existing  // idempotent: no store round trip
-                    } else {
-                        update.link = try await RecordsCLI.storedLink(link, store: try options.openStore(context))
+                    update.link = try await RecordLinks.forUpdate(link, current: try catalog.recipe(recipeID).link) { url in
+                        try await RecordsCLI.storedLink(url, store: try options.openStore(context))
                     }
                 }
                 let updated = try catalog.updateRecipe(recipeID, update)

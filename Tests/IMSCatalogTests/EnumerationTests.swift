@@ -63,6 +63,13 @@ struct EnumerationTests {
         #expect(try JobFilter.parseAge("3days") == 259_200)
         #expect(throws: CatalogError.self) { try JobFilter.parseAge("d1") }
         #expect(throws: CatalogError.self) { try JobFilter.parseAge("5y") }
+        // Compound ages add up (IMS's regex mis-reads them).
+        #expect(try JobFilter.parseAge("1d6h") == 108_000)
+        #expect(try JobFilter.parseAge("1w2d3h4m") == 604_800 + 172_800 + 10_800 + 240)
+        #expect(try JobFilter.parseAge("2days12hours") == 216_000)
+        for bad in ["", "h", "1d6", "1d-6h", "6hx", "1.5d", " "] {
+            #expect(throws: CatalogError.self, "\(bad)") { try JobFilter.parseAge(bad) }
+        }
     }
 
     @Test("authorized_keys lines are checked")

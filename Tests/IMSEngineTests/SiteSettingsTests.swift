@@ -39,4 +39,14 @@ struct SiteSettingsTests {
             #expect(error.description.contains("multipart_threshold_bytes"))
         }
     }
+
+    @Test("max_concurrent_jobs is read and must be at least 1")
+    func maxConcurrentJobs() throws {
+        let path = try write("max_concurrent_jobs: 2\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(try SiteSettings.load(file: path).maxConcurrentJobs == 2)
+        let zero = try write("max_concurrent_jobs: 0\n")
+        defer { try? FileManager.default.removeItem(atPath: zero) }
+        #expect(throws: EngineError.self) { try SiteSettings.load(file: zero) }
+    }
 }

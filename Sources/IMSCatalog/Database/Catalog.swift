@@ -123,11 +123,20 @@ public final class Catalog: Sendable {
         return name.isEmpty ? "localhost" : name
     }
 
-    /// Whether a process with this id exists on this machine (`kill(pid, 0)`; EPERM means it exists).
+    /// Whether a process with this id runs on this machine (`kill(pid, 0)`; EPERM means it exists). A zombie (a
+    /// runner that ended and whose parent, an init that does not reap, never waited for it) is not running.
     public static func processIsAlive(_ pid: Int32) -> Bool {
         guard pid > 0 else { return false }
-        if kill(pid, 0) == 0 { return true }
-        return errno == EPERM
+        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+        return !isZombie(pid)
+    }
+
+    /// Whether `/proc/PID/stat` shows the process as a zombie (state `Z`); false when it cannot be read.
+    static func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")")
+        else { return false }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
     }
 }
 

@@ -78,26 +78,37 @@ public struct JobFilter: Sendable, Hashable {
     /// Every job.
     public static let all = JobFilter()
 
-    /// Parses an IMS age such as `1w`, `2d`, `6h`, `30m` (IMS's regex `(\d+)\w*{w|d|h|m}`: digits, optional
-    /// letters, ending in w, d, h or m, so `2days` and `10min` work too). `s` for seconds is an ims addition.
+    /// Parses an IMS age such as `1w`, `2d`, `6h`, `30m`, or several such parts added up: `1d6h` is 30 hours.
+    ///
+    /// IMS's regex `(\d+)\w*{w|d|h|m}` takes digits, optional letters and a unit letter, so `2days` and `10min`
+    /// work, and so do they here; but IMS mis-reads compound ages (`1d6h`) and ignores an age it cannot parse,
+    /// deleting every job. Here each part is a number and a unit (`w`, `d`, `h`, `m`, `s`, or their words:
+    /// `days`, `min`, …), the parts are summed, and anything else is an error. `s` is an ims addition.
     ///
     /// - Returns: the age in seconds.
     /// - Throws: ``CatalogError/invalidField(field:reason:)``.
     public static func parseAge(_ text: String) throws(CatalogError) -> TimeInterval {
-        let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
-        let digits = trimmed.prefix(while: { $0.isASCII && $0.isNumber })
-        guard let count = Double(digits), !digits.isEmpty else {
-            throw CatalogError.invalidField(field: "age", reason: "'\(text)' is not an age like 1w, 2d, 6h or 30m")
-        }
-        let unitText = trimmed.dropFirst(digits.count)
-        let units: [(String, TimeInterval)] = [
-            ("w", 604_800), ("weeks", 604_800), ("week", 604_800), ("d", 86_400), ("days", 86_400), ("day", 86_400),
-            ("h", 3600), ("hours", 3600), ("hour", 3600), ("m", 60), ("min", 60), ("mins", 60), ("minutes", 60),
-            ("minute", 60), ("s", 1), ("sec", 1), ("seconds", 1), ("second", 1),
+        let units: [String: TimeInterval] = [
+            "w": 604_800, "weeks": 604_800, "week": 604_800, "d": 86_400, "days": 86_400, "day": 86_400,
+            "h": 3600, "hours": 3600, "hour": 3600, "m": 60, "min": 60, "mins": 60, "minutes": 60,
+            "minute": 60, "s": 1, "sec": 1, "seconds": 1, "second": 1,
         ]
-        guard let unit = units.first(where: { $0.0 == unitText }) else {
-            throw CatalogError.invalidField(field: "age", reason: "'\(text)' has no unit w, d, h or m")
+        var rest = Substring(text.trimmingCharacters(in: .whitespaces).lowercased())
+        guard !rest.isEmpty else { throw CatalogError.invalidField(field: "age", reason: "'\(text)' is not an age like 1w, 2d, 6h, 30m or 1d6h") }
+        var total: TimeInterval = 0
+        while !rest.isEmpty {
+            let digits = rest.prefix(while: { $0.isASCII && $0.isNumber })
+            guard let count = Double(digits), !digits.isEmpty else {
+                throw CatalogError.invalidField(field: "age", reason: "'\(text)' is not an age like 1w, 2d, 6h, 30m or 1d6h")
+            }
+            rest = rest.dropFirst(digits.count)
+            let unitText = rest.prefix(while: { $0.isASCII && $0.isLetter })
+            guard let unit = units[String(unitText)] else {
+                throw CatalogError.invalidField(field: "age", reason: "'\(text)' has no unit w, d, h or m after \(digits)")
+            }
+            rest = rest.dropFirst(unitText.count)
+            total += count * unit
         }
-        return count * unit.1
+        return total
     }
 }

@@ -39,6 +39,7 @@ public struct DNSSettings: Sendable, Hashable, Codable {
 ///     store: s3://boot-images                 # default: the local store, file://<data-dir>/store
 ///     s3: {endpoint_url: https://rgw.local, credentials_file: /etc/ims/s3.json, ca_bundle: /etc/ims/site-ca.pem}
 ///     strict_scripts: true                    # a missing command in config.sh/images.sh fails the build
+///     max_concurrent_jobs: 4                  # ims serve: jobs running at once; more wait in a FIFO queue
 public struct SiteSettings: Sendable, Hashable, Codable {
     public var caCert: String?
     public var dns: DNSSettings?
@@ -58,6 +59,9 @@ public struct SiteSettings: Sendable, Hashable, Codable {
     /// Fail a build whose config.sh, images.sh or post_bootstrap.sh calls a command that does not exist in the
     /// image (default: a warning in the job's result and events). `ims build --strict` sets it for one job.
     public var strictScripts: Bool?
+    /// How many jobs `ims serve` runs at once (default ``defaultMaxConcurrentJobs``); later jobs wait in
+    /// `creating`, first come first served.
+    public var maxConcurrentJobs: Int?
 
     enum CodingKeys: String, CodingKey {
         case dns, store, s3
@@ -71,11 +75,15 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         case repositoryPollSeconds = "repository_poll_seconds"
         case defaultDistroFamily = "default_distro_family"
         case strictScripts = "strict_scripts"
+        case maxConcurrentJobs = "max_concurrent_jobs"
     }
 
     public init() {}
 
     public static let defaultJobTimeoutSeconds: Double = 4 * 3600
+
+    /// Jobs `ims serve` runs at once when `max_concurrent_jobs` is not set.
+    public static let defaultMaxConcurrentJobs = 4
 
     /// Loads `path`; a missing file gives empty settings only when `optional` is true.
     public static func load(file path: String, optional: Bool = false) throws(EngineError) -> SiteSettings {
@@ -85,7 +93,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         }
         let text = String(decoding: data, as: UTF8.self)
         if let raw = try? Yams.load(yaml: text) as? [String: Any] {
-            let known = Set(["ca_cert", "dns", "repo_rewrites", "signing_keys", "job_timeout_seconds", "keep_failed_workspaces", "plugin_path", "store", "repository_timeout_seconds", "repository_poll_seconds", "default_distro_family", "s3", "strict_scripts"])
+            let known = Set(["ca_cert", "dns", "repo_rewrites", "signing_keys", "job_timeout_seconds", "keep_failed_workspaces", "plugin_path", "store", "repository_timeout_seconds", "repository_poll_seconds", "default_distro_family", "s3", "strict_scripts", "max_concurrent_jobs"])
             if let unknown = raw.keys.filter({ !known.contains($0) }).sorted().first {
                 throw EngineError(.settings, "\(path): unknown setting '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: known.sorted()))")
             }
@@ -120,6 +128,9 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         if let timeout = jobTimeoutSeconds, timeout <= 0 {
             throw EngineError(.settings, "\(source): job_timeout_seconds must be > 0")
         }
+        if let limit = maxConcurrentJobs, limit < 1 {
+            throw EngineError(.settings, "\(source): max_concurrent_jobs must be at least 1")
+        }
     }
 
     /// These settings with `other`'s non-nil values on top (command-line overrides).
@@ -138,6 +149,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         merged.defaultDistroFamily = other.defaultDistroFamily ?? defaultDistroFamily
         merged.s3 = other.s3 ?? s3
         merged.strictScripts = other.strictScripts ?? strictScripts
+        merged.maxConcurrentJobs = other.maxConcurrentJobs ?? maxConcurrentJobs
         return merged
     }
 

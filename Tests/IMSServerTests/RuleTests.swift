@@ -1,0 +1,179 @@
+import Foundation
+import Hummingbird
+import IMSCatalog
+import IMSProtocol
+import IMSServer
+import Testing
+
+/// The API's rules as pure functions, without a server: routing, Allow sets, body and query validation, problems.
+@Suite("server rules")
+struct RuleTests {
+    @Test("paths map to endpoints, at the root and under /apis/ims", arguments: [
+        ("/version", Endpoint.version),
+        ("/healthz/ready", .healthReady),
+        ("/healthz/live", .healthLive),
+        ("/v3/recipes", .collection(.recipes, .v3)),
+        ("/v2/images", .collection(.images, .v2)),
+        ("/images", .collection(.images, .v2)),
+        ("/public-keys/abc", .record(.publicKeys, .v2, id: "abc")),
+        ("/v3/jobs/1", .record(.jobs, .v3, id: "1")),
+        ("/v3/deleted/public-keys", .deletedCollection(.publicKeys)),
+        ("/v3/deleted/images/x", .deletedRecord(.images, id: "x")),
+        ("/v3/remote-build-nodes", .remoteBuildNodes),
+        ("/v3/remote-build-nodes/status", .remoteBuildNodeStatuses),
+        ("/v3/remote-build-nodes/x3000c0s1b0n0", .remoteBuildNode(xname: "x3000c0s1b0n0")),
+        ("/v3/remote-build-nodes/status/x1", .remoteBuildNodeStatus(xname: "x1")),
+        ("/apis/ims/v3/images", .collection(.images, .v3)),
+        ("/apis/ims/version", .version),
+        ("/apis/ims/recipes/r", .record(.recipes, .v2, id: "r")),
+    ] as [(String, Endpoint)])
+    func routes(path: String, endpoint: Endpoint) {
+        #expect(RouteTable.endpoint(path: path) == endpoint)
+    }
+
+    @Test("unknown paths are not routed", arguments: [
+        "/", "", "/v4/images", "/v3/images/a/b", "/v3/images/", "/v2/deleted/images", "/deleted/images", "/remote-build-nodes",
+        "/v2/remote-build-nodes", "/apis/imsx/v3/images", "/apis/ims", "/v3/deleted/jobs", "/v3/remote-build-nodes/status/x/y", "//v3/images",
+    ])
+    func unknownPaths(path: String) {
+        #expect(RouteTable.endpoint(path: path) == nil)
+    }
+
+    @Test("Allow lists exactly the documented methods")
+    func allowSets() {
+        #expect(RouteTable.allowedMethods(.collection(.recipes, .v3)) == [.get, .post, .delete])
+        #expect(RouteTable.allowedMethods(.record(.images, .v2, id: "x")) == [.get, .patch, .delete])
+        #expect(RouteTable.allowedMethods(.record(.publicKeys, .v3, id: "x")) == [.get, .delete])
+        #expect(RouteTable.allowedMethods(.record(.jobs, .v3, id: "x")) == [.get, .patch, .delete])
+        #expect(RouteTable.allowedMethods(.deletedCollection(.images)) == [.get, .patch, .delete])
+        #expect(RouteTable.allowedMethods(.deletedRecord(.publicKeys, id: "x")) == [.get, .patch, .delete])
+        #expect(RouteTable.allowedMethods(.remoteBuildNodes) == [.get, .post, .delete])
+        #expect(RouteTable.allowedMethods(.remoteBuildNode(xname: "x")) == [.get, .delete])
+        #expect(RouteTable.allowedMethods(.remoteBuildNodeStatuses) == [.get])
+        #expect(RouteTable.allowedMethods(.version) == [.get])
+    }
+
+    @Test("listen addresses parse, and loopback is told apart", arguments: [
+        ("127.0.0.1:9100", "127.0.0.1", 9100, true),
+        ("127.1.2.3:0", "127.1.2.3", 0, true),
+        ("localhost:80", "localhost", 80, true),
+        ("[::1]:9100", "::1", 9100, true),
+        ("0.0.0.0:9100", "0.0.0.0", 9100, false),
+        ("10.1.2.3:443", "10.1.2.3", 443, false),
+        ("[::]:9100", "::", 9100, false),
+        ("ims.example.com:9100", "ims.example.com", 9100, false),
+    ] as [(String, String, Int, Bool)])
+    func listenAddresses(text: String, host: String, port: Int, loopback: Bool) throws {
+        let address = try ListenAddress(parsing: text)
+        #expect(address.host == host && address.port == port && address.isLoopback == loopback)
+    }
+
+    @Test("malformed listen addresses are refused", arguments: ["9100", ":9100", "127.0.0.1", "127.0.0.1:x", "127.0.0.1:70000", "::1:9100", "[::1]9100", "[::1"])
+    func badListenAddresses(text: String) {
+        #expect(throws: ServerError.self) { try ListenAddress(parsing: text) }
+    }
+
+    @Test("without auth only loopback is served, unless --insecure-no-auth")
+    func loopbackOnly() throws {
+        try ServerConfiguration(listen: ListenAddress(host: "127.0.0.1", port: 1), version: "x").check()
+        #expect(throws: ServerError.unauthenticatedNetworkListen("0.0.0.0:1")) {
+            try ServerConfiguration(listen: ListenAddress(host: "0.0.0.0", port: 1), version: "x").check()
+        }
+        try ServerConfiguration(listen: ListenAddress(host: "0.0.0.0", port: 1), insecureNoAuth: true, version: "x").check()
+    }
+
+    @Test("bodies: 415 without JSON, 400 for empty or falsy, 422 for a non-object")
+    func bodies() throws {
+        #expect(throws: Problem.unsupportedMediaType(nil)) { try JSONBody.object(Array("{\"a\":1}".utf8), contentType: nil) }
+        #expect(throws: Problem.unsupportedMediaType("text/plain")) { try JSONBody.object(Array("{\"a\":1}".utf8), contentType: "text/plain") }
+        for falsy in ["", "  ", "{}", "[]", "null", "false", "0", "\"\""] {
+            #expect(throws: Problem.noInput, "\(falsy)") { try JSONBody.object(Array(falsy.utf8), contentType: "application/json") }
+        }
+        #expect((try? JSONBody.object(Array("{nope".utf8), contentType: "application/json")) == nil)
+        do {
+            _ = try JSONBody.object(Array("[1]".utf8), contentType: "application/json")
+            Issue.record("a list body was accepted")
+        } catch {
+            #expect(error.status == 422)
+        }
+        #expect(try JSONBody.object(Array("{\"a\": 1}".utf8), contentType: "application/json; charset=utf-8")["a"] == .number(1))
+        #expect(JSONBody.isJSON(contentType: "application/merge-patch+json"))
+    }
+
+    @Test("schemas refuse unknown fields, missing required ones and bad values, all at once")
+    func schemas() throws {
+        do {
+            try RequestBodies.recipeCreate.validate([
+                "name": "", "recipe_type": "kiwi-ng", "surprise": true, "arch": "sparc", "link": .object(["path": "s3://x/y"]),
+            ])
+            Issue.record("an invalid recipe was accepted")
+        } catch {
+            #expect(error.status == 422)
+            let errors = error.errors ?? [:]
+            #expect(errors["surprise"] == ["Unknown field."])
+            #expect(errors["linux_distribution"] == ["Missing data for required field."])
+            #expect(errors["name"] == ["Shorter than minimum length 1."])
+            #expect(errors["arch"]?.first?.hasPrefix("Must be one of:") == true)
+            #expect(errors["link"] == ["type: Missing data for required field."])
+        }
+        try RequestBodies.recipeCreate.validate(["name": "n", "recipe_type": "kiwi-ng", "linux_distribution": "sles15", "link": .null])
+        try RequestBodies.jobCreate.validate([
+            "job_type": "create", "artifact_id": .string(UUID().uuidString), "public_key_id": .string(UUID().uuidString),
+            "image_root_archive_name": "x", "build_env_size": 10,
+        ])
+        #expect(throws: Problem.self) { try RequestBodies.jobCreate.validate(["job_type": "create", "artifact_id": "nope"]) }
+        #expect(throws: Problem.self) { try RequestBodies.jobCreate.validate(["build_env_size": 1.5]) }
+        #expect(throws: Problem.self) { try RequestBodies.undelete.validate(["operation": "restore"]) }
+        #expect(throws: Problem.self) { try RequestBodies.imagePatch.validate(["metadata": .object(["operation": "set", "key": "k"])]) }
+        try RequestBodies.imagePatch.validate(["metadata": .object(["operation": "remove", "key": "k"])])
+        #expect(throws: Problem.self) { try RequestBodies.imageCreate.validate(["name": "n", "metadata": .object(["k": 1])]) }
+    }
+
+    @Test("image metadata on POST: {key, value} becomes {key: value}; a plain map is kept")
+    func metadata() {
+        #expect(RequestBodies.metadata(.object(["key": "tag", "value": "prod"])) == ["tag": "prod"])
+        #expect(RequestBodies.metadata(.object(["tag": "prod", "site": "a"])) == ["tag": "prod", "site": "a"])
+        #expect(RequestBodies.metadata(.object(["key": "only"])) == ["key": "only"])
+        #expect(RequestBodies.metadata(nil) == [:])
+    }
+
+    @Test("job defaults are IMS's")
+    func jobDefaults() throws {
+        let request = try RequestBodies.jobRequest([
+            "job_type": "create", "artifact_id": .string(UUID().uuidString), "public_key_id": .string(UUID().uuidString),
+            "image_root_archive_name": "x",
+        ])
+        #expect(request.buildEnvSize == 60 && request.jobMemSize == 8)
+        #expect(request.initrdFileName == "initrd" && request.kernelParametersFileName == "kernel-parameters")
+        #expect(request.kernelFileName == nil && request.requireDKMS == nil && request.sshContainers == nil)
+    }
+
+    @Test("DELETE /jobs filters: status repeats, bad values are 400, ages add up")
+    func jobDeletionQuery() throws {
+        let filter = try QueryParameters.jobDeletionFilter([("status", "error"), ("status", "success"), ("job_type", "create"), ("age", "1d6h")])
+        #expect(filter.statuses == [.error, .success])
+        #expect(filter.jobType == .create)
+        #expect(filter.olderThan == 108_000, "1d6h is 30 hours")
+        for bad in [("status", "done"), ("job_type", "build"), ("age", "soon"), ("age", "1d6"), ("age", "")] {
+            #expect(throws: Problem.self, "\(bad)") { try QueryParameters.jobDeletionFilter([bad]) }
+        }
+        #expect(try QueryParameters.jobDeletionFilter([]) == JobFilter())
+        #expect(try QueryParameters.cascade([]) == true)
+        #expect(try QueryParameters.cascade([("cascade", "False")]) == false)
+        #expect(throws: Problem.self) { try QueryParameters.cascade([("cascade", "maybe")]) }
+    }
+
+    @Test("problems carry IMS's titles and map the catalog's and store's errors")
+    func problems() throws {
+        #expect(Problem(status: 422, detail: "x").title == "Unprocessable Entity")
+        #expect(Problem(status: 413, detail: "x").title == "Request Entity Too Large")
+        #expect(Problem(status: 405, detail: "x").title == "Method Not Allowed")
+        #expect(Problem(CatalogError.notFound(kind: .image, id: "x")).status == 404)
+        #expect(Problem(CatalogError.linkConflict(kind: .image, id: "x", current: "a", requested: "b")).status == 409)
+        #expect(Problem(CatalogError.invalidJob(reason: "r")).status == 400)
+        #expect(Problem(CatalogError.invalidField(field: "name", reason: "r")).errors?["name"] != nil)
+        let body = try JSONSerialization.jsonObject(with: Data(Problem.invalid(field: "f", "m").body)) as? [String: Any]
+        #expect(body?["status"] as? Int == 422 && body?["title"] as? String == "Unprocessable Entity")
+        #expect((body?["errors"] as? [String: [String]])?["f"] == ["m"])
+    }
+}
