@@ -50,6 +50,9 @@ struct EnumerationTests {
         #expect(IMSTimestamp.string(microseconds: 0) == "1970-01-01T00:00:00.000000+00:00")
         #expect(IMSTimestamp.string(microseconds: 951_782_400_000_001) == "2000-02-29T00:00:00.000001+00:00")
         #expect(IMSTimestamp.parse("yesterday") == nil)
+        // Dates beyond what Int64 microseconds hold clamp instead of trapping.
+        #expect(IMSTimestamp.microseconds(Date(timeIntervalSince1970: -1e300)) == Int64.min)
+        #expect(IMSTimestamp.microseconds(Date(timeIntervalSince1970: 1e300)) == Int64.max)
         let now = IMSTimestamp.now()
         #expect(IMSTimestamp.parse(IMSTimestamp.string(now)) == now)
     }
@@ -67,6 +70,11 @@ struct EnumerationTests {
         #expect(try JobFilter.parseAge("1d6h") == 108_000)
         #expect(try JobFilter.parseAge("1w2d3h4m") == 604_800 + 172_800 + 10_800 + 240)
         #expect(try JobFilter.parseAge("2days12hours") == 216_000)
+        // An age longer than any job can be old is refused, not turned into a timestamp that overflows.
+        #expect(try JobFilter.parseAge("5200w") == 5200 * 604_800)
+        for huge in ["99999999999w", "5300w", "99999999999999999999999d", "36600d"] {
+            #expect(throws: CatalogError.self, "\(huge)") { try JobFilter.parseAge(huge) }
+        }
         for bad in ["", "h", "1d6", "1d-6h", "6hx", "1.5d", " "] {
             #expect(throws: CatalogError.self, "\(bad)") { try JobFilter.parseAge(bad) }
         }

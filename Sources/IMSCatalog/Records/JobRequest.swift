@@ -108,7 +108,14 @@ public struct JobFilter: Sendable, Hashable {
             }
             rest = rest.dropFirst(unitText.count)
             total += count * unit
+            guard total <= Self.longestAge else {
+                throw CatalogError.invalidField(field: "age", reason: "'\(text)' is longer than any job can be old (at most 100 years)")
+            }
         }
         return total
     }
+
+    /// The longest age a filter may name: 100 years. Anything longer would match every job (and cannot be
+    /// subtracted from now as a timestamp).
+    public static let longestAge: TimeInterval = 100 * 365.25 * 86_400
 }

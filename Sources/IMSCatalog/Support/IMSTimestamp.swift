@@ -10,9 +10,12 @@ public enum IMSTimestamp {
         date(microseconds: microseconds(Date()))
     }
 
-    /// Whole microseconds since 1970-01-01T00:00:00Z (rounded to the nearest microsecond).
+    /// Whole microseconds since 1970-01-01T00:00:00Z (rounded to the nearest microsecond), clamped to what an
+    /// `Int64` holds (about ±292,000 years), so no date, however far off, can trap.
     public static func microseconds(_ date: Date) -> Int64 {
-        Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        let value = (date.timeIntervalSince1970 * 1_000_000).rounded()
+        if value.isNaN { return 0 }
+        return Int64(exactly: value) ?? (value < 0 ? Int64.min : Int64.max)
     }
 
     /// The date `microseconds` after the Unix epoch.
