@@ -23,6 +23,9 @@ struct RuleTests {
         ("/v3/remote-build-nodes/status", .remoteBuildNodeStatuses),
         ("/v3/remote-build-nodes/x3000c0s1b0n0", .remoteBuildNode(xname: "x3000c0s1b0n0")),
         ("/v3/remote-build-nodes/status/x1", .remoteBuildNodeStatus(xname: "x1")),
+        // Unversioned, as IMS's spec lists them (its server has them only under /v3).
+        ("/remote-build-nodes", .remoteBuildNodes),
+        ("/remote-build-nodes/x3000c0s1b0n0", .remoteBuildNode(xname: "x3000c0s1b0n0")),
         ("/apis/ims/v3/images", .collection(.images, .v3)),
         ("/apis/ims/version", .version),
         ("/apis/ims/recipes/r", .record(.recipes, .v2, id: "r")),
@@ -32,7 +35,7 @@ struct RuleTests {
     }
 
     @Test("unknown paths are not routed", arguments: [
-        "/", "", "/v4/images", "/v3/images/a/b", "/v3/images/", "/v2/deleted/images", "/deleted/images", "/remote-build-nodes",
+        "/", "", "/v4/images", "/v3/images/a/b", "/v3/images/", "/v2/deleted/images", "/deleted/images",
         "/v2/remote-build-nodes", "/apis/imsx/v3/images", "/apis/ims", "/v3/deleted/jobs", "/v3/remote-build-nodes/status/x/y", "//v3/images",
     ])
     func unknownPaths(path: String) {

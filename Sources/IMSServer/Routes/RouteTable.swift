@@ -60,8 +60,10 @@ public enum RouteTable {
         }
         var rest = segments[...]
         var version = APIVersion.v2
+        var unversioned = true
         if let first = rest.first, let explicit = APIVersion(rawValue: first) {
             version = explicit
+            unversioned = false
             rest = rest.dropFirst()
         }
         let parts = Array(rest)
@@ -73,7 +75,9 @@ public enum RouteTable {
             default: return nil
             }
         }
-        if version == .v3, parts.first == "remote-build-nodes" {
+        // Remote build nodes are v3's, and also unversioned as IMS's spec lists them (IMS's server registers them only
+        // under /v3; serving both costs nothing and keeps a client written from the spec working).
+        if version == .v3 || unversioned, parts.first == "remote-build-nodes" {
             switch parts.count {
             case 1: return .remoteBuildNodes
             case 2 where parts[1] == "status": return .remoteBuildNodeStatuses
