@@ -93,6 +93,9 @@ public struct JobFilter: Sendable, Hashable {
             "h": 3600, "hours": 3600, "hour": 3600, "m": 60, "min": 60, "mins": 60, "minutes": 60,
             "minute": 60, "s": 1, "sec": 1, "seconds": 1, "second": 1,
         ]
+        guard text.count <= Self.longestAgeText else {
+            throw CatalogError.invalidField(field: "age", reason: "'\(text.prefix(20))…' is longer than an age can be written (\(Self.longestAgeText) characters)")
+        }
         var rest = Substring(text.trimmingCharacters(in: .whitespaces).lowercased())
         guard !rest.isEmpty else { throw CatalogError.invalidField(field: "age", reason: "'\(text)' is not an age like 1w, 2d, 6h, 30m or 1d6h") }
         var total: TimeInterval = 0
@@ -118,4 +121,7 @@ public struct JobFilter: Sendable, Hashable {
     /// The longest age a filter may name: 100 years. Anything longer would match every job (and cannot be
     /// subtracted from now as a timestamp).
     public static let longestAge: TimeInterval = 100 * 365.25 * 86_400
+
+    /// The longest text an age may be (docs/openapi.yaml's `maxLength`).
+    public static let longestAgeText = 64
 }
