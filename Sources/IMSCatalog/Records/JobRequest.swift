@@ -110,16 +110,13 @@ public struct JobFilter: Sendable, Hashable {
                 throw CatalogError.invalidField(field: "age", reason: "'\(text)' has no unit w, d, h or m after \(digits)")
             }
             rest = rest.dropFirst(unitText.count)
-            total += count * unit
-            guard total <= Self.longestAge else {
-                throw CatalogError.invalidField(field: "age", reason: "'\(text)' is longer than any job can be old (at most 100 years)")
-            }
+            total = min(total + count * unit, Self.longestAge)
         }
         return total
     }
 
-    /// The longest age a filter may name: 100 years. Anything longer would match every job (and cannot be
-    /// subtracted from now as a timestamp).
+    /// Ages are capped at 100 years: a longer one selects the same jobs (none older than that exist), and an
+    /// uncapped one cannot be subtracted from now as a timestamp (`99999999999w` crashed ims serve).
     public static let longestAge: TimeInterval = 100 * 365.25 * 86_400
 
     /// The longest text an age may be (docs/openapi.yaml's `maxLength`).
