@@ -215,12 +215,9 @@ class Description:
                 archive = {"name": archive}
             if not isinstance(archive, dict) or not isinstance(archive.get("name"), str):
                 raise fail("invalid_description", "user", f"/archives/{i} needs a name", path=f"/archives/{i}")
-            section = archive.get("section") or "image"
-            if section not in ("bootstrap", "image"):
-                if section != self.image_type:
-                    self.type_sections_ignored.append(f"archive {archive['name']} ({section})")
-                    continue
-                section = "image"
+            section = self._install_section(archive.get("section"), f"archive {archive['name']}")
+            if section is None:
+                continue
             target = archive.get("target_dir") or "/"
             if not isinstance(target, str) or ".." in target.split("/"):
                 raise fail("invalid_description", "user", f"/archives/{i}: target_dir must be a path without '..'",
@@ -237,12 +234,9 @@ class Description:
         for i, entry in enumerate(data.get("files") or []):
             if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
                 raise fail("invalid_description", "user", f"/files/{i} needs a name", path=f"/files/{i}")
-            section = entry.get("section") or "image"
-            if section not in ("bootstrap", "image"):
-                if section != self.image_type:
-                    self.type_sections_ignored.append(f"file {entry['name']} ({section})")
-                    continue
-                section = "image"
+            section = self._install_section(entry.get("section"), f"file {entry['name']}")
+            if section is None:
+                continue
             target = entry.get("target") or ("/" + entry["name"].lstrip("/"))
             if not isinstance(target, str) or ".." in target.split("/"):
                 raise fail("invalid_description", "user", f"/files/{i}: target must be a path without '..'",
@@ -259,6 +253,17 @@ class Description:
         self.images_sh = data.get("images_sh") if isinstance(data.get("images_sh"), str) else None
         self.overlay = data.get("overlay") if isinstance(data.get("overlay"), str) else None
 
+
+    def _install_section(self, section: Any, what: str) -> Optional[str]:
+        """Where an archive or <file> of package section ``section`` is installed: bootstrap or image; the section of
+        the image type being built goes with the image; another type's section is skipped (recorded) -> None."""
+        section = section or "image"
+        if section in ("bootstrap", "image"):
+            return section
+        if section != self.image_type:
+            self.type_sections_ignored.append(f"{what} ({section})")
+            return None
+        return "image"
 
 # ============================================================================================
 # Error classification
