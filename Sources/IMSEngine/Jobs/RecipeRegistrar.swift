@@ -43,11 +43,8 @@ public struct RecipeRegistrar: Sendable {
         }
         // Refuse things that are not recipes before storing anything.
         let located = try KiwiLoader.locateDescription(in: recipeDirectory)
-        try Self.refuseUnreadableDescription(in: recipeDirectory, shownAs: isDirectory.boolValue ? nil : path)
-        var distribution = linuxDistribution
-        if distribution == nil {
-            distribution = Self.guessDistribution(recipeDirectory)
-        }
+        let description = try Self.readableDescription(in: recipeDirectory, shownAs: isDirectory.boolValue ? nil : path)
+        let distribution = linuxDistribution ?? Self.guessDistribution(description)
         guard let distribution else {
             throw EngineError(.recipe, "cannot tell the distribution of \(located.relativePath); pass --linux-distribution (one of \(LinuxDistribution.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
@@ -65,13 +62,13 @@ public struct RecipeRegistrar: Sendable {
         }
     }
 
-    /// Refuses a description that cannot be read at all (XML that is not well formed, a missing include, a root
+    /// The description, loaded once; one that cannot be read at all is refused (XML that is not well formed, a missing include, a root
     /// that is not `<image>`), with the reader's own diagnostics (file and line) before anything else is said
     /// about the recipe: a distribution cannot be inferred from such a file, and no job could build it.
     /// `shownAs` names an archive: its members are shown as `ARCHIVE:member`.
-    static func refuseUnreadableDescription(in directory: String, shownAs archive: String?) throws {
+    static func readableDescription(in directory: String, shownAs archive: String?) throws -> KiwiDescription {
         do {
-            _ = try KiwiLoader.load(directory: directory)
+            return try KiwiLoader.load(directory: directory)
         } catch let error as KiwiError {
             var diagnostics = error.diagnostics.filter { $0.severity == .error }
             if let archive {
@@ -89,8 +86,7 @@ public struct RecipeRegistrar: Sendable {
     }
 
     /// A distribution for a recipe without one: from the package manager (zypper → sles15, dnf → rhel9).
-    static func guessDistribution(_ directory: String) -> LinuxDistribution? {
-        guard let description = try? KiwiLoader.load(directory: directory) else { return nil }
+    static func guessDistribution(_ description: KiwiDescription) -> LinuxDistribution? {
         switch KiwiDistroInference.infer(description).family {
         case .suse: return .sles15
         case .rhel: return .rhel9
