@@ -49,4 +49,33 @@ struct SiteSettingsTests {
         defer { try? FileManager.default.removeItem(atPath: zero) }
         #expect(throws: EngineError.self) { try SiteSettings.load(file: zero) }
     }
+
+    @Test("the server section: auth and tls decode, an audience may be one string, and mistakes are refused by name")
+    func serverSettings() throws {
+        let jwks = try write("{\"keys\": []}")
+        defer { try? FileManager.default.removeItem(atPath: jwks) }
+        let good = try write("server:\n  auth: {jwks: \(jwks), issuer: https://idp/realms/shasta, audience: shasta, leeway_seconds: 5}\n  tls: {certificate: \(jwks), key: \(jwks)}\n")
+        defer { try? FileManager.default.removeItem(atPath: good) }
+        let settings = try SiteSettings.load(file: good)
+        #expect(settings.server?.auth == ServerSettings.Auth(jwks: jwks, issuer: "https://idp/realms/shasta", audience: ["shasta"], leewaySeconds: 5))
+        #expect(settings.server?.tls == ServerSettings.TLS(certificate: jwks, key: jwks))
+        let url = try write("server:\n  auth: {jwks: 'https://idp/certs', issuer: x, audience: [a, b]}\n")
+        defer { try? FileManager.default.removeItem(atPath: url) }
+        #expect(try SiteSettings.load(file: url).server?.auth?.jwksIsURL == true)
+        for (text, message) in [
+            ("server:\n  auth: {jwks: \(jwks), issuer: x, audiance: [a]}\n", "unknown setting 'server.auth.audiance'"),
+            ("server:\n  tsl: {}\n", "unknown setting 'server.tsl'"),
+            ("server:\n  auth: {jwks: /nonexistent/jwks.json, issuer: x}\n", "server.auth.jwks /nonexistent/jwks.json cannot be read"),
+            ("server:\n  auth: {jwks: 'ftp://idp/certs', issuer: x}\n", "must be a file path or an http(s):// URL"),
+            ("server:\n  auth: {jwks: \(jwks), issuer: ''}\n", "server.auth.issuer must not be empty"),
+            ("server:\n  auth: {jwks: \(jwks), issuer: x, audience: []}\n", "server.auth.audience must list"),
+            ("server:\n  auth: {jwks: \(jwks)}\n", "missing 'issuer'"),
+            ("server:\n  tls: {certificate: /nonexistent.crt, key: \(jwks)}\n", "server.tls.certificate /nonexistent.crt cannot be read"),
+        ] {
+            let path = try write(text)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            #expect(throws: EngineError.self, "\(text)") { try SiteSettings.load(file: path) }
+            do { _ = try SiteSettings.load(file: path) } catch { #expect(error.description.contains(message), "\(error.description)") }
+        }
+    }
 }

@@ -40,6 +40,7 @@ public struct DNSSettings: Sendable, Hashable, Codable {
 ///     s3: {endpoint_url: https://rgw.local, credentials_file: /etc/ims/s3.json, ca_bundle: /etc/ims/site-ca.pem}
 ///     strict_scripts: true                    # a missing command in config.sh/images.sh fails the build
 ///     max_concurrent_jobs: 4                  # ims serve: jobs running at once; more wait in a FIFO queue
+///     server: {auth: {...}, tls: {...}}       # ims serve: bearer tokens and TLS (see ``ServerSettings``)
 public struct SiteSettings: Sendable, Hashable, Codable {
     public var caCert: String?
     public var dns: DNSSettings?
@@ -62,9 +63,11 @@ public struct SiteSettings: Sendable, Hashable, Codable {
     /// How many jobs `ims serve` runs at once (default ``defaultMaxConcurrentJobs``); later jobs wait in
     /// `creating`, first come first served.
     public var maxConcurrentJobs: Int?
+    /// `ims serve`'s authentication and TLS.
+    public var server: ServerSettings?
 
     enum CodingKeys: String, CodingKey {
-        case dns, store, s3
+        case dns, store, s3, server
         case caCert = "ca_cert"
         case repoRewrites = "repo_rewrites"
         case signingKeys = "signing_keys"
@@ -93,12 +96,24 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         }
         let text = String(decoding: data, as: UTF8.self)
         if let raw = try? Yams.load(yaml: text) as? [String: Any] {
-            let known = Set(["ca_cert", "dns", "repo_rewrites", "signing_keys", "job_timeout_seconds", "keep_failed_workspaces", "plugin_path", "store", "repository_timeout_seconds", "repository_poll_seconds", "default_distro_family", "s3", "strict_scripts", "max_concurrent_jobs"])
+            let known = Set(["ca_cert", "dns", "repo_rewrites", "signing_keys", "job_timeout_seconds", "keep_failed_workspaces", "plugin_path", "store", "repository_timeout_seconds", "repository_poll_seconds", "default_distro_family", "s3", "strict_scripts", "max_concurrent_jobs", "server"])
             if let unknown = raw.keys.filter({ !known.contains($0) }).sorted().first {
                 throw EngineError(.settings, "\(path): unknown setting '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: known.sorted()))")
             }
             if let s3 = raw["s3"] as? [String: Any], let unknown = s3.keys.filter({ !S3Settings.settingNames.contains($0) }).sorted().first {
                 throw EngineError(.settings, "\(path): unknown setting 's3.\(unknown)' (known: \(S3Settings.settingNames.joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: S3Settings.settingNames))")
+            }
+            if let server = raw["server"] as? [String: Any] {
+                let sections: [(String, [String: Any]?, [String])] = [
+                    ("server", server, ServerSettings.settingNames),
+                    ("server.auth", server["auth"] as? [String: Any], ServerSettings.authSettingNames),
+                    ("server.tls", server["tls"] as? [String: Any], ServerSettings.tlsSettingNames),
+                ]
+                for (prefix, section, names) in sections {
+                    if let section, let unknown = section.keys.filter({ !names.contains($0) }).sorted().first {
+                        throw EngineError(.settings, "\(path): unknown setting '\(prefix).\(unknown)' (known: \(names.joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: names))")
+                    }
+                }
             }
         }
         var settings: SiteSettings
@@ -131,6 +146,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         if let limit = maxConcurrentJobs, limit < 1 {
             throw EngineError(.settings, "\(source): max_concurrent_jobs must be at least 1")
         }
+        try server?.check(source: source)
     }
 
     /// These settings with `other`'s non-nil values on top (command-line overrides).
@@ -150,6 +166,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         merged.s3 = other.s3 ?? s3
         merged.strictScripts = other.strictScripts ?? strictScripts
         merged.maxConcurrentJobs = other.maxConcurrentJobs ?? maxConcurrentJobs
+        merged.server = other.server ?? server
         return merged
     }
 
