@@ -139,7 +139,11 @@ enum CLIErrors {
         case let error as EngineError:
             return (error.code.rawValue, error.description, CLIExitCode.failure)
         case let error as ServerError:
-            return (error.code, error.description, ExitCode.validationFailure)
+            switch error {
+            case .invalidListenAddress, .unauthenticatedNetworkListen: return (error.code, error.description, ExitCode.validationFailure)
+            case .jwks: return (error.code, error.description, CLIExitCode.unavailable)
+            case .tls: return (error.code, error.description, CLIExitCode.dataError)
+            }
         default:
             return ("ims.error", String(describing: error), CLIExitCode.failure)
         }

@@ -15,12 +15,19 @@ struct ServeCommand: IMSCommand {
             command line. Jobs created through the API run as their own 'ims jobs run' processes, at most \
             max_concurrent_jobs (ims.yaml) at once; they keep running when the server stops.
 
-            Without authentication the server listens on loopback only: a non-loopback --listen is refused unless \
-            --insecure-no-auth is given. SIGTERM or SIGINT stop it gracefully. Access logs go to stderr.
+            Authentication and TLS come from the site settings (ims.yaml, see docs/api.md):
+                server:
+                  auth: {jwks: https://keycloak/realms/shasta/protocol/openid-connect/certs, \
+            issuer: https://keycloak/realms/shasta, audience: [shasta]}
+                  tls: {certificate: /etc/ims/tls/server.crt, key: /etc/ims/tls/server.key}
+            With server.auth, every request but /healthz/* and /openapi.yaml needs 'Authorization: Bearer <JWT>' \
+            (RS256/ES256), checked for signature, expiry, issuer and audience; anything else is a 401. Without \
+            it the server listens on loopback only: a non-loopback --listen is refused unless --insecure-no-auth \
+            is given. SIGTERM or SIGINT stop it gracefully. Access logs go to stderr.
 
             Examples:
                 ims serve
-                ims serve --listen 127.0.0.1:9100 --data-dir /var/lib/ims --config-dir /etc/ims
+                ims serve --listen 0.0.0.0:9100 --data-dir /var/lib/ims --config-dir /etc/ims
                 cray config set core hostname=http://127.0.0.1:9100 && cray init --no-auth
             """)
 
@@ -41,19 +48,21 @@ struct ServeCommand: IMSCommand {
     }
 
     func run(_ context: CommandContext) async throws {
-        let configuration = ServerConfiguration(
-            listen: try ListenAddress(parsing: listen), insecureNoAuth: insecureNoAuth, maxBodySize: maxBodySize,
-            version: IMSRootCommand.configuration.version)
-        try configuration.check()
+        let address = try ListenAddress(parsing: listen)
         let environment = try engine.environment(context)
+        let settings = environment.settings
+        let configuration = ServerConfiguration(
+            listen: address, insecureNoAuth: insecureNoAuth, auth: settings.server?.auth, tls: settings.server?.tls,
+            caCertificate: settings.caCert, maxBodySize: maxBodySize, version: IMSRootCommand.configuration.version)
+        try configuration.check()
         var logger = Logger(label: "ims.serve")
         if context.environment["IMS_LOG_LEVEL"] == nil { logger.logLevel = .info }
         let server = IMSServer(configuration: configuration, environment: environment, runner: engine.detachedRunner(context), logger: logger)
         let stdout = context.stdout
-        try await server.run { host, port in
+        try await server.run { scheme, host, port in
             // One line automation can wait for (tests start the server on port 0 and read the port here).
             let shown = host.contains(":") ? "[\(host)]" : host
-            stdout.write(Data("ims serve: listening on http://\(shown):\(port)\n".utf8))
+            stdout.write(Data("ims serve: listening on \(scheme)://\(shown):\(port)\n".utf8))
         }
     }
 }

@@ -1,8 +1,11 @@
 import Foundation
+import IMSEngine
 import Hummingbird
 import IMSCatalog
 import IMSProtocol
-import IMSServer
+@testable import IMSServer
+import JWTKit
+import Logging
 import Testing
 
 /// The API's rules as pure functions, without a server: routing, Allow sets, body and query validation, problems.
@@ -76,13 +79,56 @@ struct RuleTests {
         #expect(throws: ServerError.self) { try ListenAddress(parsing: text) }
     }
 
-    @Test("without auth only loopback is served, unless --insecure-no-auth")
+    @Test("without auth only loopback is served, unless --insecure-no-auth; with server.auth any address is")
     func loopbackOnly() throws {
         try ServerConfiguration(listen: ListenAddress(host: "127.0.0.1", port: 1), version: "x").check()
         #expect(throws: ServerError.unauthenticatedNetworkListen("0.0.0.0:1")) {
             try ServerConfiguration(listen: ListenAddress(host: "0.0.0.0", port: 1), version: "x").check()
         }
         try ServerConfiguration(listen: ListenAddress(host: "0.0.0.0", port: 1), insecureNoAuth: true, version: "x").check()
+        let auth = ServerSettings.Auth(jwks: "/etc/ims/jwks.json", issuer: "https://keycloak/realms/shasta")
+        try ServerConfiguration(listen: ListenAddress(host: "10.1.0.5", port: 9100), auth: auth, version: "x").check()
+    }
+
+    @Test("the token checks after the signature: exp (required, with leeway), nbf, iss, aud", arguments: [
+        // (exp offset, nbf offset, issuer, audience, expected refusal or nil)
+        (3600.0, nil, "https://idp/realms/shasta", ["shasta"], nil),
+        (-10.0, nil, "https://idp/realms/shasta", ["shasta"], nil),
+        (-31.0, nil, "https://idp/realms/shasta", ["shasta"], TokenRejection.expired),
+        (3600.0, 10.0, "https://idp/realms/shasta", ["shasta"], nil),
+        (3600.0, 60.0, "https://idp/realms/shasta", ["shasta"], TokenRejection.notYetValid),
+        (3600.0, nil, "https://idp/realms/other", ["shasta"], TokenRejection.wrongIssuer("https://idp/realms/other")),
+        (3600.0, nil, "https://idp/realms/shasta", ["account"], TokenRejection.wrongAudience(["account"])),
+        (3600.0, nil, "https://idp/realms/shasta", ["account", "cray"], nil),
+        (3600.0, nil, "https://idp/realms/shasta", [], TokenRejection.wrongAudience([])),
+    ] as [(Double, Double?, String, [String], TokenRejection?)])
+    func tokenClaims(exp: Double, nbf: Double?, issuer: String, audience: [String], expected: TokenRejection?) async throws {
+        let verifier = TokenVerifier(
+            settings: .init(jwks: "/unused", issuer: "https://idp/realms/shasta", audience: ["shasta", "cray"]), logger: Logger(label: "test"))
+        let now = Date()
+        let claims = AccessTokenClaims(
+            exp: ExpirationClaim(value: now.addingTimeInterval(exp)), nbf: nbf.map { NotBeforeClaim(value: now.addingTimeInterval($0)) },
+            iss: IssuerClaim(value: issuer), aud: audience.isEmpty ? nil : AudienceClaim(value: audience))
+        var refusal: TokenRejection?
+        do { try await verifier.check(claims, now: now) } catch { refusal = error }
+        #expect(refusal == expected)
+    }
+
+    @Test("a token's header is read before verification: three parts, base64url JSON with alg", arguments: [
+        ("a.b", "expected three dot-separated parts, found 2"),
+        ("!!!.b.c", "the header is not base64url"),
+        ("e30.b.c", "the header is not a JSON object with 'alg'"),
+    ])
+    func tokenHeader(token: String, reason: String) {
+        #expect(throws: TokenRejection.malformed(reason)) { try TokenVerifier.header(of: token) }
+    }
+
+    @Test("a 401 carries RFC 6750's challenge: no error without credentials, invalid_token otherwise")
+    func unauthorizedProblem() {
+        let missing = Problem.unauthorized(.missing).response
+        #expect(missing.status.code == 401 && missing.headers[.wwwAuthenticate] == #"Bearer realm="ims""#)
+        let expired = Problem.unauthorized(.expired).response
+        #expect(expired.headers[.wwwAuthenticate] == #"Bearer realm="ims", error="invalid_token", error_description="the token has expired""#)
     }
 
     @Test("bodies: 415 without JSON, 400 for empty or falsy, 422 for a non-object")

@@ -23,7 +23,13 @@ final class TestServer: @unchecked Sendable {
     let site: String
     let process = Process()
     private(set) var port = 0
-    var baseURL: String { "http://127.0.0.1:\(port)" }
+    /// `https` when the site settings configure TLS (read from the server's "listening on" line).
+    private(set) var scheme = "http"
+    var baseURL: String { "\(scheme)://127.0.0.1:\(port)" }
+    /// Sent as `Authorization` with every request that does not set its own (servers with `server.auth`).
+    var authorization: String?
+    /// The client requests go through (a TLS test's client trusts its own certificate).
+    var client: HTTPClient = .shared
     var stdoutPath: String { root + "/serve.out" }
     var stderrPath: String { root + "/serve.err" }
 
@@ -61,8 +67,9 @@ final class TestServer: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             let output = (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? ""
-            if let range = output.range(of: "listening on http://"), let line = output[range.upperBound...].split(separator: "\n").first,
-               let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...]) {
+            if let range = output.range(of: "listening on "), let line = output[range.upperBound...].split(separator: "\n").first,
+               let separator = line.range(of: "://"), let colon = line.lastIndex(of: ":"), let port = Int(line[line.index(after: colon)...]) {
+                self.scheme = String(line[..<separator.lowerBound])
                 self.port = port
                 return
             }
@@ -124,6 +131,9 @@ final class TestServer: @unchecked Sendable {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let authorization, !headers.contains(where: { $0.0.lowercased() == "authorization" }) {
+            request.headers.add(name: "Authorization", value: authorization)
+        }
         var payload: String?
         if let json { payload = String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.fragmentsAllowed]), as: UTF8.self) }
         if let body { payload = body }
@@ -133,7 +143,7 @@ final class TestServer: @unchecked Sendable {
         } else if let contentType {
             request.headers.add(name: "Content-Type", value: contentType)
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let response = try await client.execute(request, timeout: .seconds(60))
         let bytes = try await response.body.collect(upTo: 64 << 20)
         return Reply(status: Int(response.status.code), headers: response.headers, body: String(buffer: bytes))
     }

@@ -17,12 +17,17 @@ public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
     public var errors: [String: [String]]?
     /// The methods a path allows (a 405's `Allow` header).
     public var allow: [HTTPRequest.Method]?
+    /// A 401's `WWW-Authenticate` challenge.
+    public var challenge: String?
 
-    public init(status: Int, detail: String, errors: [String: [String]]? = nil, allow: [HTTPRequest.Method]? = nil) {
+    public init(
+        status: Int, detail: String, errors: [String: [String]]? = nil, allow: [HTTPRequest.Method]? = nil, challenge: String? = nil
+    ) {
         self.status = status
         self.detail = detail
         self.errors = errors
         self.allow = allow
+        self.challenge = challenge
     }
 
     /// The reason phrase IMS (werkzeug) gives `status`, which is the problem's `title`.
@@ -66,6 +71,16 @@ public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
     /// 405 with the methods the path allows.
     public static func methodNotAllowed(_ method: HTTPRequest.Method, allow: [HTTPRequest.Method]) -> Problem {
         Problem(status: 405, detail: "The method \(method.rawValue) is not allowed for the requested URL.", allow: allow)
+    }
+
+    /// 401 for a request whose bearer token is missing or refused, with RFC 6750's challenge.
+    public static func unauthorized(_ rejection: TokenRejection) -> Problem {
+        var challenge = #"Bearer realm="ims""#
+        if let error = rejection.challengeError {
+            let reason = rejection.description.replacingOccurrences(of: "\"", with: "'")
+            challenge += #", error="\#(error)", error_description="\#(reason)""#
+        }
+        return Problem(status: 401, detail: rejection.description, challenge: challenge)
     }
 
     /// 413 for a body over the server's limit.
@@ -134,6 +149,7 @@ public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
     public var response: Response {
         var headers: HTTPFields = [.contentType: "application/problem+json"]
         if let allow { headers[.allow] = allow.map(\.rawValue).joined(separator: ", ") }
+        if let challenge { headers[.wwwAuthenticate] = challenge }
         return Response(
             status: HTTPResponse.Status(code: status, reasonPhrase: title), headers: headers,
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))

@@ -33,6 +33,16 @@ public enum Endpoint: Sendable, Hashable {
     case remoteBuildNode(xname: String)
     case remoteBuildNodeStatuses
     case remoteBuildNodeStatus(xname: String)
+    /// ims's own OpenAPI document (`/openapi.yaml`).
+    case openAPIDocument
+
+    /// Whether the endpoint answers without a bearer token: the health probes and the API's description.
+    public var isPublic: Bool {
+        switch self {
+        case .healthReady, .healthLive, .openAPIDocument: true
+        default: false
+        }
+    }
 }
 
 /// Maps paths to endpoints, and endpoints to the methods IMS documents for them: the API's routing as data, with
@@ -54,6 +64,7 @@ public enum RouteTable {
         guard !segments.isEmpty, !segments.contains(where: \.isEmpty) else { return nil }
         switch segments.count {
         case 1 where segments[0] == "version": return .version
+        case 1 where segments[0] == "openapi.yaml": return .openAPIDocument
         case 2 where segments[0] == "healthz" && segments[1] == "ready": return .healthReady
         case 2 where segments[0] == "healthz" && segments[1] == "live": return .healthLive
         default: break
@@ -97,7 +108,7 @@ public enum RouteTable {
     /// The methods IMS documents for `endpoint`, in the order the `Allow` header lists them.
     public static func allowedMethods(_ endpoint: Endpoint) -> [HTTPRequest.Method] {
         switch endpoint {
-        case .version, .healthReady, .healthLive, .remoteBuildNodeStatuses, .remoteBuildNodeStatus:
+        case .version, .healthReady, .healthLive, .remoteBuildNodeStatuses, .remoteBuildNodeStatus, .openAPIDocument:
             [.get]
         case .collection:
             [.get, .post, .delete]

@@ -53,6 +53,10 @@ public struct APIHandler: Sendable {
             return Reply.json(Array("{}".utf8))
         case .healthLive:
             return Reply.json(Array("{}".utf8))
+        case .openAPIDocument:
+            return Response(
+                status: .ok, headers: [.contentType: "application/yaml"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: PackageResources.openapi_yaml)))
         case .collection(let collection, let version):
             switch collection {
             case .recipes: return try await recipes(request, version: version)

@@ -1,9 +1,12 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import IMSCatalog
 import IMSEngine
 import Logging
 import NIOCore
+import NIOSSL
 
 /// `ims serve`: IMS's REST API on Hummingbird 2, over an engine environment (catalog, store, settings) and the
 /// detached job runner, the same ones the command line uses.
@@ -29,9 +32,18 @@ public struct IMSServer: Sendable {
     /// Runs until SIGTERM or SIGINT: then it stops accepting connections, finishes requests in flight and returns;
     /// job runners are separate processes and keep running.
     ///
-    /// - Parameter onListening: called once the socket is bound, with the address and the actual port (for port 0).
-    public func run(onListening: @escaping @Sendable (String, Int) async -> Void = { _, _ in }) async throws {
+    /// - Parameter onListening: called once the socket is bound, with the URL scheme (`http` or `https`), the address
+    ///   and the actual port (for port 0).
+    public func run(onListening: @escaping @Sendable (_ scheme: String, _ host: String, _ port: Int) async -> Void = { _, _, _ in }) async throws {
         try configuration.check()
+        // Everything that can refuse to start does so before the socket is bound.
+        var tokens: TokenVerifier?
+        if let auth = configuration.auth {
+            let verifier = TokenVerifier(settings: auth, caCertificate: configuration.caCertificate, logger: logger)
+            try await verifier.load()
+            tokens = verifier
+        }
+        let server = try Self.httpServer(tls: configuration.tls)
         let executor = JobExecutor(
             runner: runner, catalog: environment.catalog, jobsDirectory: environment.jobsDirectory,
             limit: environment.settings.maxConcurrentJobs ?? SiteSettings.defaultMaxConcurrentJobs, logger: logger)
@@ -40,13 +52,16 @@ public struct IMSServer: Sendable {
             catalog: environment.catalog, store: environment.store, jobs: executor,
             remoteBuildNodes: RemoteBuildNodes(path: runner.dataDirectory + "/remote-build-nodes.json"),
             jobsDirectory: environment.jobsDirectory, version: configuration.version, logger: logger)
-        let responder = APIResponder(handler: APIHandler(services: services), maxBodySize: configuration.maxBodySize, logger: logger)
+        let responder = APIResponder(
+            handler: APIHandler(services: services), maxBodySize: configuration.maxBodySize, tokens: tokens, logger: logger)
         let listen = configuration.listen
+        let scheme = configuration.tls == nil ? "http" : "https"
         let application = Application(
             responder: responder,
+            server: server,
             configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port), serverName: nil),
             onServerRunning: { channel in
-                await onListening(listen.host, channel.localAddress?.port ?? listen.port)
+                await onListening(scheme, listen.host, channel.localAddress?.port ?? listen.port)
             },
             logger: logger)
         let ticker = Task {
@@ -57,5 +72,32 @@ public struct IMSServer: Sendable {
         }
         defer { ticker.cancel() }
         try await application.runService()
+    }
+
+    /// HTTP/1.1, or HTTPS with the site's certificate chain and key (TLS 1.2 or later).
+    static func httpServer(tls: ServerSettings.TLS?) throws(ServerError) -> HTTPServerBuilder {
+        guard let tls else { return .http1() }
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(tls.certificate)
+        } catch {
+            throw .tls(tls.certificate, reason: "not a PEM certificate (\(error))")
+        }
+        guard !chain.isEmpty else { throw .tls(tls.certificate, reason: "no certificate in the file") }
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(file: tls.key, format: .pem)
+        } catch {
+            throw .tls(tls.key, reason: "not a PEM private key (\(error))")
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        configuration.minimumTLSVersion = .tlsv12
+        do {
+            // Building the context checks that the key belongs to the certificate.
+            _ = try NIOSSLContext(configuration: configuration)
+            return try .tls(.http1(), tlsConfiguration: configuration)
+        } catch {
+            throw .tls(tls.key, reason: "cannot be used with \(tls.certificate) (\(error))")
+        }
     }
 }

@@ -1,3 +1,5 @@
+import IMSEngine
+
 /// Where the server listens: a host (an IPv4 or IPv6 address, or a name) and a port (0: any free port).
 public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
     public var host: String
@@ -52,6 +54,12 @@ public struct ServerConfiguration: Sendable {
     public var listen: ListenAddress
     /// Serve a non-loopback address without authentication (the site's own network controls access).
     public var insecureNoAuth: Bool
+    /// Bearer-token verification (`server.auth` in ims.yaml); nil: no authentication.
+    public var auth: ServerSettings.Auth?
+    /// The certificate and key to serve HTTPS with (`server.tls`); nil: plain HTTP.
+    public var tls: ServerSettings.TLS?
+    /// A PEM file trusted, besides the system's roots, when fetching an `https://` JWKS (the site's `ca_cert`).
+    public var caCertificate: String?
     /// The largest request body accepted (larger: 413).
     public var maxBodySize: Int
     /// The version `/version` reports.
@@ -60,15 +68,21 @@ public struct ServerConfiguration: Sendable {
     /// The default request body limit, 1 MiB (IMS's largest bodies are a few KiB).
     public static let defaultMaxBodySize = 1 << 20
 
-    public init(listen: ListenAddress = .default, insecureNoAuth: Bool = false, maxBodySize: Int = defaultMaxBodySize, version: String) {
+    public init(
+        listen: ListenAddress = .default, insecureNoAuth: Bool = false, auth: ServerSettings.Auth? = nil, tls: ServerSettings.TLS? = nil,
+        caCertificate: String? = nil, maxBodySize: Int = defaultMaxBodySize, version: String
+    ) {
         self.listen = listen
         self.insecureNoAuth = insecureNoAuth
+        self.auth = auth
+        self.tls = tls
+        self.caCertificate = caCertificate
         self.maxBodySize = maxBodySize
         self.version = version
     }
 
     /// Refuses what must not run: a network address without authentication unless `insecureNoAuth`.
     public func check() throws(ServerError) {
-        if !listen.isLoopback && !insecureNoAuth { throw .unauthenticatedNetworkListen(listen.description) }
+        if !listen.isLoopback && auth == nil && !insecureNoAuth { throw .unauthenticatedNetworkListen(listen.description) }
     }
 }

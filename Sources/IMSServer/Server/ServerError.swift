@@ -4,12 +4,18 @@ public enum ServerError: Error, CustomStringConvertible, Sendable, Equatable {
     case invalidListenAddress(String, reason: String)
     /// A non-loopback address without authentication and without `--insecure-no-auth`.
     case unauthenticatedNetworkListen(String)
+    /// The JWKS of `server.auth.jwks` cannot be read, fetched or used.
+    case jwks(String, reason: String)
+    /// The TLS certificate or key of `server.tls` cannot be loaded.
+    case tls(String, reason: String)
 
     /// A stable, dotted identifier of the failure.
     public var code: String {
         switch self {
         case .invalidListenAddress: "server.invalid_listen"
         case .unauthenticatedNetworkListen: "server.insecure_listen"
+        case .jwks: "server.jwks"
+        case .tls: "server.tls"
         }
     }
 
@@ -18,7 +24,11 @@ public enum ServerError: Error, CustomStringConvertible, Sendable, Equatable {
         case .invalidListenAddress(let text, let reason):
             "'--listen \(text)': \(reason) (expected ADDRESS:PORT, e.g. 127.0.0.1:9100 or [::1]:9100)"
         case .unauthenticatedNetworkListen(let text):
-            "refusing to listen on \(text) without authentication: without auth ims serve listens on loopback only; pass --insecure-no-auth to serve the network anyway"
+            "refusing to listen on \(text) without authentication: without auth ims serve listens on loopback only; configure server.auth in ims.yaml (docs/api.md) or pass --insecure-no-auth to serve the network anyway"
+        case .jwks(let source, let reason):
+            "server.auth.jwks \(source): \(reason)"
+        case .tls(let path, let reason):
+            "server.tls \(path): \(reason)"
         }
     }
 }
