@@ -262,7 +262,7 @@ def run_plugin(plugin_dir: str, phase: str, payload: str, *, workspace: Workspac
     ws = workspace.step(step or phase)
     request = {
         "verb": verb, "phase": phase, "payload": payload,
-        "protocol": {"version": 1, "features": ["cancel.message", "cleanup", "progress", "diagnostic", "heartbeat"]},
+        "protocol": {"version": 1, "features": ["cancel.message", "cleanup", "progress", "diagnostic", "heartbeat", "session"]},
         "job": {"id": os.path.basename(workspace.root)},
         "deadline": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + timeout)),
         "workspace": {k: ws[k] for k in ("root", "in", "out", "tmp", "state")},
