@@ -5,16 +5,22 @@ Usage: ims_departures.py REPORT.json [--ims-spec]
 
 Without --ims-spec (the run against ims's own docs/openapi.yaml) every failure and every error counts.
 With --ims-spec (the run against IMS's verbatim spec, Tests/API/ims-openapi.yaml) a failure is allowed only when
-an entry of DEPARTURES names its code and matches its operation; every allowed failure is printed with the
-entry's reason, and a departure that matched nothing is reported (so the list can be tightened).
+an entry of DEPARTURES names its code and matches its operation and, when the entry has a `detail` pattern, every
+failing test case of that code and operation (read from junit.xml beside the JSON report, which has the messages
+the JSON report leaves out) matches it; every allowed failure is printed with the entry's reason, and a departure
+that matched nothing is reported (so the list can be tightened). Each failure that is not allowed is printed with
+its first test case (schemathesis's message, the response and a curl command to reproduce it).
 Prints "N passed, M failed" last (operations without an unallowed failure pass) and exits 1 on any failure.
 """
 import json
+import os
 import re
 import sys
+import xml.etree.ElementTree as ElementTree
 
 # Where ims deliberately answers differently from what IMS's published document says. Each entry: the schemathesis
-# failure codes it allows, a regular expression over "METHOD /path" (paths as IMS's spec writes them), and why.
+# failure codes it allows, a regular expression over "METHOD /path" (paths as IMS's spec writes them), optionally a
+# regular expression every failing case's message must match (`detail`), and why.
 # The numbers refer to the corrections listed in docs/openapi.yaml's info.description.
 ANY_BODY_OP = r"^(POST|PATCH) "
 DEPARTURES = [
@@ -49,15 +55,53 @@ DEPARTURES = [
     {"codes": {"ST202"}, "operation": r"^POST /(v2/|v3/)?public-keys$",
      "reason": "17: public_key must be a real authorized_keys line; IMS's spec takes any string"},
     {"codes": {"ST201"}, "operation": r"^(POST|PATCH) /(v2/|v3/)?images(/\{image_id\})?$",
+     "detail": r"Invalid component: in body - metadata\b",
      "reason": "10: image metadata may be a plain string map on POST; IMS's spec allows only the {key, value} pair"},
+    {"codes": {"ST201"}, "operation": r"^(POST|PATCH) /(v2/|v3/)?(recipes|images)(/\{[a-z_]+\})?$",
+     "detail": r"Invalid component: in body - link: Incorrect type",
+     "reason": "5: a link may be null in a request as in a record (\"link\": null is no link), as IMS's server "
+               "takes it (ims-behaviour 3.4, 3.5: ArtifactLink or null); IMS's spec types link as an object only"},
 ]
 
 
-def allowed(code, operation):
+def departure_for(code, operation, text):
+    """The first departure allowing a failure of `code` on `operation` whose message is `text` (None: unknown)."""
     for departure in DEPARTURES:
-        if code in departure["codes"] and re.search(departure["operation"], operation):
-            return departure
+        if code not in departure["codes"] or not re.search(departure["operation"], operation):
+            continue
+        pattern = departure.get("detail")
+        if pattern and (text is None or not re.search(pattern, text)):
+            continue
+        return departure
     return None
+
+
+def allowed(code, operation, cases):
+    """The departures that allow every failing case of `code` on `operation`, or None when one case is not allowed.
+    Without the cases' messages, only a departure without a `detail` pattern can allow the failure."""
+    found = []
+    for text in cases or [None]:
+        departure = departure_for(code, operation, text)
+        if departure is None:
+            return None
+        if departure not in found:
+            found.append(departure)
+    return found
+
+
+def junit_details(report_path):
+    """{(operation, code): [the message of each failing test case]} from junit.xml beside the JSON report."""
+    details = {}
+    path = os.path.join(os.path.dirname(os.path.abspath(report_path)), "junit.xml")
+    if not os.path.exists(path):
+        return details
+    check = re.compile(r"^- (ST\d{3}) [^\n]*\n(.*?)(?=^- ST\d{3} |^\d+\. Test Case ID|\Z)", re.S | re.M)
+    for case in ElementTree.parse(path).getroot().iter("testcase"):
+        for failure in case:
+            for match in check.finditer(failure.text or ""):
+                details.setdefault((case.attrib.get("name", ""), match.group(1)), []).append(
+                    match.group(0).strip())
+    return details
 
 
 def main():
@@ -73,15 +117,18 @@ def main():
           f"{ops.get('tested', 0)} of {ops.get('selected', 0)} operations tested, "
           f"{report.get('test_cases', {}).get('generated', 0)} test cases, "
           f"{report.get('running_time', 0):.0f} s, stop reason {report.get('stop_reason')}")
+    details = junit_details(paths[0])
     bad, ok_departures, used = [], [], set()
     for failure in report.get("failures", []):
         for operation in failure.get("operations", []):
-            departure = allowed(failure["code"], operation) if ims_mode else None
-            if departure:
-                used.add(id(departure))
-                ok_departures.append((failure["code"], failure["title"], operation, departure["reason"]))
+            cases = details.get((operation, failure["code"]), [])
+            departures = allowed(failure["code"], operation, cases) if ims_mode else None
+            if departures:
+                for departure in departures:
+                    used.add(id(departure))
+                    ok_departures.append((failure["code"], failure["title"], operation, departure["reason"]))
             else:
-                bad.append((failure["code"], failure["title"], operation))
+                bad.append((failure["code"], failure["title"], operation, cases))
     errors = report.get("errors", [])
     if ok_departures:
         print(f"\nallowed departures from IMS's spec ({len(ok_departures)} failures):")
@@ -98,13 +145,18 @@ def main():
                 print(f"  {sorted(d['codes'])} {d['operation']}")
     if bad:
         print(f"\nfailures ({len(bad)}):")
-        for code, title, operation in bad:
+        for code, title, operation, cases in bad:
             print(f"  {code} {title}: {operation}")
+        print("\nthe first failing case of each (the whole log has them all):")
+        for code, title, operation, cases in bad:
+            print(f"\n  {operation}:")
+            text = cases[0] if cases else f"- {code} {title} (no details in junit.xml)"
+            print("    " + "\n    ".join(line for line in text.splitlines() if line.strip())[:3000])
     if errors:
         print(f"\nerrors ({len(errors)}):")
         for error in errors:
             print(f"  {json.dumps(error)[:300]}")
-    failed_ops = {operation for _, _, operation in bad}
+    failed_ops = {operation for _, _, operation, _ in bad}
     tested = max(ops.get("tested", 0), len(failed_ops))
     complete = report.get("complete", True) and report.get("stop_reason") in (None, "completed")
     failed = len(failed_ops) + len(errors) + (0 if complete else 1)
