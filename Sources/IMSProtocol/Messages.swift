@@ -302,6 +302,54 @@ public struct ArtifactAnnouncement: Sendable, Hashable, Codable {
     }
 }
 
+/// The state of a session a plugin serves for a person (feature `session`): the customize plugin's per-job sshd.
+/// The engine keeps it in the job record's `ssh_containers[0]` (`status`, `connection_info`).
+public struct SessionUpdate: Sendable, Hashable, Codable {
+    /// Where a session is reached on one network.
+    public struct Endpoint: Sendable, Hashable, Codable {
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    /// The session's name (`customize`, `debug`).
+    public var name: String
+    /// `pending` (listening, nobody logged in yet) or `established` (a login happened).
+    public var status: String
+    /// Whether the person is jailed into the image root.
+    public var jail: Bool?
+    /// The user to log in as (`root`).
+    public var user: String?
+    /// Network name (`customer_access`, `cluster.local`) to host and port.
+    public var connectionInfo: [String: Endpoint]
+
+    public init(name: String, status: String, jail: Bool? = nil, user: String? = nil, connectionInfo: [String: Endpoint] = [:]) {
+        self.name = name
+        self.status = status
+        self.jail = jail
+        self.user = user
+        self.connectionInfo = connectionInfo
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, status, jail, user
+        case connectionInfo = "connection_info"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        status = try c.decode(String.self, forKey: .status)
+        jail = try c.decodeIfPresent(Bool.self, forKey: .jail)
+        user = try c.decodeIfPresent(String.self, forKey: .user)
+        connectionInfo = try c.decodeIfPresent([String: Endpoint].self, forKey: .connectionInfo) ?? [:]
+    }
+}
+
 /// The terminal success message.
 public struct PhaseResult: Sendable, Hashable, Codable {
     public var outputs: [String: ArtifactRef]
@@ -389,6 +437,8 @@ public enum PluginToHostMessage: Sendable, Hashable {
     case progress(ProgressUpdate)
     case artifact(ArtifactAnnouncement)
     case heartbeat
+    /// A person's session changed (feature `session`).
+    case session(SessionUpdate)
     case result(PhaseResult)
     case error(ErrorInfo)
     case describe(PluginDescription)
@@ -403,6 +453,7 @@ public enum PluginToHostMessage: Sendable, Hashable {
         case .progress: "progress"
         case .artifact: "artifact"
         case .heartbeat: "heartbeat"
+        case .session: "session"
         case .result: "result"
         case .error: "error"
         case .describe: "describe"
@@ -495,6 +546,7 @@ extension PluginToHostMessage: EnvelopeBody {
         case "progress": return .progress(try ProgressUpdate(from: decoder))
         case "artifact": return .artifact(try ArtifactAnnouncement(from: decoder))
         case "heartbeat": return .heartbeat
+        case "session": return .session(try SessionUpdate(from: decoder))
         case "result": return .result(hasData ? try PhaseResult(from: decoder) : PhaseResult())
         case "error": return .error(try ErrorInfo(from: decoder))
         case "describe": return .describe(try PluginDescription(from: decoder))
@@ -510,6 +562,7 @@ extension PluginToHostMessage: EnvelopeBody {
         case .progress(let value): try value.encode(to: encoder)
         case .artifact(let value): try value.encode(to: encoder)
         case .heartbeat, .unknown: try EmptyData().encode(to: encoder)
+        case .session(let value): try value.encode(to: encoder)
         case .result(let value): try value.encode(to: encoder)
         case .error(let value): try value.encode(to: encoder)
         case .describe(let value): try value.encode(to: encoder)

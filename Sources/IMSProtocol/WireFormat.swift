@@ -12,7 +12,7 @@ public enum WireFormat {
     public static let maxLineBytes = 1 << 20
     /// Features the host offers in every request.
     public static let hostFeatures: [String] = [
-        Feature.cancelMessage, Feature.cleanup, Feature.progress, Feature.diagnostic, Feature.heartbeat,
+        Feature.cancelMessage, Feature.cleanup, Feature.progress, Feature.diagnostic, Feature.heartbeat, Feature.session,
     ]
 
     /// Named capability flags; additive changes go here rather than into a version bump.
@@ -22,6 +22,8 @@ public enum WireFormat {
         public static let progress = "progress"
         public static let diagnostic = "diagnostic"
         public static let heartbeat = "heartbeat"
+        /// The plugin may send `session` messages (a person's session: its state and where to reach it).
+        public static let session = "session"
     }
 
     /// An encoder for compact, single-line protocol messages.

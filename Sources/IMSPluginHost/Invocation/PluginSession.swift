@@ -191,7 +191,7 @@ struct PluginSession: Sendable {
                 "plugin '\(pluginID)' sent 'describe' during '\(terms.verb.rawValue)'")
         case .unknown:
             return .nothing
-        case .log, .diagnostic, .progress, .heartbeat:
+        case .log, .diagnostic, .progress, .heartbeat, .session:
             return Reaction(event: .message(message))
         }
     }
