@@ -10,7 +10,8 @@ import Testing
 struct PhaseConfigurationTests {
     static func context(
         arch: Arch = .x86_64, family: String? = "suse", ca: String? = nil, script: String? = nil, jail: Bool = false,
-        dkms: Bool = false, epoch: Int? = nil, dns: DNSSettings? = nil, publicKey: String? = nil, strictScripts: Bool? = nil
+        dkms: Bool = false, epoch: Int? = nil, dns: DNSSettings? = nil, publicKey: String? = nil, strictScripts: Bool? = nil,
+        customizeSSH: CustomizeSSHSettings? = nil
     ) -> PhaseConfiguration.Context {
         var job = JobRecord(id: UUID(), jobType: .customize, artifactID: UUID(), imageRootArchiveName: "img", kernelFileName: "vmlinuz")
         job.arch = arch
@@ -19,6 +20,7 @@ struct PhaseConfigurationTests {
         var settings = SiteSettings()
         settings.dns = dns
         settings.strictScripts = strictScripts
+        settings.customizeSSH = customizeSSH
         return PhaseConfiguration.Context(
             job: job, criteria: SelectionCriteria(distroFamily: family, packageManager: "zypper", arch: arch.rawValue), settings: settings,
             caBundlePath: ca, profiles: nil, sourceDateEpoch: epoch, customizeScript: script, publicKey: publicKey)
@@ -56,6 +58,30 @@ struct PhaseConfigurationTests {
         #expect(config["mode"] == .string(rule.mode))
         #expect(config["script_env"] == ["IMS_ARCH": "x86_64", "IMS_DKMS_ENABLED": "true"])
         #expect(config["ssh"] == ["public_key": "ssh-ed25519 AAAA"])
+        #expect(config["require_dkms"] == true)
+    }
+
+    @Test("customize: the session's sshd gets the site's listen address, port range and host names with the job's key")
+    func customizeSSH() {
+        let site = CustomizeSSHSettings(listenAddress: "10.1.0.5", portRange: [30000, 30099], customerAccessHost: "ims.example.net", clusterLocalHost: "ims.local")
+        let config = PhaseConfiguration.defaults(for: .customize, Self.context(publicKey: "ssh-ed25519 AAAA", customizeSSH: site))
+        #expect(config["ssh"] == [
+            "public_key": "ssh-ed25519 AAAA", "listen_address": "10.1.0.5", "port_range": [30000, 30099],
+            "customer_access_host": "ims.example.net", "cluster_local_host": "ims.local",
+        ])
+        #expect(config["require_dkms"] == false)
+        // No key, no sshd: the site's settings alone do not make a session.
+        #expect(PhaseConfiguration.defaults(for: .customize, Self.context(customizeSSH: site))["ssh"] == nil)
+    }
+
+    @Test("customize_ssh settings: bad addresses, ranges and host names are refused naming the key", arguments: [
+        (CustomizeSSHSettings(listenAddress: "example.net"), "listen_address"), (CustomizeSSHSettings(portRange: [30100, 30000]), "port_range"),
+        (CustomizeSSHSettings(portRange: [0, 10]), "port_range"), (CustomizeSSHSettings(customerAccessHost: "a b"), "customer_access_host"),
+    ])
+    func customizeSSHChecks(_ settings: CustomizeSSHSettings, _ key: String) {
+        #expect(throws: EngineError.self) { try settings.check(source: "ims.yaml") }
+        do { try settings.check(source: "ims.yaml") } catch { #expect(error.description.contains("customize_ssh.\(key)")) }
+        #expect((try? CustomizeSSHSettings(listenAddress: "::1", portRange: [22, 22]).check(source: "ims.yaml")) != nil)
     }
 
     @Test("package gets the job's file names, and the epoch when the build is reproducible")

@@ -125,6 +125,7 @@ final class JobEventSink: PluginEventObserver, Sendable {
     /// A plugin event from a supervisor thread.
     func receive(_ event: TimedPluginEvent) {
         let step = state.withLock { $0.currentStep }
+        if case .message(.session(let update)) = event.event { keepSession(update) }
         append(JobStreamEvent(time: event.time, jobID: jobID, step: step ?? event.phase, pluginID: event.pluginID, payload: .plugin(event.event)))
     }
 
@@ -142,6 +143,22 @@ final class JobEventSink: PluginEventObserver, Sendable {
             return state.pending.count >= 500 || Date().timeIntervalSince(state.lastFlush) > 0.5
         }
         if due { flush() }
+    }
+
+    /// A plugin's `session` message goes into the job record's `ssh_containers[0]` (status and connection_info), as
+    /// IMS shows them; a job without an ssh container (a create job's debug session) gets one named after the session.
+    private func keepSession(_ update: SessionUpdate) {
+        do {
+            _ = try catalog.updateJob(jobID) { job in
+                if job.sshContainers.isEmpty { job.sshContainers = [SSHContainer(name: update.name, jail: update.jail ?? false)] }
+                job.sshContainers[0].status = update.status
+                if !update.connectionInfo.isEmpty {
+                    job.sshContainers[0].connectionInfo = update.connectionInfo.mapValues { SSHConnection(host: $0.host, port: $0.port) }
+                }
+            }
+        } catch {
+            logger.warning("cannot record the session's state in the job record: \(error)")
+        }
     }
 
     /// The warnings seen so far.

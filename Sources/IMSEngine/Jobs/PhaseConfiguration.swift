@@ -58,7 +58,19 @@ enum PhaseConfiguration {
             } else {
                 config["mode"] = (job.sshContainers.first?.jail ?? false) ? "jail" : "chroot"
             }
-            if let key = context.publicKey { config["ssh"] = .object(["public_key": .string(key)]) }
+            config["require_dkms"] = .bool(job.requireDKMS)
+            config["arch"] = .string(job.arch.rawValue)
+            if let key = context.publicKey {
+                // The session's sshd: the job's key, and where the site wants it to listen and be named.
+                var ssh: [String: JSONValue] = ["public_key": .string(key)]
+                if let site = context.settings.customizeSSH {
+                    if let address = site.listenAddress { ssh["listen_address"] = .string(address) }
+                    if let range = site.portRange { ssh["port_range"] = .array(range.map { .number(Double($0)) }) }
+                    if let host = site.customerAccessHost { ssh["customer_access_host"] = .string(host) }
+                    if let host = site.clusterLocalHost { ssh["cluster_local_host"] = .string(host) }
+                }
+                config["ssh"] = .object(ssh)
+            }
             return config
         case .package:
             var config: [String: JSONValue] = [

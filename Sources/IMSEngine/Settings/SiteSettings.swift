@@ -41,6 +41,7 @@ public struct DNSSettings: Sendable, Hashable, Codable {
 ///     strict_scripts: true                    # a missing command in config.sh/images.sh fails the build
 ///     max_concurrent_jobs: 4                  # ims serve: jobs running at once; more wait in a FIFO queue
 ///     server: {auth: {...}, tls: {...}}       # ims serve: bearer tokens and TLS (see ``ServerSettings``)
+///     customize_ssh: {listen_address: 10.1.0.5, port_range: [30000, 30099]}   # sessions (``CustomizeSSHSettings``)
 public struct SiteSettings: Sendable, Hashable, Codable {
     public var caCert: String?
     public var dns: DNSSettings?
@@ -65,6 +66,8 @@ public struct SiteSettings: Sendable, Hashable, Codable {
     public var maxConcurrentJobs: Int?
     /// `ims serve`'s authentication and TLS.
     public var server: ServerSettings?
+    /// Where customize and debug sessions (the per-job sshd) listen, and the hosts their job record names.
+    public var customizeSSH: CustomizeSSHSettings?
 
     enum CodingKeys: String, CodingKey {
         case dns, store, s3, server
@@ -79,6 +82,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         case defaultDistroFamily = "default_distro_family"
         case strictScripts = "strict_scripts"
         case maxConcurrentJobs = "max_concurrent_jobs"
+        case customizeSSH = "customize_ssh"
     }
 
     public init() {}
@@ -96,12 +100,16 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         }
         let text = String(decoding: data, as: UTF8.self)
         if let raw = try? Yams.load(yaml: text) as? [String: Any] {
-            let known = Set(["ca_cert", "dns", "repo_rewrites", "signing_keys", "job_timeout_seconds", "keep_failed_workspaces", "plugin_path", "store", "repository_timeout_seconds", "repository_poll_seconds", "default_distro_family", "s3", "strict_scripts", "max_concurrent_jobs", "server"])
+            let known = Set(["ca_cert", "dns", "repo_rewrites", "signing_keys", "job_timeout_seconds", "keep_failed_workspaces", "plugin_path", "store", "repository_timeout_seconds", "repository_poll_seconds", "default_distro_family", "s3", "strict_scripts", "max_concurrent_jobs", "server", "customize_ssh"])
             if let unknown = raw.keys.filter({ !known.contains($0) }).sorted().first {
                 throw EngineError(.settings, "\(path): unknown setting '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: known.sorted()))")
             }
             if let s3 = raw["s3"] as? [String: Any], let unknown = s3.keys.filter({ !S3Settings.settingNames.contains($0) }).sorted().first {
                 throw EngineError(.settings, "\(path): unknown setting 's3.\(unknown)' (known: \(S3Settings.settingNames.joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: S3Settings.settingNames))")
+            }
+            if let section = raw["customize_ssh"] as? [String: Any],
+                let unknown = section.keys.filter({ !CustomizeSSHSettings.settingNames.contains($0) }).sorted().first {
+                throw EngineError(.settings, "\(path): unknown setting 'customize_ssh.\(unknown)' (known: \(CustomizeSSHSettings.settingNames.joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: CustomizeSSHSettings.settingNames))")
             }
             if let server = raw["server"] as? [String: Any] {
                 let sections: [(String, [String: Any]?, [String])] = [
@@ -147,6 +155,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
             throw EngineError(.settings, "\(source): max_concurrent_jobs must be at least 1")
         }
         try server?.check(source: source)
+        try customizeSSH?.check(source: source)
     }
 
     /// These settings with `other`'s non-nil values on top (command-line overrides).
@@ -167,6 +176,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         merged.strictScripts = other.strictScripts ?? strictScripts
         merged.maxConcurrentJobs = other.maxConcurrentJobs ?? maxConcurrentJobs
         merged.server = other.server ?? server
+        merged.customizeSSH = other.customizeSSH ?? customizeSSH
         return merged
     }
 
