@@ -56,7 +56,7 @@ struct EngineOptions: ParsableArguments {
     func environment(_ context: CommandContext, overrides: SiteSettings = SiteSettings()) throws -> EngineEnvironment {
         let settings = try siteSettings(context).merging(overrides)
         let catalog = try self.catalog.openCatalog(context)
-        _ = try? catalog.markInterrupted()
+        WorkspaceMounts.markInterrupted(catalog)
         let searchPath = PluginSearchPath.standard(
             explicit: pluginPaths + (settings.pluginPath ?? []), environment: context.environment, executablePath: context.executablePath)
         let plugins = PluginCatalog(searchPath: searchPath)

@@ -97,13 +97,21 @@ public struct JobRunner: Sendable {
             sink.record(.jobFinished(.init(status: "success", resultantImageID: registeredImage?.id.uuidString.lowercased())))
         }
         sink.flush()
-        let keep: Bool
+        var keep: Bool
         switch options.workspacePolicy {
         case .keep: keep = true
         case .remove: keep = false
         case .keepOnFailure: keep = failure != nil && (environment.settings.keepFailedWorkspaces ?? true)
         }
-        if !keep { try? FileManager.default.removeItem(atPath: execution.workspace) }
+        if !keep {
+            do {
+                try WorkspaceMounts.remove(execution.workspace)
+            } catch {
+                keep = true  // a mount could not be released: the workspace stays, never removed across it
+                sink.record(.log("warn", error.description))
+                sink.flush()
+            }
+        }
         outcome.workspaceKept = keep
         if !keep { outcome.workspace = nil }
         outcome.duration = started.duration(to: .now)

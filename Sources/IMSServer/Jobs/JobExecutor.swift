@@ -44,7 +44,7 @@ public actor JobExecutor {
     /// Picks up after an earlier server: marks jobs whose runner died, adopts live runners on this host, and queues
     /// the jobs that never got a runner (`creating` without a pid), oldest first.
     public func recover() {
-        _ = try? catalog.markInterrupted()
+        WorkspaceMounts.markInterrupted(catalog)
         let host = Catalog.currentHost
         for job in (try? catalog.jobs(matching: JobFilter(statuses: Set(JobStatus.active)))) ?? [] {
             if let pid = job.pid {
@@ -81,7 +81,7 @@ public actor JobExecutor {
             ended = true
         }
         if ended {
-            _ = try? catalog.markInterrupted()
+            WorkspaceMounts.markInterrupted(catalog)
             ticksSinceSweep = 0
         }
         startWaiting()

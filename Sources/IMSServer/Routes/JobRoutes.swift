@@ -60,6 +60,6 @@ extension APIHandler {
     private func deleteJob(_ job: JobRecord) async throws {
         if !job.status.isTerminal { await services.jobs.cancel(job.id) }
         let removed = try services.catalog.deleteJob(job.id)
-        if let workspace = removed.workspace { try? FileManager.default.removeItem(atPath: workspace) }
+        if let workspace = removed.workspace { try? WorkspaceMounts.remove(workspace) }
     }
 }
