@@ -29,7 +29,7 @@ struct JobsCommand: AsyncParsableCommand {
     static func openJob(_ id: String, catalog: CatalogOptions, markInterrupted: Bool = true, context: CommandContext) throws -> (Catalog, JobRecord) {
         let jobID = try parseID(id)
         let store = try catalog.openCatalog(context)
-        if markInterrupted { _ = try? store.markInterrupted() }
+        if markInterrupted { WorkspaceMounts.markInterrupted(store) }
         do { return (store, try store.job(jobID)) } catch { throw CLIErrors.report(error, json: catalog.json, context: context) }
     }
 
@@ -46,6 +46,25 @@ struct JobsCommand: AsyncParsableCommand {
 
     static func jobJSON(_ job: JobRecord) -> JSONValue { EventEncodingBridge.json(job) }
 
+    /// The SSH session of a job, as `ims jobs describe` prints it: its state and the `ssh` command for each network
+    /// its connection_info names (customer_access first), with the signal that ends it.
+    static func sessionLines(_ job: JobRecord) -> [String] {
+        guard let container = job.sshContainers.first, !container.connectionInfo.isEmpty else { return [] }
+        let key = job.publicKeyID.map { "<private key of public key \($0.imsString)>" } ?? "<private key>"
+        var lines = ["  ssh session \(container.name) (\(container.jail ? "jailed" : "sandbox")) \(container.status):"]
+        let networks = container.connectionInfo.keys.sorted { ($0 == "customer_access" ? 0 : 1, $0) < ($1 == "customer_access" ? 0 : 1, $1) }
+        for network in networks {
+            guard let endpoint = container.connectionInfo[network] else { continue }
+            lines.append("    \(network): ssh -i \(key) -p \(endpoint.port) root@\(endpoint.host)")
+        }
+        let signal = container.jail ? "/tmp/complete (or /tmp/failed)" : "/mnt/image/complete (or /mnt/image/failed)"
+        let ending = job.jobType == .create
+            ? "touch /mnt/image/complete ends the debug session (the job ends as error)"
+            : "touch \(signal) ends it; or ims jobs complete \(job.id.imsString) [--failed]"
+        lines.append("    \(ending)")
+        return lines
+    }
+
 }
 
 extension JobsCommand {
@@ -60,9 +79,11 @@ extension JobsCommand {
                     ims jobs create --job-type customize --artifact-id <image-id> --image-root-archive-name compute-v2 --detach
 
                 A customize job unpacks the image, runs --script inside it (automation), or, without --script, waits \
-                for a person: `ims jobs logs ID` shows the image root; `ims jobs complete ID` packages it, \
-                `ims jobs complete ID --failed` aborts (with --jail, `touch /tmp/complete` or /tmp/failed inside \
-                the root does the same).
+                for a person: with --public-key-id it serves an SSH session for that key (`ims jobs describe ID` \
+                prints the ssh command; with --jail the session sees only the image root and `touch /tmp/complete` \
+                or /tmp/failed ends it, without it the root is at /mnt/image/image-root of a sandbox and \
+                `touch /mnt/image/complete` or failed ends it; docs/jobs.md). `ims jobs complete ID` packages it, \
+                `ims jobs complete ID --failed` aborts.
                 """)
 
         @OptionGroup var engine: EngineOptions
@@ -70,7 +91,7 @@ extension JobsCommand {
         @Option(help: "create or customize.", transform: enumerationOption(JobType.self)) var jobType: JobType
         @Option(help: "The recipe id (create) or image id (customize).") var artifactId: String
         @Option(help: "The name of the new image.") var imageRootArchiveName: String
-        @Option(help: "A registered public key id (for customize access).") var publicKeyId: String?
+        @Option(help: "A registered public key id: customize jobs and --enable-debug serve an SSH session for this key.") var publicKeyId: String?
         @Option(help: "The kernel file name under /boot (default: vmlinuz on x86_64, Image on aarch64).") var kernelFileName: String?
         @Option(help: "The initrd file name under /boot.") var initrdFileName: String = "initrd"
         @Option(help: "The kernel parameters file name under /boot.") var kernelParametersFileName: String = "kernel-parameters"
@@ -80,7 +101,7 @@ extension JobsCommand {
         @Flag(help: "Run the job in the background and return at once with its id.") var detach = false
         @Option(help: "Customize jobs: a script to run inside the image root (chroot); without it the job waits for a person.", completion: .file())
         var script: String?
-        @Flag(help: "Customize jobs: a jailed session (signal files /tmp/complete and /tmp/failed inside the root), as IMS's ssh jail.")
+        @Flag(help: "Customize jobs: a jailed session (the SSH session sees only the image root; signal files /tmp/complete and /tmp/failed inside it), as IMS's ssh jail.")
         var jail = false
 
         func run(_ context: CommandContext) async throws {
@@ -176,7 +197,7 @@ extension JobsCommand {
 
         func run(_ context: CommandContext) async throws {
             let store = try catalog.openCatalog(context)
-            _ = try? store.markInterrupted()
+            WorkspaceMounts.markInterrupted(store)
             let jobs: [JobRecord]
             do {
                 let filter = JobFilter(statuses: Set(status), jobType: jobType, olderThan: olderThan, newerThan: newerThan)
@@ -255,6 +276,7 @@ extension JobsCommand {
             if let image = job.resultantImageID { context.line("  resultant image \(image.uuidString.lowercased())") }
             if let error = job.error { context.line("  error [\(error.code), \(error.category)]\(error.phase.map { " in \($0)" } ?? ""): \(error.message)") }
             if let workspace = job.workspace, FileManager.default.fileExists(atPath: workspace) { context.line("  workspace \(workspace)") }
+            for line in JobsCommand.sessionLines(job) { context.line(line) }
         }
     }
 
@@ -280,7 +302,7 @@ extension JobsCommand {
                     print(event, context)
                 }
                 guard follow else { return }
-                _ = try? store.markInterrupted()
+                WorkspaceMounts.markInterrupted(store)
                 if let job = try? store.job(jobID), job.status == .success || job.status == .error {
                     let rest = (try? store.jobEvents(jobID, after: after)) ?? []
                     for event in rest { print(event, context) }
@@ -369,7 +391,7 @@ extension JobsCommand {
                 throw CLIErrors.report(error, json: catalog.json, context: context)
             }
             for job in removed {
-                if let workspace = job.workspace { try? FileManager.default.removeItem(atPath: workspace) }
+                if let workspace = job.workspace { try? WorkspaceMounts.remove(workspace) }
             }
             if catalog.json {
                 try context.json(JSONValue.object(["deleted": .array(removed.map { .string($0.id.uuidString.lowercased()) })]))
