@@ -196,18 +196,24 @@ struct EndToEndTests {
         #expect((error["message"] as? String)?.contains("config.sh line 4: 'ims-no-such-tool'") == true)
     }
 
-    @Test("enable_debug: a failed create job holds its root open in waiting_on_user until jobs complete, then ends as error")
+    @Test("enable_debug: a failed create job holds its root open in waiting_on_user (over SSH with the job's key) until the session ends, then ends as error")
     func debugSession() async throws {
         let repository = try TestRepository()
         let recipe = try Self.copyExample("sles15", configSh: "#!/bin/sh\necho 'about to fail' >&2\nexit 3\n")
         let first = try await build(recipe, repository: repository)  // registers the recipe (with REPO_URL); fails
         #expect(first.result.status == 1)
         let data = first.data, site = first.data + "-site"
-        try "repository_timeout_seconds: 5\nrepository_poll_seconds: 1\nca_cert: \(repository.ca)\n".write(toFile: site + "/ims.yaml", atomically: true, encoding: .utf8)
+        try "repository_timeout_seconds: 5\nrepository_poll_seconds: 1\nca_cert: \(repository.ca)\ncustomize_ssh: {listen_address: 127.0.0.1}\n"
+            .write(toFile: site + "/ims.yaml", atomically: true, encoding: .utf8)
         let recipes = try JSONSerialization.jsonObject(with: Data(try await CLI.run(["recipes", "list", "--data-dir", data, "--json"]).stdout.utf8)) as? [[String: Any]]
         let recipeID = try #require(recipes?.first?["id"] as? String)
+        // With a public key the debug session is served over SSH (IMS's debug shell: never jailed).
+        let key = data + "/debug-key"
+        #expect(try CLI.runTool("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]).status == 0)
+        let registered = try await CLI.run(["public-keys", "create", "--name", "debug", "--public-key", key + ".pub", "--data-dir", data, "--json"])
+        let keyID = try #require(try CLI.json(registered.stdout)["id"] as? String, "\(registered.stderr)")
         let created = try await CLI.run(["jobs", "create", "--job-type", "create", "--artifact-id", recipeID, "--image-root-archive-name", "debugged",
-                                   "--enable-debug", "--detach", "--json", "--data-dir", data, "--config-dir", site])
+                                   "--enable-debug", "--public-key-id", keyID, "--detach", "--json", "--data-dir", data, "--config-dir", site])
         #expect(created.status == 0, "\(created.stderr)")
         let jobID = try #require(try CLI.json(created.stdout)["id"] as? String)
         #expect(try await Self.waitForStatus(jobID, "waiting_on_user", data: data) == "waiting_on_user")
@@ -219,7 +225,11 @@ struct EndToEndTests {
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(logs.contains("the failed build's root is"), "the instructions are in the job's logs")
-        #expect(try await CLI.run(["jobs", "complete", jobID, "--data-dir", data]).status == 0)
+        let session = try await SSHSessionTests.connection(jobID, data: data)
+        #expect(session["name"] as? String == "debug" && session["jail"] as? Bool == false)
+        let port = try #require((session["connection_info"] as? [String: [String: Any]])?["customer_access"]?["port"] as? Int)
+        let look = try SSHSessionTests.ssh(key, port, "cat /mnt/image/image-root/etc/motd >/dev/null && echo failed-root-ok; touch /mnt/image/complete")
+        #expect(look.status == 0 && look.stdout.contains("failed-root-ok"), "\(look.stderr)")
         #expect(try await Self.waitForStatus(jobID, "error", data: data) == "error")
         let job = try await Self.jobStatus(jobID, data: data)
         let history = (job["status_history"] as? [[String: Any]])?.compactMap { $0["status"] as? String }
