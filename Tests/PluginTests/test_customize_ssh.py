@@ -45,7 +45,8 @@ class Session:
     def __init__(self, ws, root, **config):
         self.ws, self.root, self.run, self.failure = ws, root, None, None
         config.setdefault("poll_seconds", 0.1)
-        config["ssh"] = {"listen_address": "127.0.0.1", **config.get("ssh", {})}
+        if "customer_access_host" not in config.get("ssh", {}):
+            config["ssh"] = {"listen_address": "127.0.0.1", **config.get("ssh", {})}
         self.started = time.monotonic()
         self.thread = threading.Thread(target=self._run, args=(config,), daemon=True)
         self.thread.start()
@@ -163,7 +164,7 @@ def test_unjailed_session_is_a_sandbox_and_complete_packages():
     ws, root = built_root("sandbox")
     key, public = keypair(ws)
     s = Session(ws, root, mode="chroot", ssh={"public_key": public, "customer_access_host": "ims.example.net",
-                                              "cluster_local_host": "ims.local"})
+                                              "cluster_local_host": "ims.local", "listen_address": "127.0.0.1"})
     probe = f"ims-probe-{uuid.uuid4().hex[:8]}"
     r = s.ssh(key, "chroot /mnt/image/image-root /bin/sh -c 'echo in-chroot > /etc/ims-unjailed'; "
                    f"for d in /usr /etc /var /opt /root /; do touch $d/{probe} 2>/dev/null && echo wrote $d; done; "
@@ -211,8 +212,21 @@ def test_site_port_range_is_used():
         first = busy.getsockname()[1]
         s = Session(ws, root, mode="jail", ssh={"public_key": public, "port_range": [first, first + 20]})
         assert first < s.port <= first + 20
-    assert s.ssh(key, "touch /tmp/complete").returncode == 0
+    assert s.ssh(key, "true").returncode == 0
+    # What `ims jobs complete ID` writes ends the session and its sshd too.
+    open(os.path.join(ws.root, "complete"), "w").close()
     assert s.finish().ok
+    assert not port_open(s.port)
+
+
+def test_listen_address_defaults_to_the_customer_access_address():
+    ws, root = built_root("listen-default")
+    key, public = keypair(ws)
+    s = Session(ws, root, mode="chroot", ssh={"public_key": public, "customer_access_host": "127.0.0.1"})
+    assert s.ssh(key, "touch /mnt/image/complete").returncode == 0
+    run = s.finish()
+    assert run.ok, run.describe()
+    assert f"Server listening on 127.0.0.1 port {s.port}" in " ".join(run.logs("sshd"))
 
 
 def test_dkms_mounts_live_in_the_session_only_and_a_killed_plugin_leaves_nothing():
