@@ -50,6 +50,23 @@ struct SiteSettingsTests {
         #expect(throws: EngineError.self) { try SiteSettings.load(file: zero) }
     }
 
+    @Test("customize_ssh is read from ims.yaml, and unknown keys and bad values are refused by name")
+    func customizeSSHSettings() throws {
+        let path = try write("customize_ssh: {listen_address: 10.1.0.5, port_range: [30000, 30099], customer_access_host: ims.example.net, cluster_local_host: ims.local}\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(try SiteSettings.load(file: path).customizeSSH == CustomizeSSHSettings(
+            listenAddress: "10.1.0.5", portRange: [30000, 30099], customerAccessHost: "ims.example.net", clusterLocalHost: "ims.local"))
+        for (text, message) in [
+            ("customize_ssh: {port_rang: [1, 2]}\n", "unknown setting 'customize_ssh.port_rang'"),
+            ("customize_ssh: {listen_address: ims.example.net}\n", "customize_ssh.listen_address 'ims.example.net' is not an IPv4 or IPv6 address"),
+            ("customize_ssh: {port_range: [30000]}\n", "customize_ssh.port_range must be [first, last]"),
+        ] {
+            let bad = try write(text)
+            defer { try? FileManager.default.removeItem(atPath: bad) }
+            do { _ = try SiteSettings.load(file: bad); Issue.record("\(text) was accepted") } catch { #expect(error.description.contains(message), "\(error.description)") }
+        }
+    }
+
     @Test("the server section: auth and tls decode, an audience may be one string, and mistakes are refused by name")
     func serverSettings() throws {
         let jwks = try write("{\"keys\": []}")

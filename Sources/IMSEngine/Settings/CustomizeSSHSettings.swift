@@ -3,7 +3,8 @@ import Foundation
 /// Where customize and debug sessions listen and how the job record names them, under `customize_ssh:` in ims.yaml:
 ///
 ///     customize_ssh:
-///       listen_address: 10.1.0.5                # the IP address sshd binds (default 0.0.0.0)
+///       listen_address: 10.1.0.5                # the IP address sshd binds (default: customer_access_host when it
+///                                               # is an IP address, else 0.0.0.0)
 ///       port_range: [30000, 30099]              # the first free port of the range (default: an ephemeral port)
 ///       customer_access_host: ims.example.net   # connection_info.customer_access.host (default: the listen
 ///                                               # address, or this machine's name when it is a wildcard)
