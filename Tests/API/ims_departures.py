@@ -57,6 +57,10 @@ DEPARTURES = [
      "reason": "15: an age that is not a sum of <n>w/d/h/m terms is a 400 (IMS would delete every job)"},
     {"codes": {"ST202"}, "operation": r"^POST /(v2/|v3/)?public-keys$", "detail": r"\[422\].*\"public_key\":\[",
      "reason": "17: public_key must be a real authorized_keys line; IMS's spec takes any string"},
+    {"codes": {"ST202"}, "operation": r"^POST /(v2/|v3/)?jobs$",
+     "detail": r"\[422\].*\"(build_env_size|job_mem_size)\":\[\"Must be greater than or equal to 1 and less than",
+     "reason": "9: build_env_size and job_mem_size are at most 1048576 GiB; IMS's spec sets no bound, and a number "
+               "beyond what a record holds exactly is refused rather than stored rounded"},
     {"codes": {"ST201"}, "operation": r"^(POST|PATCH) /(v2/|v3/)?images(/\{image_id\})?$",
      "detail": r"Invalid component: in body - metadata\b",
      "reason": "10: image metadata may be a plain string map on POST; IMS's spec allows only the {key, value} pair"},

@@ -178,6 +178,30 @@ struct RuleTests {
         #expect(throws: Problem.self) { try RequestBodies.imageCreate.validate(["name": "n", "metadata": .object(["k": 1])]) }
     }
 
+    @Test("job sizes are whole numbers from 1 to 1048576 GiB; beyond what a record holds exactly is out of range, not rounded", arguments: [
+        (JSONValue.number(1), nil), (.number(1_048_576), nil), (.number(0), "Must be greater than or equal to 1 and less than or equal to 1048576."),
+        (.number(1_048_577), "Must be greater than or equal to 1 and less than or equal to 1048576."),
+        (.number(1e15), "Must be greater than or equal to 1 and less than or equal to 1048576."),
+        (.number(4.355e20), "Must be greater than or equal to 1 and less than or equal to 1048576."),
+        (.number(2.5), "Not a valid integer."), (.string("8"), "Not a valid integer."), (.bool(true), "Not a valid integer."),
+    ] as [(JSONValue, String?)])
+    func jobSizes(value: JSONValue, message: String?) {
+        for field in ["build_env_size", "job_mem_size"] {
+            #expect(BodySchema.check(value, RequestBodies.jobCreate.fields.first { $0.name == field }!.kind) == message, "\(field)")
+        }
+    }
+
+    @Test("a job PATCH sets status and resultant_image_id; a null resultant_image_id is refused, as IMS does")
+    func jobPatch() throws {
+        try RequestBodies.jobPatch.validate(["status": "success", "resultant_image_id": .string(UUID().uuidString)])
+        do {
+            try RequestBodies.jobPatch.validate(["status": "success", "resultant_image_id": .null])
+            Issue.record("a null resultant_image_id was accepted")
+        } catch {
+            #expect(error.errors?["resultant_image_id"] == ["Field may not be null."])
+        }
+    }
+
     @Test("image metadata on POST: {key, value} becomes {key: value}; a plain map is kept")
     func metadata() {
         #expect(RequestBodies.metadata(.object(["key": "tag", "value": "prod"])) == ["tag": "prod"])

@@ -7,8 +7,8 @@ public enum FieldKind: Sendable {
     /// A string of at least `minLength` characters.
     case string(minLength: Int)
     case bool
-    /// A whole number of at least `minimum`.
-    case integer(minimum: Int)
+    /// A whole number from `minimum` to `maximum`.
+    case integer(minimum: Int, maximum: Int)
     case uuid
     /// One of these strings.
     case choice([String])
@@ -79,9 +79,13 @@ public struct BodySchema: Sendable {
         case .bool:
             guard case .bool = value else { return "Not a valid boolean." }
             return nil
-        case .integer(let minimum):
-            guard let number = integer(value) else { return "Not a valid integer." }
-            return number < minimum ? "Must be greater than or equal to \(minimum)." : nil
+        case .integer(let minimum, let maximum):
+            // Compared as the parsed double, so a whole number too large for Int is out of range, not "not an integer".
+            guard case .number(let number) = value, number.isFinite, number.rounded() == number else { return "Not a valid integer." }
+            guard number >= Double(minimum), number <= Double(maximum) else {
+                return "Must be greater than or equal to \(minimum) and less than or equal to \(maximum)."
+            }
+            return nil
         case .uuid:
             guard case .string(let text) = value, UUID(uuidString: text) != nil else { return "Not a valid UUID." }
             return nil

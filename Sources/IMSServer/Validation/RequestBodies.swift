@@ -41,14 +41,18 @@ public enum RequestBodies {
         FieldRule("public_key", .string(minLength: 1), required: true),
     ])
 
+    /// The largest `build_env_size` and `job_mem_size` (GiB) a job may ask for: 1 PiB, far beyond any build host,
+    /// and small enough to be stored exactly (IMS sets no bound; docs/openapi.yaml correction 9).
+    public static let maximumJobSize = 1_048_576
+
     public static let jobCreate = BodySchema([
         FieldRule("job_type", .choice(JobType.allowedValues), required: true),
         FieldRule("artifact_id", .uuid, required: true),
         FieldRule("public_key_id", .uuid, required: true),
         FieldRule("image_root_archive_name", .string(minLength: 1), required: true),
         FieldRule("enable_debug", .bool),
-        FieldRule("build_env_size", .integer(minimum: 1)),
-        FieldRule("job_mem_size", .integer(minimum: 1)),
+        FieldRule("build_env_size", .integer(minimum: 1, maximum: maximumJobSize)),
+        FieldRule("job_mem_size", .integer(minimum: 1, maximum: maximumJobSize)),
         FieldRule("kernel_file_name", .string(minLength: 1)),
         FieldRule("initrd_file_name", .string(minLength: 1)),
         FieldRule("kernel_parameters_file_name", .string(minLength: 1)),
@@ -59,7 +63,7 @@ public enum RequestBodies {
     /// IMS's internal job PATCH (`x-private`): what job pods report.
     public static let jobPatch = BodySchema([
         FieldRule("status", .choice(JobStatus.allowedValues)),
-        FieldRule("resultant_image_id", .uuid, nullable: true),
+        FieldRule("resultant_image_id", .uuid),
     ])
 
     /// PATCH of `deleted/*`: exactly `{"operation": "undelete"}`.
