@@ -355,7 +355,7 @@ struct EndToEndTests {
         #expect(Set(images?.compactMap { $0["name"] as? String } ?? []) == ["e2e-base", "e2e-custom"])
     }
 
-    @Test("customize: a person's session waits in waiting_on_user until jobs complete (or --failed)")
+    @Test("customize: a person's session waits in waiting_on_user until jobs complete (or --failed), also over SSH")
     func customizeSession() async throws {
         let repository = try TestRepository()
         let base = try await build(try Self.copyExample("rhel9"), repository: repository, extra: ["--name", "e2e-session-base"])
@@ -400,5 +400,8 @@ struct EndToEndTests {
         #expect(!FileManager.default.fileExists(atPath: root + "/tmp/complete"))
         let images = try JSONSerialization.jsonObject(with: Data(try await CLI.run(["images", "list", "--data-dir", data, "--json"]).stdout.utf8)) as? [[String: Any]]
         #expect(Set(images?.compactMap { $0["name"] as? String } ?? []) == ["e2e-session-base", "e2e-session"])
+
+        // Over SSH with the job's key, on the same image (SSHSessionTests).
+        try await SSHSessionTests.jailedSession(data: data, site: site, baseID: baseID)
     }
 }
