@@ -289,3 +289,16 @@ def test_cfs_way_ansible_playbook_against_the_jailed_session():
     assert run.ok, run.describe()
     with open(os.path.join(root, "etc/ims-ansible")) as f:
         assert f.read() == f"configured by ansible for job {os.path.basename(ws.root)}\n"
+
+
+def test_jail_on_a_group_writable_image_top_is_fixed_for_the_session_and_restored():
+    ws, root = built_root("top-mode")
+    key, public = keypair(ws)
+    os.chmod(root, 0o775)  # sshd refuses such a ChrootDirectory
+    s = Session(ws, root, mode="jail", ssh={"public_key": public})
+    r = s.ssh(key, "stat -c %a / ; touch /tmp/complete")
+    assert r.returncode == 0 and r.stdout.split() == ["755"], (r.stdout, r.stderr)
+    run = s.finish()
+    assert run.ok, run.describe()
+    assert oct(os.stat(root).st_mode & 0o7777) == oct(0o775), "the image's own mode was not restored"
+    assert not os.path.exists(os.path.join(run.workspace["state"], "session-restore.json"))
