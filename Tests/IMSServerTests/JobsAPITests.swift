@@ -204,11 +204,14 @@ struct JobsAPITests {
         #expect((failed["error"] as? [String: Any])?["message"] as? String == Catalog.interruptedReason(pid: pid), "\(failed)")
     }
 
-    @Test("a customize job created through the API waits for a person, then packages a new image")
+    @Test("a customize job created through the API serves an SSH session: connection_info in the record, a login with the job's key, touch complete packages a new image")
     func customizeJob() async throws {
-        let server = try await TestServer()
+        let server = try await TestServer(settings: "customize_ssh: {listen_address: 127.0.0.1, cluster_local_host: ims-build.local}\n")
         defer { server.terminate() }
-        let key = try await server.createPublicKey()
+        let keyPath = server.root + "/id_ed25519"
+        try Self.run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyPath])
+        let registered = try await server.post("/v3/public-keys", ["name": "cfs", "public_key": try String(contentsOfFile: keyPath + ".pub", encoding: .utf8)])
+        let key = try #require(registered.object["id"] as? String, "\(registered)")
         let recipe = try await server.createRecipe()
         let build = try await server.waitForJob(try await server.createJob(recipe: recipe, key: key, name: "base"))
         let base = try #require(build["resultant_image_id"] as? String, "\(build)")
@@ -219,16 +222,24 @@ struct JobsAPITests {
         let containers = created.object["ssh_containers"] as? [[String: Any]]
         #expect(containers?.count == 1 && containers?.first?["name"] as? String == "customize" && containers?.first?["status"] as? String == "pending")
         let id = try #require(created.object["id"] as? String)
-        let waiting = try await server.waitForJob(id) { ["waiting_on_user", "error", "success"].contains($0["status"] as? String ?? "") }
-        #expect(waiting["status"] as? String == "waiting_on_user", "\(waiting)")
-        // What `ims jobs complete ID` does: the signal file in the job's workspace (again until the session, which
-        // starts just after the status changes and clears stale signals, has seen it).
-        let workspace = try #require(waiting["workspace"] as? String)
-        let finished = try await server.waitForJob(id) { job in
-            if job["status"] as? String == "waiting_on_user" { _ = FileManager.default.createFile(atPath: workspace + "/complete", contents: Data()) }
-            return job["status"] as? String == "success" || job["status"] as? String == "error"
+        // The record says where the session is, as IMS's does, once the job's sshd listens.
+        let waiting = try await server.waitForJob(id) { job in
+            let container = (job["ssh_containers"] as? [[String: Any]])?.first
+            return (container?["connection_info"] as? [String: Any])?.isEmpty == false || ["error", "success"].contains(job["status"] as? String ?? "")
         }
+        #expect(waiting["status"] as? String == "waiting_on_user", "\(waiting)")
+        let info = try #require((waiting["ssh_containers"] as? [[String: Any]])?.first?["connection_info"] as? [String: [String: Any]], "\(waiting)")
+        #expect(info["customer_access"]?["host"] as? String == "127.0.0.1")
+        #expect(info["cluster.local"]?["host"] as? String == "ims-build.local")
+        let port = try #require(info["customer_access"]?["port"] as? Int)
+        // The person (or CFS) logs in with the job's key and ends the session as in IMS.
+        try Self.run("/usr/bin/ssh", [
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+            "-i", keyPath, "-p", String(port), "root@127.0.0.1", "test -d /mnt/image/image-root && touch /mnt/image/complete",
+        ])
+        let finished = try await server.waitForJob(id)
         #expect(finished["status"] as? String == "success", "\(finished)")
+        #expect((finished["ssh_containers"] as? [[String: Any]])?.first?["status"] as? String == "established", "\(finished)")
         let image = try #require(finished["resultant_image_id"] as? String)
         #expect(image != base)
         #expect(try await server.get("/v3/images/\(image)").object["name"] as? String == "customized")
@@ -238,5 +249,20 @@ struct JobsAPITests {
             "ssh_containers": [["name": "a"], ["name": "b"]],
         ])
         #expect(two.status == 400)
+    }
+
+    /// Runs a tool to completion; a non-zero exit fails the test with the tool's output.
+    static func run(_ tool: String, _ arguments: [String]) throws {
+        let process = Process()
+        let output = Pipe()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "\(tool) \(arguments.joined(separator: " ")): \(text)")
     }
 }
