@@ -165,8 +165,12 @@ extension JobsCommand {
         func run(_ context: CommandContext) async throws {
             let jobID = try JobsCommand.parseID(id)
             let environment = try engine.environment(context)
-            // Own the job so a crash of this runner is detected later.
-            _ = try? environment.catalog.setRunner(jobID, pid: getpid())
+            // Own the job so a crash of this runner is detected later; a job another live runner owns (started twice:
+            // by `create --detach` and by `ims serve` picking up jobs without a runner) is left to that runner.
+            if case .heldBy(let owner, _) = try environment.catalog.claimRunner(jobID, pid: getpid()) {
+                Output.write(Data("job \(jobID.imsString) is already run by process \(owner); this runner leaves it\n".utf8), to: context.stderr)
+                return
+            }
             // SIGTERM (a job deleted through `ims serve`) cancels the job: its plugins are stopped and reaped, and the
             // job ends as error before the runner exits. (Ignored before the job starts, so it cannot kill the runner
             // without a trace; a SIGKILL follows if the runner does not end.)

@@ -13,6 +13,31 @@ struct JobTests {
         return (storedRecipe, image, key)
     }
 
+    /// Who owns a job when a runner claims it: (recorded pid, recorded host, whether that pid is alive) → outcome.
+    @Test("a runner claims a job unless another live runner on this host, or one on another host, owns it", arguments: [
+        (nil, nil, false, Catalog.RunnerClaim.claimed),
+        (200, "here", true, .claimed),  // the same process again
+        (300, "here", false, .claimed),  // a dead runner gives way
+        (300, nil, false, .claimed),
+        (300, "here", true, .heldBy(pid: 300, host: "here")),
+        (300, nil, true, .heldBy(pid: 300, host: nil)),
+        (300, "elsewhere", false, .heldBy(pid: 300, host: "elsewhere")),  // liveness elsewhere is unknown here
+    ] as [(Int32?, String?, Bool, Catalog.RunnerClaim)])
+    func claimRunner(recorded: Int32?, host: String?, alive: Bool, outcome: Catalog.RunnerClaim) throws {
+        try withTemporaryCatalog { catalog, _ in
+            let (recipe, _, key) = try Self.seed(catalog)
+            let job = try catalog.createJob(JobRequest(jobType: .create, artifactID: recipe.id, publicKeyID: key.id, imageRootArchiveName: "out"))
+            _ = try catalog.updateJob(job.id) { $0.pid = recorded; $0.host = host }
+            #expect(try catalog.claimRunner(job.id, pid: 200, host: "here", isAlive: { _ in alive }) == outcome)
+            let after = try catalog.job(job.id)
+            if outcome == .claimed {
+                #expect(after.pid == 200 && after.host == "here")
+            } else {
+                #expect(after.pid == recorded && after.host == host)
+            }
+        }
+    }
+
     @Test("createJob applies IMS's defaults and checks")
     func create() throws {
         try withTemporaryCatalog { catalog, _ in

@@ -266,6 +266,33 @@ extension Catalog {
         }
     }
 
+    /// The outcome of ``claimRunner(_:pid:host:isAlive:)``.
+    public enum RunnerClaim: Sendable, Equatable {
+        /// The job is now run by the claiming process.
+        case claimed
+        /// Another live runner on this host (or a runner on another host) owns the job.
+        case heldBy(pid: Int32, host: String?)
+    }
+
+    /// Makes `pid` the job's runner unless another runner owns it: a recorded pid that is `pid` itself, dead, or
+    /// absent gives way; a live one on this host, or any on another host, keeps the job. One write transaction, so
+    /// two runners started for the same job (`ims jobs create --detach` while `ims serve` starts) never both run it.
+    public func claimRunner(
+        _ jobID: UUID, pid: Int32, host: String = Catalog.currentHost, isAlive: (Int32) -> Bool = Catalog.processIsAlive
+    ) throws(CatalogError) -> RunnerClaim {
+        try write("claiming job \(jobID.imsString) for runner \(pid)") { db in
+            var job = try Catalog.fetchJob(db, jobID)
+            if let current = job.pid {
+                let elsewhere = job.host != nil && job.host != host
+                if elsewhere || (current != pid && isAlive(current)) { return .heldBy(pid: current, host: job.host) }
+            }
+            job.pid = pid
+            job.host = host
+            try Catalog.saveJob(db, job)
+            return .claimed
+        }
+    }
+
     /// Deletes one job and its events.
     ///
     /// - Returns: the removed job.

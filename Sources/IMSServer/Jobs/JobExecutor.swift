@@ -130,8 +130,9 @@ public actor JobExecutor {
             do {
                 let pid = try runner.start(jobID: jobID, jobsDirectory: jobsDirectory)
                 children[jobID] = pid
-                // Own the job at once, so a runner that dies before it records itself is still detected.
-                _ = try? catalog.setRunner(jobID, pid: pid)
+                // Own the job at once, so a runner that dies before it records itself is still detected (unless a
+                // runner started elsewhere, e.g. by `ims jobs create --detach`, owns it: then ours leaves it at once).
+                _ = try? catalog.claimRunner(jobID, pid: pid)
                 logger.info("started job runner", metadata: ["job_id": "\(jobID.uuidString.lowercased())", "pid": "\(pid)"])
             } catch {
                 let message = "cannot start the background runner: \(error.description)"
