@@ -59,12 +59,14 @@ extension Catalog {
     }
 
     static func fetchImage(_ db: Database, _ id: UUID, scope: RecordScope) throws -> ImageRecord {
+        // Cached statements: a record read is the API's hottest path, and preparing its SQL cost more than running it.
         guard let row = try Row.fetchOne(
-            db, sql: "SELECT \(imageColumns) FROM images WHERE id = ? AND \(Columns.scopeClause(scope))",
+            try db.cachedStatement(sql: "SELECT \(imageColumns) FROM images WHERE id = ? AND \(Columns.scopeClause(scope))"),
             arguments: [id.imsString])
         else { throw CatalogError.notFound(kind: .image, id: id.imsString) }
         var metadata: [String: String] = [:]
-        let rows = try Row.fetchCursor(db, sql: "SELECT key, value FROM image_metadata WHERE image_id = ?", arguments: [id.imsString])
+        let rows = try Row.fetchCursor(
+            try db.cachedStatement(sql: "SELECT key, value FROM image_metadata WHERE image_id = ?"), arguments: [id.imsString])
         while let entry = try rows.next() { metadata[entry[0]] = entry[1] }
         return try decodeImage(row, metadata: metadata)
     }

@@ -60,7 +60,7 @@ extension Catalog {
     }
 
     static func fetchJob(_ db: Database, _ id: UUID) throws -> JobRecord {
-        guard let row = try Row.fetchOne(db, sql: "SELECT \(jobColumns) FROM jobs WHERE id = ?", arguments: [id.imsString]) else {
+        guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT \(jobColumns) FROM jobs WHERE id = ?"), arguments: [id.imsString]) else {
             throw CatalogError.notFound(kind: .job, id: id.imsString)
         }
         return try decodeJob(row)

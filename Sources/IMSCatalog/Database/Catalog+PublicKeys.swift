@@ -12,7 +12,7 @@ extension Catalog {
 
     static func fetchPublicKey(_ db: Database, _ id: UUID, scope: RecordScope) throws -> PublicKeyRecord {
         guard let row = try Row.fetchOne(
-            db, sql: "SELECT \(publicKeyColumns) FROM public_keys WHERE id = ? AND \(Columns.scopeClause(scope))",
+            try db.cachedStatement(sql: "SELECT \(publicKeyColumns) FROM public_keys WHERE id = ? AND \(Columns.scopeClause(scope))"),
             arguments: [id.imsString])
         else { throw CatalogError.notFound(kind: .publicKey, id: id.imsString) }
         return try decodePublicKey(row)

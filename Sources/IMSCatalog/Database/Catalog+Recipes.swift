@@ -70,7 +70,7 @@ extension Catalog {
 
     static func fetchRecipe(_ db: Database, _ id: UUID, scope: RecordScope) throws -> RecipeRecord {
         guard let row = try Row.fetchOne(
-            db, sql: "SELECT \(recipeColumns) FROM recipes WHERE id = ? AND \(Columns.scopeClause(scope))",
+            try db.cachedStatement(sql: "SELECT \(recipeColumns) FROM recipes WHERE id = ? AND \(Columns.scopeClause(scope))"),
             arguments: [id.imsString])
         else { throw CatalogError.notFound(kind: .recipe, id: id.imsString) }
         return try decodeRecipe(row)

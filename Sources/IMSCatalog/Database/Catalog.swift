@@ -43,6 +43,9 @@ public final class Catalog: Sendable {
         configuration.busyMode = .timeout(busyTimeout)
         configuration.foreignKeysEnabled = true
         configuration.label = "ims.catalog"
+        // One reader per core (at least 2, GRDB's default of 5 at most): more cannot run at once, and each reader's
+        // memory map of the file counts again in the process's resident memory.
+        configuration.maximumReaderCount = max(2, min(5, ProcessInfo.processInfo.activeProcessorCount))
         configuration.prepareDatabase { db in
             // WAL is durable across process crashes with NORMAL; each commit still reaches the WAL file.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")

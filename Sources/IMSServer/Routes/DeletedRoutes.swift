@@ -14,7 +14,7 @@ extension APIHandler {
         case .get:
             switch kind {
             case .recipes: return Reply.json(RecordJSONWriter.array(try catalog.recipes(deleted: true), pretty: false))
-            case .images: return Reply.json(try catalog.imagesJSON(deleted: true, pretty: false))
+            case .images: return try Reply.images(catalog, deleted: true)
             case .publicKeys: return Reply.json(RecordJSONWriter.array(try catalog.publicKeys(deleted: true), pretty: false))
             }
         case .patch:

@@ -11,7 +11,7 @@ extension APIHandler {
         let catalog = services.catalog
         switch request.method {
         case .get:
-            return Reply.json(try catalog.imagesJSON(pretty: false))
+            return try Reply.images(catalog)
         case .post:
             let body = try request.json(RequestBodies.imageCreate)
             var record = ImageRecord(

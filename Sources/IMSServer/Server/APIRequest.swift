@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import IMSCatalog
 import IMSProtocol
 
 /// One request as the API's handlers see it: the resolved endpoint, the method, the query and the raw body.
@@ -32,6 +33,14 @@ public enum Reply {
     /// A JSON body (`application/json`).
     public static func json(_ bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    /// The image list (live or deleted) as the catalog writes it, one buffer per chunk: a 100,000-image list is
+    /// never gathered into one array and copied again into the response.
+    public static func images(_ catalog: Catalog, deleted: Bool = false) throws(CatalogError) -> Response {
+        var chunks: [ByteBuffer] = []
+        try catalog.writeImagesJSON(deleted: deleted, pretty: false) { chunk in chunks.append(ByteBuffer(bytes: chunk)) }
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(contentsOf: chunks))
     }
 
     /// An `Encodable` value as JSON, keys sorted.
