@@ -104,23 +104,18 @@ public struct SiteSettings: Sendable, Hashable, Codable {
             if let unknown = raw.keys.filter({ !known.contains($0) }).sorted().first {
                 throw EngineError(.settings, "\(path): unknown setting '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: known.sorted()))")
             }
-            if let s3 = raw["s3"] as? [String: Any], let unknown = s3.keys.filter({ !S3Settings.settingNames.contains($0) }).sorted().first {
-                throw EngineError(.settings, "\(path): unknown setting 's3.\(unknown)' (known: \(S3Settings.settingNames.joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: S3Settings.settingNames))")
-            }
-            if let section = raw["customize_ssh"] as? [String: Any],
-                let unknown = section.keys.filter({ !CustomizeSSHSettings.settingNames.contains($0) }).sorted().first {
-                throw EngineError(.settings, "\(path): unknown setting 'customize_ssh.\(unknown)' (known: \(CustomizeSSHSettings.settingNames.joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: CustomizeSSHSettings.settingNames))")
-            }
-            if let server = raw["server"] as? [String: Any] {
-                let sections: [(String, [String: Any]?, [String])] = [
-                    ("server", server, ServerSettings.settingNames),
-                    ("server.auth", server["auth"] as? [String: Any], ServerSettings.authSettingNames),
-                    ("server.tls", server["tls"] as? [String: Any], ServerSettings.tlsSettingNames),
-                ]
-                for (prefix, section, names) in sections {
-                    if let section, let unknown = section.keys.filter({ !names.contains($0) }).sorted().first {
-                        throw EngineError(.settings, "\(path): unknown setting '\(prefix).\(unknown)' (known: \(names.joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: names))")
-                    }
+            // Each section's keys, checked by one rule (the error names the section's path and its known keys).
+            let server = raw["server"] as? [String: Any]
+            let sections: [(String, [String: Any]?, [String])] = [
+                ("s3", raw["s3"] as? [String: Any], S3Settings.settingNames),
+                ("customize_ssh", raw["customize_ssh"] as? [String: Any], CustomizeSSHSettings.settingNames),
+                ("server", server, ServerSettings.settingNames),
+                ("server.auth", server?["auth"] as? [String: Any], ServerSettings.authSettingNames),
+                ("server.tls", server?["tls"] as? [String: Any], ServerSettings.tlsSettingNames),
+            ]
+            for (prefix, section, names) in sections {
+                if let section, let unknown = section.keys.filter({ !names.contains($0) }).sorted().first {
+                    throw EngineError(.settings, "\(path): unknown setting '\(prefix).\(unknown)' (known: \(names.joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: names))")
                 }
             }
         }
