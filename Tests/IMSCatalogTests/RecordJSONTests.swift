@@ -1,5 +1,6 @@
 import Foundation
 import IMSCatalog
+import Synchronization
 import Testing
 
 @Suite("Record JSON")
@@ -62,6 +63,7 @@ struct RecordJSONTests {
             "require_dkms", "id", "created", "status", "resultant_image_id", "arch", "kubernetes_job",
             "kubernetes_service", "kubernetes_configmap", "kubernetes_pvc", "kubernetes_secret", "kubernetes_namespace",
             "remote_build_node", "status_history", "error", "workspace", "pid", "host", "timeout_seconds",
+            "executor", "slurm_job_id", "last_report",
         ]
         #expect(Set(object.keys) == expected)
         #expect(try JSONDecoder().decode(JobRecord.self, from: try JSONEncoder().encode(job)) == job)
@@ -84,6 +86,39 @@ struct RecordJSONTests {
                 }
             }
             #expect(try JSONDecoder().decode([ImageRecord].self, from: Data(try catalog.imagesJSON())) == (try catalog.images()))
+        }
+    }
+
+    @Test("imageJSON (the API's single-record read) writes exactly the bytes of encoding the record, and sees every write")
+    func fastSingleRead() throws {
+        try withTemporaryCatalog { catalog, _ in
+            var odd = fullImage(name: "odd \"name\"\n\u{1}/é", linkPath: "file:///s/boot-images/odd/manifest.json")
+            odd.metadata = ["b": "2", "a": "1", "B": "\\", "ctl\t": "x", "é": "z", "Z": ""]
+            let records = [fullImage(), ImageRecord(name: "plain"), odd, ImageRecord(name: "gone", arch: .aarch64, metadata: ["k": "v"])]
+            try catalog.createImages(records)
+            try catalog.softDeleteImage(records[3].id)
+            for record in records.prefix(3) {
+                let expected = RecordJSONWriter.object(try catalog.image(record.id), pretty: false)
+                #expect(String(decoding: try catalog.imageJSON(record.id), as: UTF8.self) == String(decoding: expected, as: UTF8.self))
+            }
+            // A soft-deleted image is found only in the deleted scope; an unknown id is not found.
+            #expect(throws: CatalogError.notFound(kind: .image, id: records[3].id.imsString)) { try catalog.imageJSON(records[3].id) }
+            let deleted = RecordJSONWriter.object(try catalog.image(records[3].id, scope: .deleted), pretty: false)
+            #expect(try catalog.imageJSON(records[3].id, scope: .deleted) == deleted)
+            let unknown = UUID()
+            #expect(throws: CatalogError.notFound(kind: .image, id: unknown.imsString)) { try catalog.imageJSON(unknown) }
+            // The connections are reused: a write through the pool (or another process) is seen by the next read.
+            _ = try catalog.updateImage(records[0].id, ImageUpdate(arch: .aarch64, metadata: [MetadataChange(operation: .set, key: "new", value: "1")]))
+            let updated = try catalog.image(records[0].id)
+            #expect(updated.arch == .aarch64 && updated.metadata["new"] == "1")
+            #expect(try catalog.imageJSON(records[0].id) == RecordJSONWriter.object(updated, pretty: false))
+            // Many readers at once each get a connection of their own and the same answer.
+            let expected = RecordJSONWriter.object(updated, pretty: false)
+            let mismatches = Mutex(0)
+            DispatchQueue.concurrentPerform(iterations: 64) { _ in
+                if (try? catalog.imageJSON(records[0].id)) != expected { mismatches.withLock { $0 += 1 } }
+            }
+            #expect(mismatches.withLock { $0 } == 0)
         }
     }
 

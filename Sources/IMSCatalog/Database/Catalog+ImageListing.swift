@@ -53,7 +53,8 @@ extension Catalog {
                 if writer.isPretty {
                     writer.writePrettyImageRow(sqlite, metadata: metadata)
                 } else {
-                    writer.writeCompactImageRow(sqlite, metadata: metadata)
+                    let entries = metadata.isEmpty ? nil : UUIDKey(column: sqlite, 0).flatMap { metadata.entries(for: $0) }
+                    writer.writeCompactImageRow(sqlite, metadata: entries)
                 }
                 if writer.byteCount >= chunkSize {
                     try writer.flush(to: sink)
@@ -238,7 +239,8 @@ extension RecordJSONWriter {
     /// The two writers are kept apart on purpose: one writer taking its literals from a struct of `StaticString`s
     /// doubled the CPU time of listing 100k images (336 ms against 155–175 ms; the literals' lengths are no longer
     /// compile-time constants at each `appendRaw`).
-    mutating func writeCompactImageRow(_ row: OpaquePointer, metadata: MetadataIndex) {
+    /// `metadata` is the image's entries sorted by key bytes (nil or empty: none).
+    mutating func writeCompactImageRow(_ row: OpaquePointer, metadata entries: [MetadataIndex.Entry]?) {
         beginRawValue()
         appendRaw("{\"arch\":")
         appendRawColumn(row, 6)
@@ -261,7 +263,7 @@ extension RecordJSONWriter {
             appendRawColumn(row, 5)
             appendRaw("},\"metadata\":{")
         }
-        if !metadata.isEmpty, let key = UUIDKey(column: row, 0), let entries = metadata.entries(for: key) {
+        if let entries {
             var first = true
             for entry in entries {
                 if !first { appendRaw(",") }
@@ -293,5 +295,45 @@ extension RecordJSONWriter {
         }
         let count = Int(sqlite3_column_bytes(statement, index))
         string(utf8: UnsafeBufferPointer(start: pointer, count: count))
+    }
+}
+
+extension Catalog {
+    /// One image as compact JSON followed by a newline: the bytes of `RecordJSONWriter.object(try image(id), pretty:
+    /// false)`, read on a connection of ``RecordReadConnections`` (the API's `GET /v3/images/{id}`).
+    ///
+    /// - Throws: ``CatalogError/notFound(kind:id:)``, or ``CatalogError/database(operation:message:)``.
+    public func imageJSON(_ id: UUID, scope: RecordScope = .live) throws(CatalogError) -> [UInt8] {
+        let idText = id.imsString
+        return try recordReads.read("reading image \(idText)") { connection throws(CatalogError) in
+            do {
+                let image = try connection.statement(
+                    "SELECT id, created, name, link_path, link_etag, link_type, arch, deleted FROM images WHERE id = ?1 AND \(Columns.scopeClause(scope))")
+                connection.bind(image, 1, idText)
+                guard try connection.step(image) else { throw CatalogError.notFound(kind: .image, id: idText) }
+                // Keys in byte order (BINARY collation), as `.sortedKeys` orders them.
+                let metadata = try connection.statement("SELECT key, value FROM image_metadata WHERE image_id = ?1 ORDER BY key")
+                connection.bind(metadata, 1, idText)
+                var entries: [MetadataIndex.Entry] = []
+                while try connection.step(metadata) {
+                    entries.append((Self.text(metadata, 0), Self.text(metadata, 1)))
+                }
+                var writer = RecordJSONWriter(pretty: false, capacity: 512)
+                writer.writeCompactImageRow(image, metadata: entries)
+                writer.newlineAtEnd()
+                return writer.bytes
+            } catch let error as RawReadConnection.Failure {
+                throw CatalogError.database(operation: "reading image \(idText)", message: error.message)
+            } catch let error as CatalogError {
+                throw error
+            } catch {
+                throw CatalogError.database(operation: "reading image \(idText)", message: "\(error)")
+            }
+        }
+    }
+
+    private static func text(_ statement: OpaquePointer, _ index: Int32) -> String {
+        guard let pointer = sqlite3_column_text(statement, index) else { return "" }
+        return String(decoding: UnsafeBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(statement, index))), as: UTF8.self)
     }
 }

@@ -16,6 +16,8 @@ public final class Catalog: Sendable {
     /// The database file.
     public let path: String
     let pool: DatabasePool
+    /// Connections of their own for single-record reads on the API's hot path (``imageJSON(_:scope:)``).
+    let recordReads: RecordReadConnections
 
     /// The default time a writer waits for another process's transaction before failing.
     public static let defaultBusyTimeout: TimeInterval = 30
@@ -39,6 +41,8 @@ public final class Catalog: Sendable {
     /// - Throws: ``CatalogError/database(operation:message:)``.
     public init(path: String, busyTimeout: TimeInterval = Catalog.defaultBusyTimeout) throws(CatalogError) {
         self.path = path
+        recordReads = RecordReadConnections(
+            path: path, busyTimeout: busyTimeout, maximumIdle: max(2, ProcessInfo.processInfo.activeProcessorCount * 2))
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         configuration.foreignKeysEnabled = true

@@ -35,7 +35,7 @@ extension APIHandler {
         let catalog = services.catalog
         switch request.method {
         case .get:
-            return Reply.json(RecordJSONWriter.object(try catalog.image(id), pretty: false))
+            return Reply.json(try catalog.imageJSON(id))
         case .patch:
             let body = try request.json(RequestBodies.imagePatch)
             let current = try catalog.image(id)
@@ -57,7 +57,7 @@ extension APIHandler {
     }
 
     /// A manifest link validated as the command line validates it; warnings go to the log.
-    private func imageLink(_ url: String, etag: String?) async throws -> ArtifactLink {
+    func imageLink(_ url: String, etag: String?) async throws -> ArtifactLink {
         let (link, warnings) = try await RecordLinks.imageLink(url, etag: etag, store: services.store)
         for warning in warnings { services.logger.warning("image link: \(warning)") }
         return link
