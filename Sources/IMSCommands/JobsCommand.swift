@@ -16,7 +16,7 @@ struct JobsCommand: AsyncParsableCommand {
             Statuses follow IMS: creating, fetching_recipe, waiting_for_repos, building_image, \
             packaging_artifacts, then success or error.
             """,
-        subcommands: [Create.self, Run.self, List.self, Describe.self, Logs.self, Complete.self, Delete.self]
+        subcommands: [Create.self, Run.self, RunRemote.self, List.self, Describe.self, Logs.self, Complete.self, Delete.self]
     )
 
     static func parseID(_ text: String) throws -> UUID {

@@ -55,8 +55,10 @@ enum CLIExitCode {
     static let failure = ExitCode(1)
     /// Bad input data: a request or manifest file that cannot be used.
     static let dataError = ExitCode(65)
-    /// A plugin is missing, refused or cannot be selected.
+    /// A plugin is missing, refused or cannot be selected; a server cannot be reached.
     static let unavailable = ExitCode(69)
+    /// A remote runner was stopped by its server (the job was cancelled, deleted or timed out).
+    static let refused = ExitCode(3)
 }
 
 /// An error of the command layer itself, with its code and exit code.
@@ -143,6 +145,7 @@ enum CLIErrors {
             case .invalidListenAddress, .unauthenticatedNetworkListen: return (error.code, error.description, ExitCode.validationFailure)
             case .jwks: return (error.code, error.description, CLIExitCode.unavailable)
             case .tls: return (error.code, error.description, CLIExitCode.dataError)
+            case .executor: return (error.code, error.description, CLIExitCode.unavailable)
             }
         default:
             return ("ims.error", String(describing: error), CLIExitCode.failure)

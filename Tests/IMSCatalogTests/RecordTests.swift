@@ -171,13 +171,13 @@ struct RecordTests {
         let recipe: RecipeRecord
         do {
             let catalog = try Catalog(dataDirectory: directory)
-            #expect(try catalog.appliedMigrations() == ["v1"])
+            #expect(try catalog.appliedMigrations() == ["v1", "v2-executors"])
             recipe = try catalog.createRecipe(fullRecipe())
         }
         let reopened = try Catalog(dataDirectory: directory)
         #expect(try reopened.recipe(recipe.id) == recipe)
         #expect(FileManager.default.fileExists(atPath: directory.catalogPath))
         let journal = try reopened.appliedMigrations()
-        #expect(journal == ["v1"])
+        #expect(journal == ["v1", "v2-executors"])
     }
 }

@@ -16,17 +16,22 @@ extension Catalog {
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM jobs WHERE id = ?", arguments: [jobID.imsString]) == true else {
                 throw CatalogError.notFound(kind: .job, id: jobID.imsString)
             }
-            let insert = try db.cachedStatement(
-                sql: "INSERT INTO job_events (job_id, time, phase, plugin_id, kind, data) VALUES (?, ?, ?, ?, ?, ?)")
-            var stored: [JobEvent] = []
-            stored.reserveCapacity(events.count)
-            for var event in events {
-                try insert.execute(arguments: [jobID.imsString, Columns.micros(event.time), event.phase, event.pluginID, event.kind, event.data])
-                event.sequence = db.lastInsertedRowID
-                stored.append(event)
-            }
-            return stored
+            return try Catalog.insertJobEvents(db, jobID, events)
         }
+    }
+
+    /// Inserts events of an existing job inside the caller's transaction.
+    static func insertJobEvents(_ db: Database, _ jobID: UUID, _ events: [JobEvent]) throws -> [JobEvent] {
+        let insert = try db.cachedStatement(
+            sql: "INSERT INTO job_events (job_id, time, phase, plugin_id, kind, data) VALUES (?, ?, ?, ?, ?, ?)")
+        var stored: [JobEvent] = []
+        stored.reserveCapacity(events.count)
+        for var event in events {
+            try insert.execute(arguments: [jobID.imsString, Columns.micros(event.time), event.phase, event.pluginID, event.kind, event.data])
+            event.sequence = db.lastInsertedRowID
+            stored.append(event)
+        }
+        return stored
     }
 
     /// A job's events after a sequence number, oldest first (for `--follow`: pass the last sequence seen).

@@ -7,8 +7,10 @@ extension Catalog {
         job_mem_size, kernel_file_name, initrd_file_name, kernel_parameters_file_name, ssh_containers, require_dkms, \
         status, resultant_image_id, arch, kubernetes_job, kubernetes_service, kubernetes_configmap, kubernetes_pvc, \
         kubernetes_secret, kubernetes_namespace, remote_build_node, status_history, error, workspace, pid, host, \
-        timeout_seconds
+        timeout_seconds, executor, slurm_job_id, last_report
         """
+
+    static let jobColumnCount = jobColumns.split(separator: ",").count
 
     static func decodeJob(_ row: Row) throws -> JobRecord {
         let idText: String = row[0]
@@ -44,6 +46,9 @@ extension Catalog {
         record.kubernetesSecret = row[21]
         record.kubernetesNamespace = row[22]
         record.remoteBuildNode = row[23]
+        record.executor = row[30]
+        record.slurmJobID = row[31]
+        record.lastReport = Columns.optionalDate(row[32])
         return record
     }
 
@@ -56,6 +61,7 @@ extension Catalog {
             job.kubernetesService, job.kubernetesConfigmap, job.kubernetesPVC, job.kubernetesSecret,
             job.kubernetesNamespace, job.remoteBuildNode, try Columns.jsonText(job.statusHistory),
             try job.error.map { try Columns.jsonText($0) }, job.workspace, job.pid, job.host, job.timeoutSeconds,
+            job.executor, job.slurmJobID, job.lastReport.map(Columns.micros),
         ]
     }
 
@@ -153,7 +159,7 @@ extension Catalog {
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM jobs WHERE id = ?", arguments: [job.id.imsString]) == true {
                 throw CatalogError.duplicateID(kind: .job, id: job.id.imsString)
             }
-            let placeholders = Array(repeating: "?", count: 30).joined(separator: ", ")
+            let placeholders = Array(repeating: "?", count: Catalog.jobColumnCount).joined(separator: ", ")
             try db.execute(sql: "INSERT INTO jobs (\(Catalog.jobColumns)) VALUES (\(placeholders))", arguments: StatementArguments(try Catalog.jobValues(job)))
             return job
         }

@@ -106,6 +106,17 @@ enum CatalogSchema {
                 CREATE INDEX IF NOT EXISTS job_events_by_job ON job_events (job_id, sequence);
                 """)
         }
+        // Jobs run on other hosts (executors): which executor, the Slurm job id, the runner's token (its SHA-256 only)
+        // and when it expires, and the runner's last report (its heartbeat).
+        migrator.registerMigration("v2-executors") { db in
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN executor TEXT;
+                ALTER TABLE jobs ADD COLUMN slurm_job_id TEXT;
+                ALTER TABLE jobs ADD COLUMN last_report INTEGER;
+                ALTER TABLE jobs ADD COLUMN runner_token_sha256 TEXT;
+                ALTER TABLE jobs ADD COLUMN runner_token_expires INTEGER;
+                """)
+        }
         return migrator
     }
 }

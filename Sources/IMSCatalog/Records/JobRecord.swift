@@ -66,6 +66,12 @@ public struct JobRecord: Codable, Hashable, Sendable, Identifiable {
     public var host: String?
     /// An overall time limit for the job, in seconds (IMS has none).
     public var timeoutSeconds: Int?
+    /// The executor running the job (`local`, `slurm`, `remote-build-nodes`; nil: local, from before executors).
+    public var executor: String?
+    /// The Slurm job id of a job run through the `slurm` executor (ims's counterpart of `kubernetes_job`).
+    public var slurmJobID: String?
+    /// When the job's remote runner last reported (its heartbeat).
+    public var lastReport: Date?
 
     /// Creates a record. Prefer ``Catalog/createJob(_:)``, which applies IMS's defaults and checks.
     public init(
@@ -126,6 +132,9 @@ public struct JobRecord: Codable, Hashable, Sendable, Identifiable {
         case remoteBuildNode = "remote_build_node"
         case statusHistory = "status_history"
         case timeoutSeconds = "timeout_seconds"
+        case executor
+        case slurmJobID = "slurm_job_id"
+        case lastReport = "last_report"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -161,6 +170,9 @@ public struct JobRecord: Codable, Hashable, Sendable, Identifiable {
         pid = try c.decodeIfPresent(Int32.self, forKey: .pid)
         host = try c.decodeIfPresent(String.self, forKey: .host)
         timeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .timeoutSeconds)
+        executor = try c.decodeIfPresent(String.self, forKey: .executor)
+        slurmJobID = try c.decodeIfPresent(String.self, forKey: .slurmJobID)
+        lastReport = try c.decodeTimestampIfPresent(forKey: .lastReport)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -195,6 +207,9 @@ public struct JobRecord: Codable, Hashable, Sendable, Identifiable {
         try c.encodeNullable(pid, forKey: .pid)
         try c.encodeNullable(host, forKey: .host)
         try c.encodeNullable(timeoutSeconds, forKey: .timeoutSeconds)
+        try c.encodeNullable(executor, forKey: .executor)
+        try c.encodeNullable(slurmJobID, forKey: .slurmJobID)
+        if let lastReport { try c.encodeTimestamp(lastReport, forKey: .lastReport) } else { try c.encodeNil(forKey: .lastReport) }
     }
 }
 

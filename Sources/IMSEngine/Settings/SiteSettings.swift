@@ -68,6 +68,8 @@ public struct SiteSettings: Sendable, Hashable, Codable {
     public var server: ServerSettings?
     /// Where customize and debug sessions (the per-job sshd) listen, and the hosts their job record names.
     public var customizeSSH: CustomizeSSHSettings?
+    /// Where `ims serve` runs jobs (``ExecutorSettings``).
+    public var executor: ExecutorSettings?
 
     enum CodingKeys: String, CodingKey {
         case dns, store, s3, server
@@ -83,6 +85,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         case strictScripts = "strict_scripts"
         case maxConcurrentJobs = "max_concurrent_jobs"
         case customizeSSH = "customize_ssh"
+        case executor
     }
 
     public init() {}
@@ -100,18 +103,22 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         }
         let text = String(decoding: data, as: UTF8.self)
         if let raw = try? Yams.load(yaml: text) as? [String: Any] {
-            let known = Set(["ca_cert", "dns", "repo_rewrites", "signing_keys", "job_timeout_seconds", "keep_failed_workspaces", "plugin_path", "store", "repository_timeout_seconds", "repository_poll_seconds", "default_distro_family", "s3", "strict_scripts", "max_concurrent_jobs", "server", "customize_ssh"])
+            let known = Set(["ca_cert", "dns", "repo_rewrites", "signing_keys", "job_timeout_seconds", "keep_failed_workspaces", "plugin_path", "store", "repository_timeout_seconds", "repository_poll_seconds", "default_distro_family", "s3", "strict_scripts", "max_concurrent_jobs", "server", "customize_ssh", "executor"])
             if let unknown = raw.keys.filter({ !known.contains($0) }).sorted().first {
                 throw EngineError(.settings, "\(path): unknown setting '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: known.sorted()))")
             }
             // Each section's keys, checked by one rule (the error names the section's path and its known keys).
             let server = raw["server"] as? [String: Any]
+            let executor = raw["executor"] as? [String: Any]
             let sections: [(String, [String: Any]?, [String])] = [
                 ("s3", raw["s3"] as? [String: Any], S3Settings.settingNames),
                 ("customize_ssh", raw["customize_ssh"] as? [String: Any], CustomizeSSHSettings.settingNames),
                 ("server", server, ServerSettings.settingNames),
                 ("server.auth", server?["auth"] as? [String: Any], ServerSettings.authSettingNames),
                 ("server.tls", server?["tls"] as? [String: Any], ServerSettings.tlsSettingNames),
+                ("executor", executor, ExecutorSettings.settingNames),
+                ("executor.slurm", executor?["slurm"] as? [String: Any], ExecutorSettings.Slurm.settingNames),
+                ("executor.remote_build_nodes", executor?["remote_build_nodes"] as? [String: Any], ExecutorSettings.RemoteBuildNodes.settingNames),
             ]
             for (prefix, section, names) in sections {
                 if let section, let unknown = section.keys.filter({ !names.contains($0) }).sorted().first {
@@ -151,6 +158,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         }
         try server?.check(source: source)
         try customizeSSH?.check(source: source)
+        try executor?.check(source: source, store: store)
     }
 
     /// These settings with `other`'s non-nil values on top (command-line overrides).
@@ -172,6 +180,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         merged.maxConcurrentJobs = other.maxConcurrentJobs ?? maxConcurrentJobs
         merged.server = other.server ?? server
         merged.customizeSSH = other.customizeSSH ?? customizeSSH
+        merged.executor = other.executor ?? executor
         return merged
     }
 

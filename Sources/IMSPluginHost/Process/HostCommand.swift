@@ -56,12 +56,15 @@ public enum HostCommand {
     /// - Parameters:
     ///   - environment: the child's whole environment (`KEY=VALUE`); by default a minimal one with the host PATH.
     ///   - timeLimit: stop the tool (SIGTERM, then SIGKILL after `killGrace`) when it runs longer.
+    ///   - input: bytes written to the tool's stdin before it is closed (a secret or a script: never an argument).
+    ///     At most 60 KiB, so the write never waits on the tool.
     /// - Throws: ``LaunchError`` when the tool cannot be started. A tool that fails, crashes or is stopped is a
     ///   ``Result``, never a throw.
     public static func run(
         _ executable: String, _ arguments: [String], environment: [String]? = nil, workingDirectory: String? = nil,
-        keepLines: Int = 20, timeLimit: Duration? = nil, killGrace: Duration = .seconds(5)
+        keepLines: Int = 20, timeLimit: Duration? = nil, killGrace: Duration = .seconds(5), input: [UInt8] = []
     ) async throws(LaunchError) -> Result {
+        precondition(input.count <= 60 * 1024, "HostCommand input larger than a pipe buffer")
         ims_ignore_sigpipe()
         // Orphaned grandchildren are re-parented here, so the group reaping below can reap them.
         ims_become_subreaper()
@@ -70,7 +73,7 @@ public enum HostCommand {
             executable: executable, argv: [executable] + arguments,
             environment: environment ?? ["PATH=\(PluginInvoker.systemPath)", "LANG=C.UTF-8", "TZ=UTC"],
             workingDirectory: workingDirectory ?? FileManager.default.currentDirectoryPath, keepLines: keepLines,
-            timeLimit: timeLimit, killGrace: killGrace)
+            timeLimit: timeLimit, killGrace: killGrace, input: input)
         let outcome: Swift.Result<Result, LaunchError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 // poll(2) blocks: the loop runs on its own thread, never on the cooperative pool.
@@ -116,6 +119,7 @@ public enum HostCommand {
         var keepLines: Int
         var timeLimit: Duration?
         var killGrace: Duration
+        var input: [UInt8] = []
 
         func run(stop: StopSignal) -> Swift.Result<Result, LaunchError> {
             let clock = ContinuousClock()
@@ -126,7 +130,13 @@ public enum HostCommand {
             case .failure(let failure): return .failure(failure)
             }
             let pid = child.pid
-            close(child.stdin)  // the tool reads nothing: EOF at once
+            // The input fits the pipe's buffer, so this never blocks; then EOF (a tool that reads nothing sees it at once).
+            var written = 0
+            while written < input.count {
+                let count = input[written...].withUnsafeBytes { write(child.stdin, $0.baseAddress, $0.count) }
+                if count > 0 { written += count } else if count < 0 && errno == EINTR { continue } else { break }
+            }
+            close(child.stdin)
             var outputFDs = [child.stdout, child.stderr]
             let pidFD = ims_pidfd_open(pid)
             var tail = OutputTail(limitBytes: HostCommand.tailBytes)

@@ -26,20 +26,36 @@ public actor JobExecutor {
     private var adopted: [UUID: pid_t] = [:]
     /// Runners being stopped by ``cancel(_:grace:)``, which alone waits for them (so ``tick()`` never reaps them).
     private var stopping: [UUID: pid_t] = [:]
+    /// The executor that runs jobs on other hosts (Slurm, remote build nodes), when the site chose one.
+    private let remote: (any RemoteExecutor)?
+    /// How remote runners are started and what they are given.
+    private var plan: RemoteRunnerPlan?
+    /// Jobs whose runner was started on another host and has not ended.
+    private var remoteActive: Set<UUID> = []
 
-    public init(runner: DetachedJobRunner, catalog: Catalog, jobsDirectory: String, limit: Int, logger: Logger) {
+    public init(
+        runner: DetachedJobRunner, catalog: Catalog, jobsDirectory: String, limit: Int, remote: (any RemoteExecutor)? = nil,
+        plan: RemoteRunnerPlan? = nil, logger: Logger
+    ) {
         self.runner = runner
         self.catalog = catalog
         self.jobsDirectory = jobsDirectory
         self.limit = max(1, limit)
+        self.remote = remote
+        self.plan = plan
         self.logger = logger
+    }
+
+    /// Sets the URL remote runners reach the server at, once it listens (its port may have been chosen then).
+    public func setServerURL(_ url: String) {
+        if plan?.serverURL == nil { plan?.serverURL = url }
     }
 
     /// Jobs waiting, oldest first.
     public var waiting: [UUID] { queue }
 
     /// How many runners are alive.
-    public var runningCount: Int { children.count + adopted.count + stopping.count }
+    public var runningCount: Int { children.count + adopted.count + stopping.count + remoteActive.count }
 
     /// Picks up after an earlier server: marks jobs whose runner died, adopts live runners on this host, and queues
     /// the jobs that never got a runner (`creating` without a pid), oldest first.
@@ -47,7 +63,10 @@ public actor JobExecutor {
         WorkspaceMounts.markInterrupted(catalog)
         let host = Catalog.currentHost
         for job in (try? catalog.jobs(matching: JobFilter(statuses: Set(JobStatus.active)))) ?? [] {
-            if let pid = job.pid {
+            if let remote, job.executor == remote.kind.rawValue {
+                // Its runner reports through the API; the heartbeat check watches it.
+                remoteActive.insert(job.id)
+            } else if let pid = job.pid {
                 if job.host == nil || job.host == host, Catalog.processIsAlive(pid) { adopted[job.id] = pid }
             } else if job.status == .creating, !queue.contains(job.id) {
                 queue.append(job.id)
@@ -69,7 +88,9 @@ public actor JobExecutor {
 
     /// Reaps runners that ended (a runner that died without ending its job leaves it `error` with the reason) and
     /// starts waiting jobs.
-    public func tick() {
+    public func tick() async {
+        ticksSinceRemoteCheck += 1
+        if remote != nil, ticksSinceRemoteCheck >= Self.remoteCheckEvery { await checkRemote() }
         ticksSinceSweep += 1
         var ended = ticksSinceSweep >= Self.sweepEvery
         for (jobID, pid) in children where DetachedProcess.reapIfExited(pid) != nil {
@@ -87,10 +108,91 @@ public actor JobExecutor {
         startWaiting()
     }
 
+    /// Ticks since remote jobs were last checked.
+    private var ticksSinceRemoteCheck = 0
+    /// Remote jobs are checked every this many ticks.
+    static let remoteCheckEvery = 4
+
+    /// Checks the jobs running on other hosts: a job whose engine ended it (a Slurm end state, an SSH session that
+    /// failed) or whose runner stopped reporting for the heartbeat timeout is marked `error` with the reason, and its
+    /// token is revoked, so a runner that comes back is told to stop and its late result is refused.
+    public func checkRemote(now: Date = Date()) async {
+        guard let remote, let plan else { return }
+        ticksSinceRemoteCheck = 0
+        let active = ((try? catalog.jobs(matching: JobFilter(statuses: Set(JobStatus.active)))) ?? []).filter { $0.executor == remote.kind.rawValue }
+        let activeIDs = Set(active.map(\.id))
+        remoteActive.formIntersection(activeIDs.union(launching))
+        for (jobID, error) in await remote.ended(active.filter { remoteActive.contains($0.id) && !launching.contains($0.id) }) {
+            endRemote(jobID, error: error)
+        }
+        let cutoff = now.addingTimeInterval(-plan.heartbeatTimeoutSeconds)
+        for job in (try? catalog.silentRemoteJobs(since: cutoff)) ?? [] where job.executor == remote.kind.rawValue {
+            let silence = Int(now.timeIntervalSince(job.lastReport ?? cutoff).rounded())
+            let error = JobError(
+                code: "ims.job.runner_silent", category: "environment",
+                message: "the runner\(job.host.map { " on \($0)" } ?? "") stopped reporting: no heartbeat for \(silence) s (executor.heartbeat_timeout_seconds is \(Int(plan.heartbeatTimeoutSeconds)))")
+            endRemote(job.id, error: error)
+            await remote.cancel(job)
+        }
+        startWaiting()
+    }
+
+    private func endRemote(_ jobID: UUID, error: JobError) {
+        try? catalog.revokeRunnerToken(jobID)
+        if let job = try? catalog.job(jobID), !job.status.isTerminal {
+            _ = try? catalog.fail(jobID, error: error)
+            logger.warning("remote job failed", metadata: ["job_id": "\(jobID.imsString)", "error": "\(error.message)"])
+        }
+        remoteActive.remove(jobID)
+    }
+
+    /// A remote job delivered its result (or failed): its slot is free.
+    public func ended(_ jobID: UUID) {
+        remoteActive.remove(jobID)
+        startWaiting()
+    }
+
+    /// Jobs whose remote runner is being started.
+    private var launching: Set<UUID> = []
+
+    /// Starts the remote runner of `jobID`: a token scoped to the job, the secrets on the runner's stdin, the
+    /// executor's record (Slurm job id, node) on the job. A runner that cannot be started ends the job as error.
+    private func launchRemote(_ jobID: UUID, remote: any RemoteExecutor, plan: RemoteRunnerPlan) async {
+        defer { launching.remove(jobID) }
+        do {
+            let job = try catalog.job(jobID)
+            let token = RunnerTokens.make()
+            let timeout = Double(job.timeoutSeconds ?? Int(plan.jobTimeoutSeconds))
+            try catalog.setRunnerToken(jobID, sha256: RunnerTokens.digest(token), expires: Date().addingTimeInterval(timeout + 3600), executor: remote.kind.rawValue)
+            let launch = try plan.launch(jobID: jobID, token: token)
+            let started = try await remote.start(job, launch: launch)
+            _ = try catalog.updateJob(jobID) { job in
+                job.slurmJobID = started.slurmJobID ?? job.slurmJobID
+                job.remoteBuildNode = started.remoteBuildNode ?? job.remoteBuildNode
+                job.host = started.host ?? job.host
+            }
+            logger.info("started remote job runner", metadata: [
+                "job_id": "\(jobID.imsString)", "executor": "\(remote.kind.rawValue)",
+                "slurm_job_id": "\(started.slurmJobID ?? "-")", "node": "\(started.remoteBuildNode ?? "-")",
+            ])
+        } catch {
+            let message = "cannot start the job's runner: \(error)"
+            endRemote(jobID, error: JobError(code: "ims.job.runner_unavailable", category: "environment", message: message))
+            startWaiting()
+        }
+    }
+
     /// Stops a job before its record is removed: a waiting job leaves the queue; a running job's runner gets
     /// SIGTERM (it cancels its steps and plugins), then SIGKILL if it has not ended within `grace`.
     public func cancel(_ jobID: UUID, grace: Duration = .seconds(10)) async {
         queue.removeAll { $0 == jobID }
+        if let remote, let job = try? catalog.job(jobID), job.executor == remote.kind.rawValue {
+            try? catalog.revokeRunnerToken(jobID)
+            await remote.cancel(job)
+            remoteActive.remove(jobID)
+            startWaiting()
+            return
+        }
         var pid = children[jobID] ?? adopted[jobID]
         if pid == nil, let job = try? catalog.job(jobID), !job.status.isTerminal, let recorded = job.pid,
            job.host == nil || job.host == Catalog.currentHost, Catalog.processIsAlive(recorded) {
@@ -127,6 +229,13 @@ public actor JobExecutor {
         while runningCount < limit, !queue.isEmpty {
             let jobID = queue.removeFirst()
             guard let job = try? catalog.job(jobID), job.status == .creating, job.pid == nil else { continue }
+            if let remote, let plan {
+                guard job.executor == nil else { continue }
+                remoteActive.insert(jobID)
+                launching.insert(jobID)
+                Task { await self.launchRemote(jobID, remote: remote, plan: plan) }
+                continue
+            }
             do {
                 let pid = try runner.start(jobID: jobID, jobsDirectory: jobsDirectory)
                 children[jobID] = pid

@@ -3,8 +3,8 @@ import Foundation
 /// The remote build nodes an administrator registered (IMS `/v3/remote-build-nodes`), kept in
 /// `<data-dir>/remote-build-nodes.json` in registration order.
 ///
-/// ims does not run jobs on remote nodes yet: the records are kept so automation that registers nodes works, and
-/// the status of a node says what ims knows (nothing is probed).
+/// With the `remote-build-nodes` executor, jobs run on these nodes and their status is probed over SSH
+/// (``RemoteBuildNodeExecutor``); with another executor the records are kept and a status says nothing was probed.
 public actor RemoteBuildNodes {
     /// A registered node.
     public struct Node: Codable, Sendable, Hashable {
@@ -25,8 +25,8 @@ public actor RemoteBuildNodes {
             self.xname = xname
             nodeArch = "unknown"
             numCurrentJobs = -1
-            podmanStatus = "not checked: ims does not run jobs on remote build nodes yet"
-            sshStatus = "not checked: ims does not run jobs on remote build nodes yet"
+            podmanStatus = "not checked: the site's executor is not remote-build-nodes"
+            sshStatus = "not checked: the site's executor is not remote-build-nodes"
             ableToRunJobs = false
         }
     }

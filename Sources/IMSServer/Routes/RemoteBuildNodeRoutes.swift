@@ -25,9 +25,12 @@ extension APIHandler {
             guard try await registry.remove(xname) else { throw Self.unknownNode(xname) }
             return Reply.noContent
         case (.remoteBuildNodeStatuses, .get):
+            // Probed live over SSH (in parallel, each within the connect timeout) when remote build nodes run jobs.
+            if let probe = services.nodeProbe { return try Reply.encoded(await probe.statuses()) }
             return try Reply.encoded(await registry.all.map { RemoteBuildNodes.Status(xname: $0.xname) })
         case (.remoteBuildNodeStatus(let xname), .get):
             guard await registry.node(xname) != nil else { throw Self.unknownNode(xname) }
+            if let probe = services.nodeProbe { return try Reply.encoded(await probe.status(xname)) }
             return try Reply.encoded(RemoteBuildNodes.Status(xname: xname))
         default:
             throw Self.unreachable(request)

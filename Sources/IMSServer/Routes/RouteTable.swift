@@ -35,11 +35,25 @@ public enum Endpoint: Sendable, Hashable {
     case remoteBuildNodeStatus(xname: String)
     /// ims's own OpenAPI document (`/openapi.yaml`).
     case openAPIDocument
+    /// A remote runner's view of its job (`/v3/jobs/{id}/runner`, an ims extension).
+    case jobRunner(id: String)
+    /// A remote runner's progress and heartbeat (`/v3/jobs/{id}/runner/report`).
+    case jobRunnerReport(id: String)
+    /// A remote runner's result (`/v3/jobs/{id}/runner/result`).
+    case jobRunnerResult(id: String)
 
     /// Whether the endpoint answers without a bearer token: the health probes and the API's description.
     public var isPublic: Bool {
         switch self {
         case .healthReady, .healthLive, .openAPIDocument: true
+        default: false
+        }
+    }
+
+    /// Whether the endpoint is a remote runner's: authorized by the job's own runner token, not by the site's tokens.
+    public var isRunnerEndpoint: Bool {
+        switch self {
+        case .jobRunner, .jobRunnerReport, .jobRunnerResult: true
         default: false
         }
     }
@@ -101,6 +115,13 @@ public enum RouteTable {
         switch parts.count {
         case 1: return .collection(collection, version)
         case 2: return .record(collection, version, id: parts[1])
+        case 3 where version == .v3 && !unversioned && collection == .jobs && parts[2] == "runner": return .jobRunner(id: parts[1])
+        case 4 where version == .v3 && !unversioned && collection == .jobs && parts[2] == "runner":
+            switch parts[3] {
+            case "report": return .jobRunnerReport(id: parts[1])
+            case "result": return .jobRunnerResult(id: parts[1])
+            default: return nil
+            }
         default: return nil
         }
     }
@@ -122,6 +143,10 @@ public enum RouteTable {
             [.get, .post, .delete]
         case .remoteBuildNode:
             [.get, .delete]
+        case .jobRunner:
+            [.get]
+        case .jobRunnerReport, .jobRunnerResult:
+            [.post]
         }
     }
 }

@@ -13,16 +13,23 @@ public struct APIServices: Sendable {
     public var store: any ArtifactStore
     public var jobs: JobExecutor
     public var remoteBuildNodes: RemoteBuildNodes
+    /// Probes remote build nodes over SSH (the `remote-build-nodes` executor); nil otherwise.
+    public var nodeProbe: RemoteBuildNodeExecutor?
     /// Where job workspaces live (removed with their job).
     public var jobsDirectory: String
     /// The version `/version` reports.
     public var version: String
+    /// Where jobs run, and the runners' heartbeat.
+    public var executorSettings: ExecutorSettings
     public var logger: Logger
 
     public init(
-        catalog: Catalog, store: any ArtifactStore, jobs: JobExecutor, remoteBuildNodes: RemoteBuildNodes, jobsDirectory: String,
-        version: String, logger: Logger
+        catalog: Catalog, store: any ArtifactStore, jobs: JobExecutor, remoteBuildNodes: RemoteBuildNodes,
+        nodeProbe: RemoteBuildNodeExecutor? = nil, jobsDirectory: String, version: String,
+        executorSettings: ExecutorSettings = ExecutorSettings(), logger: Logger
     ) {
+        self.nodeProbe = nodeProbe
+        self.executorSettings = executorSettings
         self.catalog = catalog
         self.store = store
         self.jobs = jobs
@@ -77,6 +84,8 @@ public struct APIHandler: Sendable {
             return try await deletedRecord(request, kind: kind, id: Self.uuid(id, kind: "deleted record"))
         case .remoteBuildNodes, .remoteBuildNode, .remoteBuildNodeStatuses, .remoteBuildNodeStatus:
             return try await remoteBuildNodes(request)
+        case .jobRunner, .jobRunnerReport, .jobRunnerResult:
+            return try await runner(request)
         }
     }
 

@@ -11,13 +11,19 @@ public struct APIRequest: Sendable {
     public var query: [(String, String)]
     public var body: [UInt8]
     public var contentType: String?
+    /// The `Authorization` header, kept for the runner endpoints only (they check the job's own token).
+    public var authorization: String?
 
-    public init(method: HTTPRequest.Method, endpoint: Endpoint, query: [(String, String)] = [], body: [UInt8] = [], contentType: String? = nil) {
+    public init(
+        method: HTTPRequest.Method, endpoint: Endpoint, query: [(String, String)] = [], body: [UInt8] = [], contentType: String? = nil,
+        authorization: String? = nil
+    ) {
         self.method = method
         self.endpoint = endpoint
         self.query = query
         self.body = body
         self.contentType = contentType
+        self.authorization = authorization
     }
 
     /// The body as a JSON object checked against `schema` (415, 400 or 422 otherwise).

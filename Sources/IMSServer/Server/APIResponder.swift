@@ -27,7 +27,9 @@ public struct APIResponder: HTTPResponder {
         var user = "-"
         do {
             let endpoint = RouteTable.endpoint(path: request.uri.path)
-            if let tokens, endpoint?.isPublic != true {
+            if endpoint?.isRunnerEndpoint == true {
+                user = "runner"  // the handler checks the job's own token
+            } else if let tokens, endpoint?.isPublic != true {
                 do {
                     user = try await tokens.verify(authorization: request.headers[.authorization]).name
                 } catch {
@@ -59,7 +61,8 @@ public struct APIResponder: HTTPResponder {
         }
         let query = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
         return try await handler.respond(APIRequest(
-            method: request.method, endpoint: endpoint, query: query, body: body, contentType: request.headers[.contentType]))
+            method: request.method, endpoint: endpoint, query: query, body: body, contentType: request.headers[.contentType],
+            authorization: endpoint.isRunnerEndpoint ? request.headers[.authorization] : nil))
     }
 
     /// The request body, refused with 413 once it passes `limit` bytes (a larger `Content-Length` is refused before

@@ -4,6 +4,7 @@ import HummingbirdCore
 import HummingbirdTLS
 import IMSCatalog
 import IMSEngine
+import IMSStore
 import Logging
 import NIOCore
 import NIOSSL
@@ -44,14 +45,22 @@ public struct IMSServer: Sendable {
             tokens = verifier
         }
         let server = try Self.httpServer(tls: configuration.tls)
+        let executorSettings = environment.settings.executor ?? ExecutorSettings()
+        do {
+            try executorSettings.check(source: "ims.yaml", store: environment.store.url)
+        } catch {
+            throw ServerError.executor(executorSettings.effectiveKind.rawValue, reason: "\(error)")
+        }
+        let registry = RemoteBuildNodes(path: runner.dataDirectory + "/remote-build-nodes.json")
+        let (remote, plan) = try remoteExecutor(executorSettings, registry: registry)
         let executor = JobExecutor(
             runner: runner, catalog: environment.catalog, jobsDirectory: environment.jobsDirectory,
-            limit: environment.settings.maxConcurrentJobs ?? SiteSettings.defaultMaxConcurrentJobs, logger: logger)
+            limit: environment.settings.maxConcurrentJobs ?? SiteSettings.defaultMaxConcurrentJobs, remote: remote, plan: plan, logger: logger)
         await executor.recover()
         let services = APIServices(
             catalog: environment.catalog, store: environment.store, jobs: executor,
-            remoteBuildNodes: RemoteBuildNodes(path: runner.dataDirectory + "/remote-build-nodes.json"),
-            jobsDirectory: environment.jobsDirectory, version: configuration.version, logger: logger)
+            remoteBuildNodes: registry, nodeProbe: remote as? RemoteBuildNodeExecutor,
+            jobsDirectory: environment.jobsDirectory, version: configuration.version, executorSettings: executorSettings, logger: logger)
         let responder = APIResponder(
             handler: APIHandler(services: services), maxBodySize: configuration.maxBodySize, tokens: tokens, logger: logger)
         let listen = configuration.listen
@@ -61,7 +70,10 @@ public struct IMSServer: Sendable {
             server: server,
             configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port), serverName: nil),
             onServerRunning: { channel in
-                await onListening(scheme, listen.host, channel.localAddress?.port ?? listen.port)
+                let port = channel.localAddress?.port ?? listen.port
+                let shown = listen.host.contains(":") ? "[\(listen.host)]" : listen.host
+                await executor.setServerURL("\(scheme)://\(shown):\(port)")
+                await onListening(scheme, listen.host, port)
             },
             logger: logger)
         let ticker = Task {
@@ -72,6 +84,28 @@ public struct IMSServer: Sendable {
         }
         defer { ticker.cancel() }
         try await application.runService()
+    }
+
+    /// The executor of the site's choice (none for `local`) and what its runners are given.
+    func remoteExecutor(_ settings: ExecutorSettings, registry: RemoteBuildNodes) throws(ServerError) -> ((any RemoteExecutor)?, RemoteRunnerPlan?) {
+        let kind = settings.effectiveKind
+        guard kind != .local else { return (nil, nil) }
+        let plan = try RemoteRunnerPlan.make(settings: environment.settings, store: environment.store.url, executable: runner.executable)
+        switch kind {
+        case .local:
+            return (nil, nil)
+        case .slurm:
+            let minutes = Int((plan.jobTimeoutSeconds / 60).rounded(.up))
+            let slurm = SlurmExecutor(
+                settings: settings.slurm ?? ExecutorSettings.Slurm(), outputDirectory: environment.jobsDirectory,
+                defaultTimeLimitMinutes: max(1, minutes), logger: logger)
+            return (slurm, plan)
+        case .remoteBuildNodes:
+            let nodes = RemoteBuildNodeExecutor(
+                settings: settings.remoteBuildNodes ?? ExecutorSettings.RemoteBuildNodes(), registry: registry,
+                catalog: environment.catalog, runnerCommand: plan.runnerCommand, logger: logger)
+            return (nodes, plan)
+        }
     }
 
     /// HTTP/1.1, or HTTPS with the site's certificate chain and key (TLS 1.2 or later).

@@ -8,6 +8,8 @@ public enum ServerError: Error, CustomStringConvertible, Sendable, Equatable {
     case jwks(String, reason: String)
     /// The TLS certificate or key of `server.tls` cannot be loaded.
     case tls(String, reason: String)
+    /// A remote executor (`slurm`, `remote-build-nodes`) cannot start or reach a runner.
+    case executor(String, reason: String)
 
     /// A stable, dotted identifier of the failure.
     public var code: String {
@@ -16,6 +18,7 @@ public enum ServerError: Error, CustomStringConvertible, Sendable, Equatable {
         case .unauthenticatedNetworkListen: "server.insecure_listen"
         case .jwks: "server.jwks"
         case .tls: "server.tls"
+        case .executor: "server.executor"
         }
     }
 
@@ -29,6 +32,8 @@ public enum ServerError: Error, CustomStringConvertible, Sendable, Equatable {
             "server.auth.jwks \(source): \(reason)"
         case .tls(let path, let reason):
             "server.tls \(path): \(reason)"
+        case .executor(let kind, let reason):
+            "executor \(kind): \(reason)"
         }
     }
 }

@@ -1,0 +1,95 @@
+import Foundation
+import GRDB
+
+/// A remote runner's token as the catalog keeps it: only its SHA-256, and when it stops being valid.
+public struct RunnerTokenRecord: Sendable, Hashable {
+    public var sha256: String
+    public var expires: Date
+}
+
+extension Catalog {
+    /// Adds a job record as it is (same id, status and history): a remote runner's copy of the job it runs.
+    ///
+    /// - Throws: ``CatalogError/duplicateID(kind:id:)`` when the id exists.
+    public func insertJob(_ job: JobRecord) throws(CatalogError) {
+        try write("adding job \(job.id.imsString)") { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM jobs WHERE id = ?", arguments: [job.id.imsString]) == true {
+                throw CatalogError.duplicateID(kind: .job, id: job.id.imsString)
+            }
+            let placeholders = Array(repeating: "?", count: Catalog.jobColumnCount).joined(separator: ", ")
+            try db.execute(sql: "INSERT INTO jobs (\(Catalog.jobColumns)) VALUES (\(placeholders))", arguments: StatementArguments(try Catalog.jobValues(job)))
+        }
+    }
+
+    /// Records the job's runner token (its SHA-256: the catalog never holds a token itself) and the executor that
+    /// runs the job; an earlier token stops working.
+    public func setRunnerToken(_ jobID: UUID, sha256: String, expires: Date, executor: String) throws(CatalogError) {
+        try write("recording a runner token for job \(jobID.imsString)") { db in
+            var job = try Catalog.fetchJob(db, jobID)
+            job.executor = executor
+            try Catalog.saveJob(db, job)
+            try db.execute(
+                sql: "UPDATE jobs SET runner_token_sha256 = ?, runner_token_expires = ? WHERE id = ?",
+                arguments: [sha256, Columns.micros(expires), jobID.imsString])
+        }
+    }
+
+    /// The job's runner token, when one is valid.
+    public func runnerToken(_ jobID: UUID) throws(CatalogError) -> RunnerTokenRecord? {
+        try read("reading the runner token of job \(jobID.imsString)") { db in
+            guard let row = try Row.fetchOne(
+                db, sql: "SELECT runner_token_sha256, runner_token_expires FROM jobs WHERE id = ?", arguments: [jobID.imsString])
+            else { throw CatalogError.notFound(kind: .job, id: jobID.imsString) }
+            guard let digest: String = row[0], let expires: Int64 = row[1] else { return nil }
+            return RunnerTokenRecord(sha256: digest, expires: Columns.date(expires))
+        }
+    }
+
+    /// Ends the job's runner token: the runner's next report or result is refused.
+    public func revokeRunnerToken(_ jobID: UUID) throws(CatalogError) {
+        try write("revoking the runner token of job \(jobID.imsString)") { db in
+            try db.execute(sql: "UPDATE jobs SET runner_token_sha256 = NULL, runner_token_expires = NULL WHERE id = ?", arguments: [jobID.imsString])
+        }
+    }
+
+    /// Applies a runner's report in one transaction: its events, its status changes (with the runner's times; never
+    /// a terminal one: that comes with the result), its host and sessions, and the heartbeat time.
+    ///
+    /// - Returns: the job after the change.
+    @discardableResult
+    public func applyRunnerReport(
+        _ jobID: UUID, statusChanges: [JobStatusChange], host: String?, sshContainers: [SSHContainer]?, events: [JobEvent], at time: Date = IMSTimestamp.now()
+    ) throws(CatalogError) -> JobRecord {
+        try write("recording the report of job \(jobID.imsString)'s runner") { db in
+            var job = try Catalog.fetchJob(db, jobID)
+            guard !job.status.isTerminal else { return job }
+            for change in statusChanges where !change.status.isTerminal && change.status != job.status {
+                job.status = change.status
+                job.statusHistory.append(change)
+            }
+            if let host { job.host = host }
+            if let sshContainers { job.sshContainers = sshContainers }
+            job.lastReport = time
+            try Catalog.saveJob(db, job)
+            try Catalog.insertJobEvents(db, jobID, events)
+            return job
+        }
+    }
+
+    /// Active jobs of remote executors whose runner has not reported since `cutoff` (jobs that never reported are
+    /// judged from when their token was issued).
+    public func silentRemoteJobs(since cutoff: Date) throws(CatalogError) -> [JobRecord] {
+        try read("finding silent runners") { db in
+            let active = JobStatus.active.map(\.rawValue)
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT \(Catalog.jobColumns) FROM jobs
+                    WHERE executor IS NOT NULL AND executor <> 'local' AND last_report IS NOT NULL AND last_report < ?
+                    AND status IN (\(active.map { _ in "?" }.joined(separator: ", "))) ORDER BY created, id
+                    """,
+                arguments: StatementArguments([Columns.micros(cutoff)] + active))
+            return try rows.map(Catalog.decodeJob)
+        }
+    }
+}
