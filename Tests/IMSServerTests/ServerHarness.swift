@@ -25,7 +25,9 @@ final class TestServer: @unchecked Sendable {
     private(set) var port = 0
     /// `https` when the site settings configure TLS (read from the server's "listening on" line).
     private(set) var scheme = "http"
-    var baseURL: String { "\(scheme)://127.0.0.1:\(port)" }
+    /// The address the server listens on (port chosen by the server).
+    let listenHost: String
+    var baseURL: String { "\(scheme)://\(listenHost):\(port)" }
     /// Sent as `Authorization` with every request that does not set its own (servers with `server.auth`).
     var authorization: String?
     /// The client requests go through (a TLS test's client trusts its own certificate).
@@ -40,7 +42,11 @@ final class TestServer: @unchecked Sendable {
     ///   - arguments: extra arguments of `ims serve`.
     ///   - builderConfig: the fake builder's config in the create pipeline, e.g. `{sleep_seconds: 5}`.
     ///   - root: an earlier server's directory, to start again on its data.
-    init(settings: String = "", arguments: [String] = [], builderConfig: String? = nil, root existing: String? = nil) async throws {
+    init(
+        settings: String = "", arguments: [String] = [], builderConfig: String? = nil, root existing: String? = nil,
+        listenHost: String = "127.0.0.1"
+    ) async throws {
+        self.listenHost = listenHost
         root = existing ?? NSTemporaryDirectory() + "ims-serve-" + UUID().uuidString.prefix(8)
         data = root + "/data"
         site = root + "/site"
@@ -58,7 +64,7 @@ final class TestServer: @unchecked Sendable {
         var environment = ProcessInfo.processInfo.environment
         environment["IMS_PLUGIN_PATH"] = nil
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve", "--listen", "127.0.0.1:0", "--data-dir", data, "--config-dir", site, "--plugin-path", Self.fixtures] + arguments
+        process.arguments = ["serve", "--listen", "\(listenHost):0", "--data-dir", data, "--config-dir", site, "--plugin-path", Self.fixtures] + arguments
         process.environment = environment
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
