@@ -13,7 +13,9 @@ struct ServeCommand: IMSCommand {
             Serves /v3, /v2 and the unversioned v2 paths, /version and /healthz, at the root and under /apis/ims \
             (the API gateway's prefix that cray uses), from the same catalog, store and site settings as the \
             command line. Jobs created through the API run as their own 'ims jobs run' processes, at most \
-            max_concurrent_jobs (ims.yaml) at once; they keep running when the server stops.
+            max_concurrent_jobs (ims.yaml) at once; they keep running when the server stops. With \
+            'executor: {kind: slurm}' or 'executor: {kind: remote-build-nodes}' in ims.yaml they run on other hosts \
+            instead, as 'ims jobs run-remote' reporting through the API (docs/scale-out.md).
 
             Authentication and TLS come from the site settings (ims.yaml, see docs/api.md):
                 server:

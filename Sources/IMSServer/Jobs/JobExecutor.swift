@@ -32,6 +32,9 @@ public actor JobExecutor {
     private var plan: RemoteRunnerPlan?
     /// Jobs whose runner was started on another host and has not ended.
     private var remoteActive: Set<UUID> = []
+    /// When this executor started: a runner's silence is only counted from then (after a restart, runners that kept
+    /// working get one heartbeat timeout to report to the new server).
+    private let startedAt = Date()
 
     public init(
         runner: DetachedJobRunner, catalog: Catalog, jobsDirectory: String, limit: Int, remote: (any RemoteExecutor)? = nil,
@@ -126,7 +129,8 @@ public actor JobExecutor {
             endRemote(jobID, error: error)
         }
         let cutoff = now.addingTimeInterval(-plan.heartbeatTimeoutSeconds)
-        for job in (try? catalog.silentRemoteJobs(since: cutoff)) ?? [] where job.executor == remote.kind.rawValue {
+        let silentJobs = cutoff > startedAt ? (try? catalog.silentRemoteJobs(since: cutoff)) ?? [] : []
+        for job in silentJobs where job.executor == remote.kind.rawValue {
             let silence = Int(now.timeIntervalSince(job.lastReport ?? cutoff).rounded())
             let error = JobError(
                 code: "ims.job.runner_silent", category: "environment",

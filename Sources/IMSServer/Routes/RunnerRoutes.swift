@@ -34,12 +34,12 @@ extension APIHandler {
             if let keyID = job.publicKeyID { bundle.publicKey = try catalog.publicKey(keyID) }
             return try Reply.encoded(bundle)
         case .jobRunnerReport:
-            let report: RunnerReport = try Self.decodeRunnerBody(request)
+            let report: RunnerReport = try Self.decodeRunnerBody(request, fields: ["events", "status_changes", "host", "ssh_containers"])
             let updated = try catalog.applyRunnerReport(
                 jobID, statusChanges: report.statusChanges, host: report.host, sshContainers: report.sshContainers, events: report.events)
             return try Reply.encoded(RunnerAcknowledgement(status: updated.status))
         default:
-            let result: RunnerResult = try Self.decodeRunnerBody(request)
+            let result: RunnerResult = try Self.decodeRunnerBody(request, fields: ["status", "image", "error"])
             return try Reply.encoded(try await acceptResult(result, job: job))
         }
     }
@@ -78,9 +78,14 @@ extension APIHandler {
         }
     }
 
-    /// A runner body, decoded with the shared Codable types (422 naming what is wrong).
-    static func decodeRunnerBody<T: Decodable>(_ request: APIRequest) throws -> T {
-        guard request.contentType?.lowercased().hasPrefix("application/json") == true else { throw Problem.unsupportedMediaType(request.contentType) }
+    /// A runner body, decoded with the shared Codable types: 415 without JSON, 400 when empty, 422 for an unknown
+    /// field or a body that does not decode, as every other body of the API.
+    static func decodeRunnerBody<T: Decodable>(_ request: APIRequest, fields: Set<String>) throws -> T {
+        let object = try JSONBody.object(request.body, contentType: request.contentType)
+        let unknown = object.keys.filter { !fields.contains($0) }.sorted()
+        if !unknown.isEmpty {
+            throw Problem.invalid(Dictionary(uniqueKeysWithValues: unknown.map { ($0, ["Unknown field."]) }))
+        }
         do {
             return try JSONDecoder().decode(T.self, from: Data(request.body))
         } catch {
