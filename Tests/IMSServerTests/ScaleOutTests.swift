@@ -82,7 +82,8 @@ final class TestSlurmCluster: @unchecked Sendable {
     }
 
     /// The settings of a site whose jobs run on this cluster.
-    func settings(site: String, heartbeat: Double = 1, timeout: Double = 30, timeLimitMinutes: Int? = nil, store: String) -> String {
+    func settings(site: String, heartbeat: Double = 1, timeout: Double = 30, timeLimitMinutes: Int? = nil, testPlugins: Bool = true, store: String) -> String {
+        // (The runner's plugin path: the instant test plugins, unless the site's real builders are to run.)
         """
         \(store)
         executor:
@@ -90,7 +91,7 @@ final class TestSlurmCluster: @unchecked Sendable {
           heartbeat_seconds: \(heartbeat)
           heartbeat_timeout_seconds: \(timeout)
           runner_config_dir: \(site)
-          runner_plugin_path: [\(TestServer.fixtures)]
+        \(testPlugins ? "  runner_plugin_path: [\(TestServer.fixtures)]" : "")
           slurm:
             partition: \(partition)
             conf: \(conf)
@@ -222,6 +223,62 @@ struct ScaleOutTests {
         #expect(!secrets.contains { server.stderr.contains($0) }, "a secret in the server's log")
         #expect(Self.filesContaining(secrets, under: [server.data, server.root + "/site", NSTemporaryDirectory() + "ims-runner-" + id]).isEmpty)
         #expect(!FileManager.default.fileExists(atPath: NSTemporaryDirectory() + "ims-runner-" + id), "the runner's work directory is removed after a success")
+    }
+
+    @Test("the SUSE example is built by the real zypper builder through Slurm, from the HTTPS test repository into S3, and registered")
+    func slurmRealBuild() async throws {
+        let repositoryDirectory = NSTemporaryDirectory() + "ims-scale-repo-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: repositoryDirectory) }
+        let built = try SupportTool.run("Tests/Support/build-test-repo", [repositoryDirectory])
+        try #require(built.status == 0, "\(built.stderr)")
+        let served = try SupportTool.run("Tests/Support/serve-test-repo", [repositoryDirectory, "--until-pid", String(getpid())])
+        defer { _ = try? SupportTool.run("Tests/Support/serve-test-repo", ["--stop", repositoryDirectory]) }
+        let repositoryURL = try #require(served.values["URL"], "\(served.stderr)")
+        let ca = try #require(served.values["CA"])
+        let cluster = try TestSlurmCluster()
+        defer { cluster.stop() }
+        let s3 = try TestS3Store()
+        defer { s3.stop() }
+        let root = Self.root()
+        try FileManager.default.createDirectory(atPath: root + "/site", withIntermediateDirectories: true)
+        // The site's own create pipeline (the real builders); the runners share the site directory.
+        let settings = cluster.settings(site: root + "/site", timeout: 120, testPlugins: false, store: s3.settings + """
+
+            ca_cert: \(ca)
+            dns: {nameservers: [10.92.100.225]}
+            repository_timeout_seconds: 5
+            repository_poll_seconds: 1
+            """)
+        let server = try await TestServer(settings: settings, root: root, realPipeline: true)
+        defer { server.terminate() }
+        // The recipe: examples/sles15 packed and put into S3, its repository URL in the template dictionary.
+        let archive = root + "/sles15.tar.gz"
+        let tar = try SupportTool.run("/bin/tar", ["-czf", archive, "-C", TestServer.repositoryRoot + "/examples/sles15", "."])
+        try #require(tar.status == 0, "\(tar.stderr)")
+        let recipeURL = "s3://ims/recipes/\(UUID().uuidString.lowercased())/recipe.tar.gz"
+        let put = try SupportTool.run(TestServer.binary, ["store", "put", archive, recipeURL, "--config-dir", server.site])
+        try #require(put.status == 0, "\(put.stderr)")
+        let recipe = try await server.post("/v3/recipes", [
+            "name": "sles15", "recipe_type": "kiwi-ng", "linux_distribution": "sles15", "link": ["path": recipeURL, "etag": "", "type": "s3"],
+            "template_dictionary": [["key": "REPO_URL", "value": repositoryURL]],
+        ])
+        try #require(recipe.status == 201, "\(recipe)")
+        let key = try await server.createPublicKey()
+        let created = try await server.post("/v3/jobs", [
+            "job_type": "create", "artifact_id": recipe.object["id"] as? String ?? "", "public_key_id": key,
+            "image_root_archive_name": "slurm-sles15", "build_env_size": 1, "job_mem_size": 1,
+        ])
+        let id = try #require(created.object["id"] as? String, "\(created)")
+        let finished = try await server.waitForJob(id, timeout: .seconds(400))
+        #expect(finished["status"] as? String == "success", "\(finished)\n\(server.stderr.suffix(3000))")
+        #expect(finished["slurm_job_id"] as? String != nil)
+        let imageID = try #require(finished["resultant_image_id"] as? String)
+        let image = try await server.get("/v3/images/\(imageID)")
+        #expect(image.object["name"] as? String == "slurm-sles15")
+        // The manifest the server checked is in S3 with the image's artifacts.
+        let listing = try SupportTool.run(TestServer.binary, ["store", "ls", "s3://boot-images/\(imageID)/", "--config-dir", server.site, "--json"])
+        let keys = ((try? JSONSerialization.jsonObject(with: Data(listing.stdout.utf8))) as? [[String: Any]] ?? []).compactMap { $0["key"] as? String }
+        #expect(Set(keys).isSuperset(of: ["\(imageID)/manifest.json", "\(imageID)/rootfs"]), "\(listing.stdout)\(listing.stderr)")
     }
 
     @Test("DELETE of a job running on Slurm cancels its Slurm job; a runner killed with SIGKILL leaves its job error with Slurm's reason")

@@ -44,7 +44,7 @@ final class TestServer: @unchecked Sendable {
     ///   - root: an earlier server's directory, to start again on its data.
     init(
         settings: String = "", arguments: [String] = [], builderConfig: String? = nil, root existing: String? = nil,
-        listenHost: String = "127.0.0.1"
+        listenHost: String = "127.0.0.1", realPipeline: Bool = false
     ) async throws {
         self.listenHost = listenHost
         root = existing ?? NSTemporaryDirectory() + "ims-serve-" + UUID().uuidString.prefix(8)
@@ -52,8 +52,10 @@ final class TestServer: @unchecked Sendable {
         site = root + "/site"
         try FileManager.default.createDirectory(atPath: site + "/pipelines", withIntermediateDirectories: true)
         let config = builderConfig.map { ", config: \($0)" } ?? ""
-        try "extends: create\noverride:\n  build-root: {plugin: org.ims.test.fake-builder\(config)}\n"
-            .write(toFile: site + "/pipelines/create.yaml", atomically: true, encoding: .utf8)
+        if !realPipeline {
+            try "extends: create\noverride:\n  build-root: {plugin: org.ims.test.fake-builder\(config)}\n"
+                .write(toFile: site + "/pipelines/create.yaml", atomically: true, encoding: .utf8)
+        }
         if !settings.isEmpty { try settings.write(toFile: site + "/ims.yaml", atomically: true, encoding: .utf8) }
         try await start(arguments: arguments)
     }
