@@ -32,6 +32,10 @@ struct RuleTests {
         ("/apis/ims/v3/images", .collection(.images, .v3)),
         ("/apis/ims/version", .version),
         ("/apis/ims/recipes/r", .record(.recipes, .v2, id: "r")),
+        // Remote runners (ims), v3 only.
+        ("/v3/jobs/j/runner", .jobRunner(id: "j")),
+        ("/v3/jobs/j/runner/report", .jobRunnerReport(id: "j")),
+        ("/apis/ims/v3/jobs/j/runner/result", .jobRunnerResult(id: "j")),
     ] as [(String, Endpoint)])
     func routes(path: String, endpoint: Endpoint) {
         #expect(RouteTable.endpoint(path: path) == endpoint)
@@ -40,6 +44,7 @@ struct RuleTests {
     @Test("unknown paths are not routed", arguments: [
         "/", "", "/v4/images", "/v3/images/a/b", "/v3/images/", "/v2/deleted/images", "/deleted/images",
         "/v2/remote-build-nodes", "/apis/imsx/v3/images", "/apis/ims", "/v3/deleted/jobs", "/v3/remote-build-nodes/status/x/y", "//v3/images",
+        "/v2/jobs/j/runner", "/jobs/j/runner/report", "/v3/jobs/j/runner/other", "/v3/images/i/runner", "/v3/jobs/j/runner/report/x",
     ])
     func unknownPaths(path: String) {
         #expect(RouteTable.endpoint(path: path) == nil)
@@ -57,6 +62,86 @@ struct RuleTests {
         #expect(RouteTable.allowedMethods(.remoteBuildNode(xname: "x")) == [.get, .delete])
         #expect(RouteTable.allowedMethods(.remoteBuildNodeStatuses) == [.get])
         #expect(RouteTable.allowedMethods(.version) == [.get])
+        #expect(RouteTable.allowedMethods(.jobRunner(id: "j")) == [.get])
+        #expect(RouteTable.allowedMethods(.jobRunnerReport(id: "j")) == [.post])
+        #expect(RouteTable.allowedMethods(.jobRunnerResult(id: "j")) == [.post])
+        #expect(Endpoint.jobRunnerReport(id: "j").isRunnerEndpoint && !Endpoint.record(.jobs, .v3, id: "j").isRunnerEndpoint)
+    }
+
+    @Test("runner tokens: only the job's current, unexpired token with a Bearer header is accepted")
+    func runnerTokens() {
+        let token = RunnerTokens.make()
+        #expect(token.hasPrefix("imsr_") && token.count == 48 && token != RunnerTokens.make())
+        let stored = RunnerTokenRecord(sha256: RunnerTokens.digest(token), expires: Date().addingTimeInterval(60))
+        #expect(RunnerTokens.rejection(authorization: "Bearer \(token)", stored: stored) == nil)
+        #expect(RunnerTokens.rejection(authorization: "bearer  \(token) ", stored: stored) == nil)
+        let cases: [(String?, RunnerTokenRecord?, String)] = [
+            (nil, stored, "no runner token"),
+            ("Basic abc", stored, "no runner token"),
+            ("Bearer \(RunnerTokens.make())", stored, "not this job's"),
+            ("Bearer \(token)x", stored, "not this job's"),
+            ("Bearer \(token)", nil, "no valid runner token"),
+            ("Bearer \(token)", RunnerTokenRecord(sha256: stored.sha256, expires: Date().addingTimeInterval(-1)), "expired"),
+        ]
+        for (header, record, reason) in cases {
+            #expect(RunnerTokens.rejection(authorization: header, stored: record)?.contains(reason) == true, "\(header ?? "none")")
+        }
+    }
+
+    @Test("Slurm: a job's sbatch request, its batch script (secrets only on the runner's stdin), and end states as errors")
+    func slurmRules() throws {
+        let slurm = SlurmExecutor(
+            settings: ExecutorSettings.Slurm(partition: "build", extraArguments: ["--qos=img"]), outputDirectory: "/var/lib/ims/jobs",
+            defaultTimeLimitMinutes: 240, logger: Logger(label: "test"))
+        var job = JobRecord(jobType: .create, artifactID: UUID(), imageRootArchiveName: "x", buildEnvSize: 30, jobMemSize: 4)
+        let arguments = slurm.sbatchArguments(job)
+        for expected in ["--parsable", "--export=NONE", "--mem=4G", "--tmp=30G", "--time=240", "--partition=build", "--qos=img",
+                         "--job-name=ims-\(job.id.imsString)", "--output=/var/lib/ims/jobs/\(job.id.imsString).slurm.log"] {
+            #expect(arguments.contains(expected), "\(expected) in \(arguments)")
+        }
+        let launch = RunnerLaunch(arguments: ["/usr/bin/ims", "jobs", "run-remote", "it's"], secrets: Array(#"{"token":"imsr_secret"}"#.utf8))
+        let script = String(decoding: SlurmExecutor.batchScript(launch), as: UTF8.self)
+        #expect(script.hasPrefix("#!/bin/sh\n"))
+        #expect(script.contains("exec '/usr/bin/ims' 'jobs' 'run-remote' 'it'\\''s' <<'IMS_RUNNER_SECRETS'\n{\"token\":\"imsr_secret\"}\nIMS_RUNNER_SECRETS\n"), "\(script)")
+        #expect(!launch.shellCommand.contains("imsr_secret"))
+        job.slurmJobID = "42"
+        let line = "JobId=42 JobName=ims-x UserId=root(0) JobState=TIMEOUT Reason=TimeLimit Dependency=(null) ExitCode=0:15 TimeLimit=00:01:00"
+        let fields = SlurmExecutor.fields(line)
+        #expect(fields["JobState"] == "TIMEOUT" && fields["TimeLimit"] == "00:01:00")
+        let timeout = try #require(SlurmExecutor.failure(fields, slurmID: "42", job: job))
+        #expect(timeout.code == "ims.job.slurm_timeout" && timeout.message.contains("time limit of 00:01:00") && timeout.message.contains("exit code 0:15"))
+        let killed = SlurmExecutor.failure(["JobState": "FAILED", "Reason": "JobLaunchFailure", "ExitCode": "0:9"], slurmID: "42", job: job)
+        #expect(killed?.message == "Slurm ended job 42 as FAILED (reason: JobLaunchFailure), exit code 0:9")
+        #expect(SlurmExecutor.failure(["JobState": "OUT_OF_MEMORY"], slurmID: "42", job: job)?.message.contains("job_mem_size of 4 GiB") == true)
+        for state in ["RUNNING", "PENDING", "COMPLETED", "COMPLETING"] {
+            #expect(SlurmExecutor.failure(["JobState": state], slurmID: "42", job: job) == nil, "\(state)")
+        }
+    }
+
+    @Test("executor settings: refused combinations name the setting", arguments: [
+        (ExecutorSettings(kind: .slurm), "file:///var/lib/ims/store", "shared_store: true"),
+        (ExecutorSettings(kind: .remoteBuildNodes), "file:///x", "cannot reach"),
+        (ExecutorSettings(heartbeatSeconds: 10, heartbeatTimeoutSeconds: 15), "s3://b", "at least twice"),
+        (ExecutorSettings(heartbeatSeconds: 0), "s3://b", "heartbeat_seconds"),
+        (ExecutorSettings(serverURL: "ims.site:9100"), "s3://b", "server_url"),
+        (ExecutorSettings(slurm: .init(timeLimitMinutes: 0)), "s3://b", "time_limit_minutes"),
+        (ExecutorSettings(remoteBuildNodes: .init(nodes: ["x1": .init(address: "a b")])), "s3://b", "nodes.x1.address"),
+        (ExecutorSettings(remoteBuildNodes: .init(nodes: ["x1": .init(address: "10.0.0.1", port: 70000)])), "s3://b", "nodes.x1.port"),
+    ] as [(ExecutorSettings, String, String)])
+    func executorSettings(settings: ExecutorSettings, store: String, message: String) {
+        #expect(throws: EngineError.self) { try settings.check(source: "ims.yaml", store: store) }
+        do {
+            try settings.check(source: "ims.yaml", store: store)
+        } catch {
+            #expect(error.description.contains(message), "\(error.description)")
+        }
+    }
+
+    @Test("executor settings that are fine")
+    func executorSettingsAccepted() throws {
+        try ExecutorSettings(kind: .slurm, sharedStore: true).check(source: "ims.yaml", store: "file:///shared")
+        try ExecutorSettings(kind: .slurm).check(source: "ims.yaml", store: "s3://boot-images")
+        try ExecutorSettings().check(source: "ims.yaml", store: "file:///local")
     }
 
     @Test("listen addresses parse, and loopback is told apart", arguments: [

@@ -142,6 +142,28 @@ struct ScaleOutTests {
         try await server.waitForJob(id, timeout: timeout, until: condition)
     }
 
+    /// A server whose jobs run on `cluster`, over a local store marked shared (the cluster is this machine).
+    static func slurmServer(_ cluster: TestSlurmCluster, heartbeat: Double = 1, timeout: Double = 30, timeLimitMinutes: Int? = nil, builderConfig: String) async throws -> TestServer {
+        let root = Self.root()
+        let settings = cluster.settings(
+            site: root + "/site", heartbeat: heartbeat, timeout: timeout, timeLimitMinutes: timeLimitMinutes, store: "store: file://\(root)/data/store")
+        return try await TestServer(settings: settings + "  shared_store: true\n", builderConfig: builderConfig, root: root)
+    }
+
+    /// Creates a small create job (1 GiB of memory and build space, so it fits the test node) through the API.
+    static func createSmallJob(_ server: TestServer, recipe: String, key: String, name: String) async throws -> String {
+        let created = try await server.post("/v3/jobs", [
+            "job_type": "create", "artifact_id": recipe, "public_key_id": key, "image_root_archive_name": name, "build_env_size": 1, "job_mem_size": 1,
+        ])
+        return try #require(created.object["id"] as? String, "\(created)")
+    }
+
+    /// The pid of the runner of job `id` (the `ims jobs run-remote` process, not the batch shell).
+    static func runnerPID(_ id: String) throws -> Int32 {
+        let line = try #require(try processList().split(separator: "\n").first { $0.contains("run-remote \(id)") && !$0.contains("/bin/sh") })
+        return try #require(Int32(line.trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? ""))
+    }
+
     /// The processes' command lines, as `ps` shows them to every user.
     static func processList() throws -> String {
         try SupportTool.run("/bin/ps", ["-eo", "pid,args", "ww"]).stdout
@@ -285,18 +307,12 @@ struct ScaleOutTests {
     func slurmCancelAndKill() async throws {
         let cluster = try TestSlurmCluster()
         defer { cluster.stop() }
-        let root = Self.root()
-        let server = try await TestServer(
-            settings: cluster.settings(site: root + "/site", store: "store: file://\(root)/data/store") + "  shared_store: true\n",
-            builderConfig: "{sleep_seconds: 300}", root: root)
+        let server = try await Self.slurmServer(cluster, builderConfig: "{sleep_seconds: 300}")
         defer { server.terminate() }
         let key = try await server.createPublicKey()
         let recipe = try await server.createRecipe()
         func start() async throws -> (id: String, slurm: String) {
-            let created = try await server.post("/v3/jobs", [
-                "job_type": "create", "artifact_id": recipe, "public_key_id": key, "image_root_archive_name": "slow", "build_env_size": 1, "job_mem_size": 1,
-            ])
-            let id = try #require(created.object["id"] as? String, "\(created)")
+            let id = try await Self.createSmallJob(server, recipe: recipe, key: key, name: "slow")
             let running = try await Self.waitFor(server, id) { $0["status"] as? String == "building_image" || $0["status"] as? String == "error" }
             try #require(running["status"] as? String == "building_image", "\(running)\n\(server.stderr.suffix(2000))")
             return (id, try #require(running["slurm_job_id"] as? String))
@@ -316,9 +332,7 @@ struct ScaleOutTests {
         #expect(!(try Self.processList()).contains("run-remote \(first.id)"), "the cancelled runner is gone")
 
         // SIGKILL to the runner: Slurm ends the batch job, and the job says so.
-        let runner = try #require(try Self.processList().split(separator: "\n").first { $0.contains("run-remote \(second.id)") && !$0.contains("/bin/sh") })
-        let pid = try #require(Int32(runner.trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? ""))
-        kill(pid, SIGKILL)
+        kill(try Self.runnerPID(second.id), SIGKILL)
         let failed = try await server.waitForJob(second.id, timeout: .seconds(60))
         #expect(failed["status"] as? String == "error")
         let message = (failed["error"] as? [String: Any])?["message"] as? String ?? ""
@@ -329,22 +343,15 @@ struct ScaleOutTests {
     func silentRunner() async throws {
         let cluster = try TestSlurmCluster()
         defer { cluster.stop() }
-        let root = Self.root()
-        let server = try await TestServer(
-            settings: cluster.settings(site: root + "/site", heartbeat: 1, timeout: 4, store: "store: file://\(root)/data/store") + "  shared_store: true\n",
-            builderConfig: "{sleep_seconds: 8}", root: root)
+        let server = try await Self.slurmServer(cluster, heartbeat: 1, timeout: 4, builderConfig: "{sleep_seconds: 8}")
         defer { server.terminate() }
         let key = try await server.createPublicKey()
         let recipe = try await server.createRecipe()
-        let created = try await server.post("/v3/jobs", [
-            "job_type": "create", "artifact_id": recipe, "public_key_id": key, "image_root_archive_name": "silent", "build_env_size": 1, "job_mem_size": 1,
-        ])
-        let id = try #require(created.object["id"] as? String, "\(created)")
+        let id = try await Self.createSmallJob(server, recipe: recipe, key: key, name: "silent")
         let running = try await Self.waitFor(server, id) { $0["status"] as? String == "building_image" || $0["status"] as? String == "error" }
         try #require(running["status"] as? String == "building_image", "\(running)")
         let slurmID = try #require(running["slurm_job_id"] as? String)
-        let runner = try #require(try Self.processList().split(separator: "\n").first { $0.contains("run-remote \(id)") && !$0.contains("/bin/sh") })
-        let pid = try #require(Int32(runner.trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? ""))
+        let pid = try Self.runnerPID(id)
         let script = try cluster.scontrol(["write", "batch_script", slurmID, "-"]).stdout
         let token = try #require(script.split(separator: "\"").first { $0.hasPrefix("imsr_") }.map(String.init))
         kill(pid, SIGSTOP)
@@ -379,17 +386,11 @@ struct ScaleOutTests {
     func slurmTimeLimit() async throws {
         let cluster = try TestSlurmCluster()
         defer { cluster.stop() }
-        let root = Self.root()
-        let server = try await TestServer(
-            settings: cluster.settings(site: root + "/site", timeout: 300, timeLimitMinutes: 1, store: "store: file://\(root)/data/store") + "  shared_store: true\n",
-            builderConfig: "{sleep_seconds: 600}", root: root)
+        let server = try await Self.slurmServer(cluster, timeout: 300, timeLimitMinutes: 1, builderConfig: "{sleep_seconds: 600}")
         defer { server.terminate() }
         let key = try await server.createPublicKey()
         let recipe = try await server.createRecipe()
-        let created = try await server.post("/v3/jobs", [
-            "job_type": "create", "artifact_id": recipe, "public_key_id": key, "image_root_archive_name": "long", "build_env_size": 1, "job_mem_size": 1,
-        ])
-        let id = try #require(created.object["id"] as? String, "\(created)")
+        let id = try await Self.createSmallJob(server, recipe: recipe, key: key, name: "long")
         let failed = try await server.waitForJob(id, timeout: .seconds(200))
         #expect(failed["status"] as? String == "error")
         let error = failed["error"] as? [String: Any]

@@ -5,6 +5,11 @@ import GRDB
 public struct RunnerTokenRecord: Sendable, Hashable {
     public var sha256: String
     public var expires: Date
+
+    public init(sha256: String, expires: Date) {
+        self.sha256 = sha256
+        self.expires = expires
+    }
 }
 
 extension Catalog {

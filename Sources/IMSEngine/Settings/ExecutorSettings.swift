@@ -16,7 +16,7 @@ import Foundation
 ///       slurm:
 ///         partition: ims                        # sbatch --partition
 ///         time_limit_minutes: 240               # sbatch --time (default: the job timeout)
-///         bin_directory: /usr/bin               # where sbatch, scancel and scontrol are (default: PATH)
+///         bin_directory: /usr/bin               # where sbatch, scancel, squeue and scontrol are (default: PATH)
 ///         conf: /etc/slurm/slurm.conf           # SLURM_CONF for those commands (default: Slurm's own)
 ///         extra_arguments: [--qos=build]        # more sbatch arguments
 ///       remote_build_nodes:

@@ -139,7 +139,17 @@ public final class RemoteBuildNodeExecutor: RemoteExecutor {
                 failure = JobError(code: "ims.job.remote_runner_failed", category: "environment", message: "cannot start ssh to \(chosen.xname): \(error)")
             }
             if let failure { logger.warning("remote runner ended", metadata: ["job_id": "\(jobID.imsString)", "error": "\(failure.message)"]) }
-            self.sessions.withLock { $0[jobID, default: Session()].failure = failure ?? JobError(code: "ims.job.remote_runner_ended", category: "environment", message: "the SSH session of the runner on \(chosen.xname) ended") }
+            // A job that ended (its runner delivered a result) needs no more watching; otherwise say how the session ended.
+            let ended = (try? self.catalog.job(jobID))?.status.isTerminal ?? true
+            self.sessions.withLock { sessions in
+                if ended {
+                    sessions[jobID] = nil
+                } else {
+                    sessions[jobID, default: Session()].failure = failure ?? JobError(
+                        code: "ims.job.remote_runner_ended", category: "environment",
+                        message: "the SSH session of the runner on \(chosen.xname) ended before the runner delivered a result")
+                }
+            }
         }
         sessions.withLock { $0[jobID] = Session(task: task) }
         return RemoteStart(remoteBuildNode: chosen.xname, host: node.address)

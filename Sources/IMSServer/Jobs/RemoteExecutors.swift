@@ -56,7 +56,8 @@ public struct RemoteStart: Sendable, Hashable {
 // MARK: - Slurm
 
 /// Each job is one `sbatch` into the site's partition: `job_mem_size` GiB as `--mem`, `build_env_size` GiB as
-/// `--tmp`, the job timeout (or `slurm.time_limit_minutes`) as `--time`. The batch script runs the runner with its
+/// `--tmp`, the job timeout (or `slurm.time_limit_minutes`) as `--time`. The server needs `sbatch`, `scancel`,
+/// `squeue` and `scontrol`. The batch script runs the runner with its
 /// secrets in a here-document on its stdin: Slurm keeps the script readable only by the job's owner and Slurm's own
 /// user, and `--export=NONE` keeps the server's environment out of the job.
 public struct SlurmExecutor: RemoteExecutor {
@@ -140,23 +141,44 @@ public struct SlurmExecutor: RemoteExecutor {
         _ = try? await HostCommand.run(tool("scancel"), [slurmID], environment: environment, timeLimit: .seconds(30))
     }
 
+    /// One `squeue` for the states of every watched job (finished ones included while Slurm remembers them), then
+    /// `scontrol show job` for the details of the few that ended badly.
     public func ended(_ jobs: [JobRecord]) async -> [UUID: JobError] {
+        let watched = jobs.filter { $0.slurmJobID != nil }
+        guard !watched.isEmpty else { return [:] }
+        let list = watched.compactMap(\.slurmJobID).joined(separator: ",")
+        guard let states = try? await HostCommand.run(
+                  tool("squeue"), ["--jobs=\(list)", "--states=all", "--noheader", "--format=%i|%T"], environment: environment,
+                  keepLines: 100_000, timeLimit: .seconds(30)),
+              states.status == 0
+        else { return [:] }
+        var failed: Set<String> = []
+        for line in states.outputTail {
+            let parts = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            if parts.count == 2, Self.failedStates.contains(parts[1]) { failed.insert(parts[0]) }
+        }
         var ended: [UUID: JobError] = [:]
-        for job in jobs {
-            guard let slurmID = job.slurmJobID,
-                  let result = try? await HostCommand.run(tool("scontrol"), ["show", "job", "-o", slurmID], environment: environment, timeLimit: .seconds(30)),
-                  result.status == 0, let line = result.outputTail.first(where: { $0.contains("JobState=") })
-            else { continue }
-            let fields = Self.fields(line)
-            guard let state = fields["JobState"], Self.failedStates.contains(state) else { continue }
-            var reason = "Slurm ended job \(slurmID) as \(state)"
-            if let why = fields["Reason"], why != "None" { reason += " (reason: \(why))" }
-            if let exit = fields["ExitCode"], exit != "0:0" { reason += ", exit code \(exit)" }
-            if state == "TIMEOUT", let limit = fields["TimeLimit"] { reason += ": it ran past its time limit of \(limit)" }
-            if state == "OUT_OF_MEMORY" { reason += ": it used more than its job_mem_size of \(job.jobMemSize) GiB" }
-            ended[job.id] = JobError(code: "ims.job.slurm_\(state.lowercased())", category: "environment", message: reason)
+        for job in watched {
+            guard let slurmID = job.slurmJobID, failed.contains(slurmID) else { continue }
+            var fields = ["JobState": "FAILED"]
+            if let details = try? await HostCommand.run(tool("scontrol"), ["show", "job", "-o", slurmID], environment: environment, timeLimit: .seconds(30)),
+               let line = details.outputTail.first(where: { $0.contains("JobState=") }) {
+                fields = Self.fields(line)
+            }
+            if let error = Self.failure(fields, slurmID: slurmID, job: job) { ended[job.id] = error }
         }
         return ended
+    }
+
+    /// The job's error when Slurm's fields show an end state that stopped its runner.
+    static func failure(_ fields: [String: String], slurmID: String, job: JobRecord) -> JobError? {
+        guard let state = fields["JobState"], failedStates.contains(state) else { return nil }
+        var reason = "Slurm ended job \(slurmID) as \(state)"
+        if let why = fields["Reason"], why != "None" { reason += " (reason: \(why))" }
+        if let exit = fields["ExitCode"], exit != "0:0" { reason += ", exit code \(exit)" }
+        if state == "TIMEOUT", let limit = fields["TimeLimit"] { reason += ": it ran past its time limit of \(limit)" }
+        if state == "OUT_OF_MEMORY" { reason += ": it used more than its job_mem_size of \(job.jobMemSize) GiB" }
+        return JobError(code: "ims.job.slurm_\(state.lowercased())", category: "environment", message: reason)
     }
 
     /// `scontrol show job -o`'s `Key=Value` fields (values end at the next space).
