@@ -137,6 +137,25 @@ struct RuleTests {
         }
     }
 
+    @Test("remote build nodes: a job goes to a node of its arch able to run jobs, the one with the fewest running jobs")
+    func nodeChoice() {
+        func node(_ xname: String, _ arch: String, jobs: Int, able: Bool = true) -> RemoteBuildNodes.Status {
+            var status = RemoteBuildNodes.Status(xname: xname)
+            status.nodeArch = arch
+            status.numCurrentJobs = jobs
+            status.ableToRunJobs = able
+            return status
+        }
+        let nodes = [
+            node("x1", "x86_64", jobs: 3), node("x2", "x86_64", jobs: 1), node("x3", "x86_64", jobs: 1),
+            node("x4", "x86_64", jobs: 0, able: false), node("a1", "aarch64", jobs: 5), node("a2", "aarch64", jobs: 2),
+        ]
+        #expect(RemoteBuildNodeExecutor.choose(nodes, arch: .x86_64)?.xname == "x2", "fewest jobs; the first registered of a tie; never one unable")
+        #expect(RemoteBuildNodeExecutor.choose(nodes, arch: .aarch64)?.xname == "a2")
+        #expect(RemoteBuildNodeExecutor.choose(nodes.filter { $0.nodeArch == "x86_64" }, arch: .aarch64) == nil)
+        #expect(RemoteBuildNodeExecutor.choose([node("x4", "x86_64", jobs: 0, able: false)], arch: .x86_64) == nil)
+    }
+
     @Test("executor settings that are fine")
     func executorSettingsAccepted() throws {
         try ExecutorSettings(kind: .slurm, sharedStore: true).check(source: "ims.yaml", store: "file:///shared")

@@ -118,9 +118,7 @@ public final class RemoteBuildNodeExecutor: RemoteExecutor {
     // MARK: Jobs
 
     public func start(_ job: JobRecord, launch: RunnerLaunch) async throws(ServerError) -> RemoteStart {
-        let candidates = await statuses().filter { $0.ableToRunJobs && $0.nodeArch == job.arch.rawValue }
-        // IMS's rule: the node of the job's arch with the fewest running jobs (registration order breaks ties).
-        guard let chosen = candidates.min(by: { $0.numCurrentJobs < $1.numCurrentJobs }), let node = settings.nodes?[chosen.xname] else {
+        guard let chosen = Self.choose(await statuses(), arch: job.arch), let node = settings.nodes?[chosen.xname] else {
             throw .executor("remote-build-nodes", reason: "no registered remote build node of arch \(job.arch.rawValue) can run jobs now (GET /v3/remote-build-nodes/status says why)")
         }
         let jobID = job.id
@@ -153,6 +151,12 @@ public final class RemoteBuildNodeExecutor: RemoteExecutor {
         }
         sessions.withLock { $0[jobID] = Session(task: task) }
         return RemoteStart(remoteBuildNode: chosen.xname, host: node.address)
+    }
+
+    /// IMS's rule: among the nodes able to run jobs, one of the job's arch with the fewest running jobs (the first
+    /// registered breaks a tie).
+    static func choose(_ statuses: [RemoteBuildNodes.Status], arch: Arch) -> RemoteBuildNodes.Status? {
+        statuses.filter { $0.ableToRunJobs && $0.nodeArch == arch.rawValue }.min { $0.numCurrentJobs < $1.numCurrentJobs }
     }
 
     public func cancel(_ job: JobRecord) async {
