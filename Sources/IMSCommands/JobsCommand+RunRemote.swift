@@ -86,6 +86,8 @@ extension JobsCommand {
             try RemoteJobRunner.seed(environment.catalog, with: bundle)
             logger.info("running job for \(server)", metadata: ["work_dir": "\(work)"])
             let ending = await RemoteJobRunner(client: client, environment: environment, bundle: bundle, logger: logger).run()
+            // The store's keys never outlive the run, even when a failed job's work directory is kept.
+            try? FileManager.default.removeItem(atPath: work + "/s3-credentials.json")
             switch ending {
             case .delivered(let status):
                 logger.info("result delivered", metadata: ["status": "\(status.rawValue)"])
