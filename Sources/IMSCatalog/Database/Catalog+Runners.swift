@@ -76,7 +76,7 @@ extension Catalog {
             if let sshContainers { job.sshContainers = sshContainers }
             job.lastReport = time
             try Catalog.saveJob(db, job)
-            try Catalog.insertJobEvents(db, jobID, events)
+            _ = try Catalog.insertJobEvents(db, jobID, events)
             return job
         }
     }
