@@ -17,13 +17,21 @@ extension APIHandler {
         default: throw Self.unreachable(request)
         }
         let jobID = try Self.uuid(idText, kind: "job")
-        let job = try catalog.job(jobID)
-        if let reason = RunnerTokens.rejection(authorization: request.authorization, stored: try catalog.runnerToken(jobID)) {
+        // One read: the job's status and its token (a report is the hot path: 50 runners report every second or so).
+        let access = try catalog.runnerAccess(jobID)
+        if let reason = RunnerTokens.rejection(authorization: request.authorization, stored: access.token) {
             throw Problem(status: 401, detail: reason, challenge: #"Bearer realm="ims-runner""#)
         }
-        guard !job.status.isTerminal else {
-            throw Problem(status: 409, detail: "job \(jobID.imsString) already ended as \(job.status.rawValue)\(job.error.map { ": \($0.message)" } ?? ""); this runner must stop")
+        guard !access.status.isTerminal else {
+            throw Problem(status: 409, detail: "job \(jobID.imsString) already ended as \(access.status.rawValue)\(access.error.map { ": \($0)" } ?? ""); this runner must stop")
         }
+        if case .jobRunnerReport = request.endpoint {
+            let report: RunnerReport = try Self.decodeRunnerBody(request)
+            let status = try catalog.applyRunnerReport(
+                jobID, statusChanges: report.statusChanges, host: report.host, sshContainers: report.sshContainers, events: report.events)
+            return try Reply.encoded(RunnerAcknowledgement(status: status))
+        }
+        let job = try catalog.job(jobID)
         switch request.endpoint {
         case .jobRunner:
             var bundle = RunnerBundle(job: job, heartbeatSeconds: services.executorSettings.heartbeatSeconds ?? ExecutorSettings.defaultHeartbeatSeconds)
@@ -33,13 +41,8 @@ extension APIHandler {
             }
             if let keyID = job.publicKeyID { bundle.publicKey = try catalog.publicKey(keyID) }
             return try Reply.encoded(bundle)
-        case .jobRunnerReport:
-            let report: RunnerReport = try Self.decodeRunnerBody(request, fields: ["events", "status_changes", "host", "ssh_containers"])
-            let updated = try catalog.applyRunnerReport(
-                jobID, statusChanges: report.statusChanges, host: report.host, sshContainers: report.sshContainers, events: report.events)
-            return try Reply.encoded(RunnerAcknowledgement(status: updated.status))
         default:
-            let result: RunnerResult = try Self.decodeRunnerBody(request, fields: ["status", "image", "error"])
+            let result: RunnerResult = try Self.decodeRunnerBody(request)
             return try Reply.encoded(try await acceptResult(result, job: job))
         }
     }
@@ -78,16 +81,16 @@ extension APIHandler {
         }
     }
 
-    /// A runner body, decoded with the shared Codable types: 415 without JSON, 400 when empty, 422 for an unknown
-    /// field or a body that does not decode, as every other body of the API.
-    static func decodeRunnerBody<T: Decodable>(_ request: APIRequest, fields: Set<String>) throws -> T {
-        let object = try JSONBody.object(request.body, contentType: request.contentType)
-        let unknown = object.keys.filter { !fields.contains($0) }.sorted()
-        if !unknown.isEmpty {
-            throw Problem.invalid(Dictionary(uniqueKeysWithValues: unknown.map { ($0, ["Unknown field."]) }))
-        }
+    /// A runner body, decoded once with the shared Codable types: 415 without JSON, 400 when empty (or `{}`), 422
+    /// for an unknown field or a body that does not decode, as every other body of the API.
+    static func decodeRunnerBody<T: Decodable>(_ request: APIRequest) throws -> T {
+        guard JSONBody.isJSON(contentType: request.contentType) else { throw Problem.unsupportedMediaType(request.contentType) }
+        let trimmed = request.body.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }
+        if trimmed.isEmpty || trimmed.elementsEqual("{}".utf8) { throw Problem.noInput }
         do {
             return try JSONDecoder().decode(T.self, from: Data(request.body))
+        } catch let unknown as RunnerBody.UnknownFields {
+            throw Problem.invalid(Dictionary(uniqueKeysWithValues: unknown.names.map { ($0, ["Unknown field."]) }))
         } catch {
             throw Problem(status: 422, detail: "the runner's \(T.self) body is not valid: \(error)")
         }

@@ -48,6 +48,15 @@ public struct RunnerReport: Codable, Sendable, Hashable {
         case sshContainers = "ssh_containers"
     }
 
+    public init(from decoder: any Decoder) throws {
+        try RunnerBody.refuseUnknownKeys(decoder, known: ["status_changes", "host", "events", "ssh_containers"])
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        statusChanges = try c.decode([JobStatusChange].self, forKey: .statusChanges)
+        host = try c.decodeIfPresent(String.self, forKey: .host)
+        events = try c.decode([JobEvent].self, forKey: .events)
+        sshContainers = try c.decodeIfPresent([SSHContainer].self, forKey: .sshContainers)
+    }
+
     public init(statusChanges: [JobStatusChange] = [], host: String? = nil, events: [JobEvent] = [], sshContainers: [SSHContainer]? = nil) {
         self.statusChanges = statusChanges
         self.host = host
@@ -64,6 +73,16 @@ public struct RunnerResult: Codable, Sendable, Hashable {
     public var image: ImageRecord?
     /// Why the job failed (error).
     public var error: JobError?
+
+    enum CodingKeys: String, CodingKey { case status, image, error }
+
+    public init(from decoder: any Decoder) throws {
+        try RunnerBody.refuseUnknownKeys(decoder, known: ["status", "image", "error"])
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        status = try c.decode(JobStatus.self, forKey: .status)
+        image = try c.decodeIfPresent(ImageRecord.self, forKey: .image)
+        error = try c.decodeIfPresent(JobError.self, forKey: .error)
+    }
 
     public init(status: JobStatus, image: ImageRecord? = nil, error: JobError? = nil) {
         self.status = status
@@ -131,5 +150,26 @@ public struct RunnerSecrets: Codable, Sendable, Hashable {
         self.token = token
         self.store = store
         self.s3 = s3
+    }
+}
+
+/// The API's rule for bodies, kept by the runner bodies' decoders: an unknown field is refused (422).
+enum RunnerBody {
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    /// Thrown for fields the body must not have.
+    struct UnknownFields: Error, CustomStringConvertible {
+        var names: [String]
+        var description: String { "unknown fields: \(names.joined(separator: ", "))" }
+    }
+
+    static func refuseUnknownKeys(_ decoder: any Decoder, known: Set<String>) throws {
+        let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).filter { !known.contains($0) }
+        if !unknown.isEmpty { throw UnknownFields(names: unknown.sorted()) }
     }
 }
