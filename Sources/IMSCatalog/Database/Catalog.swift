@@ -110,6 +110,26 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// ``read(_:_:)`` for async callers: the caller suspends instead of blocking its thread while it waits for a
+    /// reader (the server's request handlers run on a cooperative pool of one thread per core).
+    func readSuspending<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(CatalogError) -> T {
+        do {
+            return try await pool.read(body)
+        } catch {
+            throw Catalog.map(error, operation: operation)
+        }
+    }
+
+    /// ``write(_:_:)`` for async callers: the caller suspends while it waits for the writer, so other requests keep
+    /// their threads (many runners reporting at once queue here, not on the cooperative pool).
+    func writeSuspending<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(CatalogError) -> T {
+        do {
+            return try await pool.write(body)
+        } catch {
+            throw Catalog.map(error, operation: operation)
+        }
+    }
+
     static func map(_ error: any Error, operation: String) -> CatalogError {
         if let catalogError = error as? CatalogError { return catalogError }
         return CatalogError.database(operation: operation, message: message(error))
