@@ -56,8 +56,8 @@ extension Catalog {
     /// The job's status and runner token.
     ///
     /// - Throws: ``CatalogError/notFound(kind:id:)``.
-    public func runnerAccess(_ jobID: UUID) async throws(CatalogError) -> RunnerAccess {
-        try await readSuspending("checking the runner of job \(jobID.imsString)") { db in
+    public func runnerAccess(_ jobID: UUID) throws(CatalogError) -> RunnerAccess {
+        try read("checking the runner of job \(jobID.imsString)") { db in
             guard let row = try Row.fetchOne(
                 try db.cachedStatement(sql: "SELECT status, error, runner_token_sha256, runner_token_expires FROM jobs WHERE id = ?"),
                 arguments: [jobID.imsString])

@@ -110,18 +110,12 @@ public final class Catalog: Sendable {
         }
     }
 
-    /// ``read(_:_:)`` for async callers: the caller suspends instead of blocking its thread while it waits for a
-    /// reader (the server's request handlers run on a cooperative pool of one thread per core).
-    func readSuspending<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(CatalogError) -> T {
-        do {
-            return try await pool.read(body)
-        } catch {
-            throw Catalog.map(error, operation: operation)
-        }
-    }
-
     /// ``write(_:_:)`` for async callers: the caller suspends while it waits for the writer, so other requests keep
     /// their threads (many runners reporting at once queue here, not on the cooperative pool).
+    ///
+    /// There is deliberately no such read: GRDB's async read holds a pooled reader across a suspension, and a
+    /// caller blocked in a synchronous read on the other cooperative threads would then wait for it forever (seen
+    /// as a hung server under 50 reporting runners).
     func writeSuspending<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(CatalogError) -> T {
         do {
             return try await pool.write(body)

@@ -18,7 +18,7 @@ extension APIHandler {
         }
         let jobID = try Self.uuid(idText, kind: "job")
         // One read: the job's status and its token (a report is the hot path: 50 runners report every second or so).
-        let access = try await catalog.runnerAccess(jobID)
+        let access = try catalog.runnerAccess(jobID)
         if let reason = RunnerTokens.rejection(authorization: request.authorization, stored: access.token) {
             throw Problem(status: 401, detail: reason, challenge: #"Bearer realm="ims-runner""#)
         }
