@@ -122,22 +122,6 @@ struct RecordJSONTests {
         }
     }
 
-    @Test("with checkpoints moved off the writer, the WAL grows until a passive checkpoint copies it, and reads still see every write")
-    func passiveCheckpoints() throws {
-        try withTemporaryCatalog { catalog, _ in
-            try catalog.moveCheckpointsOffWriter()
-            let records = (0..<3000).map { ImageRecord(name: "image-\($0)", metadata: ["k": String(repeating: "v", count: 2000)]) }
-            try catalog.createImages(records)
-            let wal = catalog.path + "-wal"
-            let size = { ((try? FileManager.default.attributesOfItem(atPath: wal))?[.size] as? Int) ?? 0 }
-            #expect(size() > 4_000_000, "no automatic checkpoint: the WAL keeps every page (\(size()) bytes)")
-            let (frames, checkpointed) = try catalog.checkpointPassively()
-            #expect(frames > 1000 && checkpointed == frames, "\(frames) frames, \(checkpointed) checkpointed")
-            #expect(try catalog.images().count == 3000)
-            #expect(try catalog.imageJSON(records[2999].id) == RecordJSONWriter.object(try catalog.image(records[2999].id), pretty: false))
-        }
-    }
-
     @Test("strings escape like JSONEncoder whatever the position of the special character")
     func escapingPositions() throws {
         var samples: [String] = []

@@ -110,25 +110,6 @@ public final class Catalog: Sendable {
         }
     }
 
-    /// Stops this process's writes from checkpointing the WAL themselves (SQLite does it in the committing writer
-    /// once the WAL passes 1,000 pages, which put an fsync into one request in a few hundred under load). The
-    /// caller then runs ``checkpointPassively()`` regularly, off the request path (`ims serve` does, every second).
-    public func moveCheckpointsOffWriter() throws(CatalogError) {
-        do {
-            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
-        } catch {
-            throw Catalog.map(error, operation: "turning automatic checkpoints off in \(path)")
-        }
-    }
-
-    /// Copies the WAL's frames that no reader needs into the database file, without the writer's lock.
-    ///
-    /// - Returns: the WAL's frames and how many are checkpointed.
-    @discardableResult
-    public func checkpointPassively() throws(CatalogError) -> (frames: Int32, checkpointed: Int32) {
-        try recordReads.checkpoint()
-    }
-
     /// ``write(_:_:)`` for async callers: the caller suspends while it waits for the writer, so other requests keep
     /// their threads (many runners reporting at once queue here, not on the cooperative pool).
     ///

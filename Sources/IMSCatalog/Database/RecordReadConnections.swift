@@ -14,11 +14,11 @@ import Synchronization
 /// connections are read-only (`PRAGMA query_only`), never memory-map the file, and wait for a busy database as the
 /// pool's do.
 final class RecordReadConnections: Sendable {
-    let path: String
-    let busyTimeoutMilliseconds: Int32
-    let idle = Mutex<[RawReadConnection]>([])
+    private let path: String
+    private let busyTimeoutMilliseconds: Int32
+    private let idle = Mutex<[RawReadConnection]>([])
     /// Connections kept open beyond this many at once are closed when given back.
-    let maximumIdle: Int
+    private let maximumIdle: Int
 
     init(path: String, busyTimeout: TimeInterval, maximumIdle: Int) {
         self.path = path
@@ -59,28 +59,6 @@ final class RecordReadConnections: Sendable {
     }
 }
 
-extension RecordReadConnections {
-    /// Runs a PASSIVE checkpoint on one of these connections, outside any transaction: WAL frames that no reader
-    /// needs are copied into the database file without taking the writer's lock.
-    ///
-    /// - Returns: the WAL's frames and how many of them are now in the database file.
-    func checkpoint() throws(CatalogError) -> (frames: Int32, checkpointed: Int32) {
-        let taken = idle.withLock { $0.popLast() }
-        let connection: RawReadConnection
-        do {
-            connection = try taken ?? RawReadConnection(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
-        } catch {
-            throw CatalogError.database(operation: "checkpointing \(path)", message: error.message)
-        }
-        defer { idle.withLock { if $0.count < maximumIdle { $0.append(connection) } } }
-        do {
-            return try connection.checkpoint()
-        } catch {
-            throw CatalogError.database(operation: "checkpointing \(path)", message: error.message)
-        }
-    }
-}
-
 /// One SQLite connection with its prepared statements. Not thread-safe: ``RecordReadConnections`` lends it to one
 /// caller at a time.
 final class RawReadConnection: @unchecked Sendable {
@@ -104,8 +82,7 @@ final class RawReadConnection: @unchecked Sendable {
             throw Failure(message: message)
         }
         sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
-        // (Reading the schema once makes the connection see the file's WAL mode, which a checkpoint needs.)
-        guard sqlite3_exec(handle, "PRAGMA query_only = 1; PRAGMA mmap_size = 0; SELECT count(*) FROM sqlite_master", nil, nil, nil) == SQLITE_OK else {
+        guard sqlite3_exec(handle, "PRAGMA query_only = 1; PRAGMA mmap_size = 0", nil, nil, nil) == SQLITE_OK else {
             let message = String(cString: sqlite3_errmsg(handle))
             close()
             throw Failure(message: message)
@@ -146,16 +123,6 @@ final class RawReadConnection: @unchecked Sendable {
         }
     }
 
-    /// A PASSIVE checkpoint of the WAL.
-    func checkpoint() throws(Failure) -> (frames: Int32, checkpointed: Int32) {
-        guard let handle else { throw Failure(message: "the connection is closed") }
-        var frames: Int32 = 0
-        var checkpointed: Int32 = 0
-        let code = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &frames, &checkpointed)
-        guard code == SQLITE_OK || code == SQLITE_BUSY else { throw Failure(message: String(cString: sqlite3_errmsg(handle))) }
-        return (frames, checkpointed)
-    }
-
     /// Binds a text parameter (1-based).
     func bind(_ statement: OpaquePointer, _ index: Int32, _ text: String) {
         // SQLITE_TRANSIENT: SQLite copies the bytes.
@@ -182,7 +149,7 @@ final class RawReadConnection: @unchecked Sendable {
 }
 
 extension Error {
-    var message: String {
+    fileprivate var message: String {
         (self as? RawReadConnection.Failure)?.message ?? String(describing: self)
     }
 }

@@ -83,18 +83,6 @@ public struct IMSServer: Sendable {
             }
         }
         defer { ticker.cancel() }
-        // The WAL is checkpointed every second on a dispatch thread, never inside a request's write.
-        let catalog = environment.catalog
-        var checkpoints: (any DispatchSourceTimer)?
-        if (try? catalog.moveCheckpointsOffWriter()) != nil {
-            // (Made only when it will run: libdispatch traps on releasing a source that was never resumed.)
-            let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ims.catalog.checkpoint", qos: .utility))
-            timer.schedule(deadline: .now() + 1, repeating: 1)
-            timer.setEventHandler { _ = try? catalog.checkpointPassively() }
-            timer.resume()
-            checkpoints = timer
-        }
-        defer { checkpoints?.cancel() }
         try await application.runService()
     }
 
