@@ -62,9 +62,11 @@ public final class RemoteBuildNodeExecutor: RemoteExecutor {
     /// Every registered node's status, probed in parallel.
     public func statuses() async -> [RemoteBuildNodes.Status] {
         let nodes = await registry.all
+        // The active jobs are read once for every node, not once per node.
+        let running = runningJobsByNode()
         return await withTaskGroup(of: (Int, RemoteBuildNodes.Status).self) { group in
             for (index, node) in nodes.enumerated() {
-                group.addTask { (index, await self.status(node.xname)) }
+                group.addTask { (index, await self.status(node.xname, running: running[node.xname] ?? 0)) }
             }
             var statuses: [(Int, RemoteBuildNodes.Status)] = []
             for await status in group { statuses.append(status) }
@@ -74,8 +76,12 @@ public final class RemoteBuildNodeExecutor: RemoteExecutor {
 
     /// One node's status: SSH reachable, ims there (IMS's `podmanStatus` field), its arch and its running jobs.
     public func status(_ xname: String) async -> RemoteBuildNodes.Status {
+        await status(xname, running: runningJobsByNode()[xname] ?? 0)
+    }
+
+    func status(_ xname: String, running: Int) async -> RemoteBuildNodes.Status {
         var status = RemoteBuildNodes.Status(xname: xname)
-        status.numCurrentJobs = runningJobs(on: xname)
+        status.numCurrentJobs = running
         guard let node = settings.nodes?[xname] else {
             status.sshStatus = "not configured: add executor.remote_build_nodes.nodes.\(xname) (address, identity_file, known_hosts) to ims.yaml"
             status.podmanStatus = "not checked"
@@ -111,8 +117,10 @@ public final class RemoteBuildNodeExecutor: RemoteExecutor {
         return status
     }
 
-    func runningJobs(on xname: String) -> Int {
-        ((try? catalog.jobs(matching: JobFilter(statuses: Set(JobStatus.active)))) ?? []).filter { $0.remoteBuildNode == xname }.count
+    /// How many active jobs each node runs.
+    func runningJobsByNode() -> [String: Int] {
+        let active = (try? catalog.jobs(matching: JobFilter(statuses: Set(JobStatus.active)))) ?? []
+        return Dictionary(grouping: active.compactMap(\.remoteBuildNode), by: { $0 }).mapValues(\.count)
     }
 
     // MARK: Jobs
