@@ -109,21 +109,4 @@ extension Catalog {
             return job.status
         }
     }
-
-    /// Active jobs of remote executors whose runner has not reported since `cutoff` (jobs that never reported are
-    /// judged from when their token was issued).
-    public func silentRemoteJobs(since cutoff: Date) throws(CatalogError) -> [JobRecord] {
-        try read("finding silent runners") { db in
-            let active = JobStatus.active.map(\.rawValue)
-            let rows = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT \(Catalog.jobColumns) FROM jobs
-                    WHERE executor IS NOT NULL AND executor <> 'local' AND last_report IS NOT NULL AND last_report < ?
-                    AND status IN (\(active.map { _ in "?" }.joined(separator: ", "))) ORDER BY created, id
-                    """,
-                arguments: StatementArguments([Columns.micros(cutoff)] + active))
-            return try rows.map(Catalog.decodeJob)
-        }
-    }
 }

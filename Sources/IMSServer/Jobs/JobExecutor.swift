@@ -125,12 +125,14 @@ public actor JobExecutor {
         let active = ((try? catalog.jobs(matching: JobFilter(statuses: Set(JobStatus.active)))) ?? []).filter { $0.executor == remote.kind.rawValue }
         let activeIDs = Set(active.map(\.id))
         remoteActive.formIntersection(activeIDs.union(launching))
-        for (jobID, error) in await remote.ended(active.filter { remoteActive.contains($0.id) && !launching.contains($0.id) }) {
+        let ended = await remote.ended(active.filter { remoteActive.contains($0.id) && !launching.contains($0.id) })
+        for (jobID, error) in ended {
             endRemote(jobID, error: error)
         }
         let cutoff = now.addingTimeInterval(-plan.heartbeatTimeoutSeconds)
-        let silentJobs = cutoff > startedAt ? (try? catalog.silentRemoteJobs(since: cutoff)) ?? [] : []
-        for job in silentJobs where job.executor == remote.kind.rawValue {
+        // Silent: reported once, and not since the cutoff (the active jobs read above; no second query).
+        let silentJobs = cutoff > startedAt ? active.filter { job in ended[job.id] == nil && job.lastReport.map { $0 < cutoff } ?? false } : []
+        for job in silentJobs {
             let silence = Int(now.timeIntervalSince(job.lastReport ?? cutoff).rounded())
             let error = JobError(
                 code: "ims.job.runner_silent", category: "environment",
