@@ -25,7 +25,8 @@ the image:
   delete         "delete" packages removed with rpm -e --nodeps --noscripts
   images.sh      run in a chroot when present
   rpmdb          rpmdb --rebuilddb with the image's own rpm when it has one
-  package-list   packages.json from the image's rpmdb
+  package-list   packages.json from the image's rpmdb, each package with the alias of the repository it was
+                 installed from when zypper's history or dnf's history database says so
 
 The rpm database is written to /usr/lib/sysimage/rpm (a private HOME with .rpmmacros, and
 ``--dbpath`` for direct rpm calls): Debian's rpm would otherwise use ~/.rpmdb.
@@ -38,6 +39,7 @@ import os
 import platform
 import re
 import shutil
+import sqlite3
 import subprocess
 import tarfile
 import time
@@ -447,6 +449,105 @@ def normalize_autoinstalled(root: str) -> None:
                 f.writelines(kept)
 
 
+# ============================================================================================
+# Where the root's rpm database is, and which repository each package came from
+
+
+#: Where an image keeps its rpm database, in the order it is looked for: where the builders write it (and where
+#: newer SUSE and Fedora keep it), then the older place (RHEL up to 9, older SUSE), where a rebuild with the image's
+#: own rpm may have moved it (stage_rpmdb). Symlinks between the two are resolved inside the root.
+RPMDB_LOCATIONS = (RPMDB, "/var/lib/rpm")
+#: The files of an rpm database, by backend: sqlite, ndb, Berkeley DB.
+RPMDB_FILES = ("rpmdb.sqlite", "Packages.db", "Packages")
+
+
+def find_rpmdb(root: str) -> Optional[Tuple[str, str]]:
+    """(the database directory as the image sees it, its host path) of ``root``'s rpm database: the first of
+    RPMDB_LOCATIONS that holds a database file; None when the root has none."""
+    for path in RPMDB_LOCATIONS:
+        host = resolve_in_root(root, path)
+        if os.path.isdir(host) and any(os.path.isfile(os.path.join(host, name)) for name in RPMDB_FILES):
+            return path, host
+    return None
+
+
+#: A package's identity for matching records of the package managers: (name, epoch or 0, version, release, arch).
+Nevra = Tuple[str, int, str, str, str]
+
+
+def _evr(edition: str) -> Optional[Tuple[int, str, str]]:
+    """zypper's edition ``[epoch:]version-release`` as (epoch, version, release)."""
+    epoch = 0
+    if ":" in edition:
+        head, edition = edition.split(":", 1)
+        if not head.isdigit():
+            return None
+        epoch = int(head)
+    if "-" not in edition:
+        return None
+    version, release = edition.rsplit("-", 1)
+    return epoch, version, release
+
+
+def zypper_install_sources(root: str) -> Dict[Nevra, str]:
+    """The repository alias each package was installed from, from zypper's history in the root
+    (``/var/log/zypp/history``: ``time|install|name|edition|arch|requested by|repository alias|checksum|``).
+    The last install of a package wins; packages installed from files have an alias that is no repository's."""
+    path = resolve_in_root(root, "/var/log/zypp/history")
+    sources: Dict[Nevra, str] = {}
+    if not os.path.isfile(path):
+        return sources
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            fields = line.rstrip("\n").split("|")
+            if len(fields) < 7 or fields[1] != "install" or not fields[6]:
+                continue
+            evr = _evr(fields[3])
+            if evr is not None:
+                sources[(fields[2], evr[0], evr[1], evr[2], fields[4])] = fields[6]
+    return sources
+
+
+#: libdnf's transaction item actions that put a package into the root (install, downgrade, upgrade, reinstall),
+#: and the state of a finished item.
+_DNF_INSTALL_ACTIONS = (1, 2, 6, 9)
+_DNF_DONE = 1
+
+
+def dnf_install_sources(root: str, scratch: str) -> Dict[Nevra, str]:
+    """The repository id each package was installed from, from dnf 4's history database in the root
+    (``/var/lib/dnf/history.sqlite``), read from a copy in ``scratch`` so that the root's files stay as they are.
+    The last finished install of a package wins."""
+    sources: Dict[Nevra, str] = {}
+    directory = resolve_in_root(root, "/var/lib/dnf")
+    if not os.path.isfile(os.path.join(directory, "history.sqlite")):
+        return sources
+    copy = os.path.join(scratch, "dnf-history")
+    os.makedirs(copy, exist_ok=True)
+    for name in ("history.sqlite", "history.sqlite-wal", "history.sqlite-shm"):
+        if os.path.isfile(os.path.join(directory, name)):
+            shutil.copyfile(os.path.join(directory, name), os.path.join(copy, name))
+    try:
+        connection = sqlite3.connect(os.path.join(copy, "history.sqlite"))
+        try:
+            rows = connection.execute(
+                "SELECT rpm.name, rpm.epoch, rpm.version, rpm.release, rpm.arch, repo.repoid "
+                "FROM trans_item JOIN rpm ON rpm.item_id = trans_item.item_id "
+                "JOIN repo ON repo.id = trans_item.repo_id "
+                f"WHERE trans_item.action IN ({','.join(str(a) for a in _DNF_INSTALL_ACTIONS)}) "
+                f"AND trans_item.state = {_DNF_DONE} ORDER BY trans_item.id").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return sources
+    finally:
+        remove_tree(copy)
+    for name, epoch, version, release, arch, repoid in rows:
+        if repoid:
+            sources[(name, int(epoch or 0), version, release, arch)] = repoid
+    return sources
+
+
 class RootBuilder:
     """The tool-independent part of a build-root run; subclasses provide the package manager."""
 
@@ -464,6 +565,9 @@ class RootBuilder:
         self._image_rpm: Optional[ImageRpm] = None
         self.missing_commands: List[Dict[str, Any]] = []
         self.strict_scripts = False
+        #: Package -> the alias of the repository it was installed from, as the package manager recorded it
+        #: (read before a reproducible build removes those records).
+        self.install_sources: Dict[Nevra, str] = {}
 
     # ---------------------------------------------------------------- logging helpers
     def log(self, level: str, msg: str, **fields: Any) -> None:
@@ -1213,9 +1317,20 @@ class RootBuilder:
     #: host's paths and times). A reproducible build (SOURCE_DATE_EPOCH set) removes them.
     build_records: List[str] = []
 
+    def read_install_sources(self) -> Dict[Nevra, str]:
+        """Package -> repository alias, from the package manager's own records in the root (see the subclasses)."""
+        return {}
+
     def stage_reproducible(self) -> None:
         """With SOURCE_DATE_EPOCH, the same recipe and packages must give a byte-identical root: remove the
-        package manager's records of this build (times, host paths) and the time stamps in its state files."""
+        package manager's records of this build (times, host paths) and the time stamps in its state files.
+        Which repository each package came from is read from those records first (for packages.json)."""
+        aliases = {repo.alias for repo in self.repos}
+        try:
+            self.install_sources = {nevra: alias for nevra, alias in self.read_install_sources().items()
+                                    if alias in aliases}
+        except (OSError, UnicodeError) as exc:
+            self.warn(f"cannot read which repository each package came from: {exc}")
         if "SOURCE_DATE_EPOCH" not in os.environ:
             return
         removed = remove_build_records(self.root, self.build_records)
@@ -1327,8 +1442,13 @@ class RootBuilder:
             if len(fields) != 5 or fields[0] == "gpg-pubkey":
                 continue
             name, epoch, version, release, arch = fields
-            packages.append({"name": name, "epoch": int(epoch) if epoch.isdigit() else None, "version": version,
-                             "release": release, "arch": None if arch == "(none)" else arch})
+            package = {"name": name, "epoch": int(epoch) if epoch.isdigit() else None, "version": version,
+                       "release": release, "arch": None if arch == "(none)" else arch}
+            # Only what the package manager recorded for exactly this package: absent stays absent.
+            source = self.install_sources.get((name, int(epoch) if epoch.isdigit() else 0, version, release, arch))
+            if source:
+                package["repository"] = source
+            packages.append(package)
         packages.sort(key=lambda p: (p["name"], p["version"], p["release"], p["arch"] or ""))
         return packages
 
@@ -1630,6 +1750,9 @@ class ZypperBuilder(RootBuilder):
     def remove(self, names: List[str]) -> ToolResult:
         return self.run_tool(self.base_argv() + ["remove", "--clean-deps", "--"] + names)
 
+    def read_install_sources(self) -> Dict[Nevra, str]:
+        return zypper_install_sources(self.root)
+
     def missing_packages(self, lines: List[str], returncode: int, names: List[str]) -> List[str]:
         missing = unique_matches(lines, r"No provider of '(.+?)' found", r"Package '(.+?)' not found")
         # 104: ZYPPER_EXIT_INF_CAP_NOT_FOUND, a capability not found (the names, when the output does not say)
@@ -1744,6 +1867,9 @@ class DnfBuilder(RootBuilder):
 
     def remove(self, names: List[str]) -> ToolResult:
         return self.run_tool(self.base_argv() + ["remove", "--"] + names)
+
+    def read_install_sources(self) -> Dict[Nevra, str]:
+        return dnf_install_sources(self.root, self.tmp)
 
     def missing_packages(self, lines: List[str], returncode: int, names: List[str]) -> List[str]:
         return unique_matches(lines, r"No match for argument: (.+)$")

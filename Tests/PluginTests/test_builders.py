@@ -69,7 +69,10 @@ def test_package_list_matches_rpmdb(built):
     assert [p["name"] for p in packages] == sorted(p["name"] for p in packages)
     assert {p["name"]: f"{p['version']}-{p['release']}" for p in packages} == h.rpm_qa(root)
     app = next(p for p in packages if p["name"] == "ims-test-app")
-    assert app == {"name": "ims-test-app", "epoch": None, "version": "2.1", "release": "3", "arch": "noarch"}
+    assert app == {"name": "ims-test-app", "epoch": None, "version": "2.1", "release": "3", "arch": "noarch",
+                   "repository": "base"}
+    # every package came from the one build repository, as zypper's history / dnf's history database say
+    assert {p["name"]: p.get("repository") for p in packages} == {p["name"]: "base" for p in packages}
     shell = next(p for p in packages if p["name"] == "ims-test-shell")
     assert shell["arch"] == os.uname().machine
 
