@@ -38,6 +38,7 @@ BUILDER = {"zypper": os.path.join(PLUGINS, "builder-zypper"), "dnf": os.path.joi
 INJECT_CA = os.path.join(PLUGINS, "inject-ca")
 CONFIGURE_DNS = os.path.join(PLUGINS, "configure-dns")
 CUSTOMIZE = os.path.join(PLUGINS, "customize-chroot")
+SBOM_RPM = os.path.join(PLUGINS, "sbom-rpm")
 RPMDB = "/usr/lib/sysimage/rpm"
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -66,7 +67,7 @@ def ensure_plugins_built() -> None:
         os.path.join(PLUGINS, "lib-rpmbuilder", "ims_kconfig.sh"): ["ims_kconfig.sh"],
     }
     stale = False
-    for plugin in (BUILDER["zypper"], BUILDER["dnf"], INJECT_CA, CONFIGURE_DNS, CUSTOMIZE):
+    for plugin in (BUILDER["zypper"], BUILDER["dnf"], INJECT_CA, CONFIGURE_DNS, CUSTOMIZE, SBOM_RPM):
         for source, names in wanted.items():
             if not os.path.exists(source):
                 continue
@@ -253,8 +254,14 @@ def _check_protocol(messages: List[Dict[str, Any]], exit_code: int, payload: Opt
 def run_plugin(plugin_dir: str, phase: str, payload: str, *, workspace: Workspace, step: Optional[str] = None,
                inputs: Optional[Dict[str, Any]] = None, config: Optional[Dict[str, Any]] = None,
                verb: str = "run", timeout: float = 600, log_level: str = "info",
-               cancel_after: Optional[float] = None, check_request: bool = True) -> PluginRun:
-    """Runs ``<plugin>/bin/<entrypoint> <verb>`` with one request and returns what it said."""
+               cancel_after: Optional[float] = None, check_request: bool = True,
+               request_extra: Optional[Dict[str, Any]] = None, env_extra: Optional[Dict[str, str]] = None,
+               wrapper: Optional[List[str]] = None) -> PluginRun:
+    """Runs ``<plugin>/bin/<entrypoint> <verb>`` with one request and returns what it said.
+
+    ``request_extra``: more top-level members of the request's data (e.g. source_date_epoch); ``env_extra``: more
+    environment variables (e.g. SOURCE_DATE_EPOCH); ``wrapper``: an argv prefix the entrypoint runs under (e.g.
+    unshare)."""
     ensure_plugins_built()
     with open(os.path.join(plugin_dir, "plugin.json"), encoding="utf-8") as f:
         manifest = json.load(f)
@@ -269,6 +276,7 @@ def run_plugin(plugin_dir: str, phase: str, payload: str, *, workspace: Workspac
         "inputs": inputs or {}, "config": config or {}, "secrets": {},
         "host": {"name": "ims", "version": "0.0.0-test"}, "log_level": log_level,
     }
+    request.update(request_extra or {})
     if verb == "run" and check_request:
         problems = schemas().errors(f"payloads/{payload.split('/')[0]}.{payload.split('/')[1]}.request.schema.json",
                                     request)
@@ -276,9 +284,10 @@ def run_plugin(plugin_dir: str, phase: str, payload: str, *, workspace: Workspac
     env = {"PATH": HOST_PATH, "LANG": "C.UTF-8", "TZ": "UTC", "HOME": ws["tmp"], "TMPDIR": ws["tmp"],
            "IMS_PLUGIN": "1", "IMS_PROTOCOL": "1", "IMS_PHASE": phase, "IMS_JOB_ID": request["job"]["id"],
            "IMS_WORKDIR": workspace.root, "IMS_PLUGIN_DIR": os.path.realpath(plugin_dir), "IMS_LOG_LEVEL": log_level}
+    env.update(env_extra or {})
     started = time.monotonic()
-    proc = subprocess.Popen([entrypoint, verb], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env, cwd=ws["tmp"], start_new_session=True)
+    proc = subprocess.Popen([*(wrapper or []), entrypoint, verb], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=ws["tmp"], start_new_session=True)
     stderr_chunks: List[bytes] = []
     reader = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read()), daemon=True)
     reader.start()
