@@ -75,8 +75,16 @@ public struct PluginManifest: Sendable, Hashable, Codable {
         public var timeouts: Timeouts?
         public var permissions: Permissions?
         public var description: String?
+        /// The plugin's promise that this phase's outputs depend only on its request (config, input artifacts,
+        /// the job's arch and source date), its own files and its repositories' metadata, and that its declared
+        /// outputs are its only effects: the engine may then reuse stored outputs instead of running it.
+        public var cacheable: Bool?
 
-        public init(name: String, payloads: [String], selectors: Selectors? = nil, timeouts: Timeouts? = nil, permissions: Permissions? = nil, description: String? = nil) {
+        public init(
+            name: String, payloads: [String], selectors: Selectors? = nil, timeouts: Timeouts? = nil, permissions: Permissions? = nil,
+            description: String? = nil, cacheable: Bool? = nil
+        ) {
+            self.cacheable = cacheable
             self.name = name
             self.payloads = payloads
             self.selectors = selectors

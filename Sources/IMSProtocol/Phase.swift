@@ -7,6 +7,8 @@ public enum PhaseKind: String, Sendable, CaseIterable, Codable {
     case customize
     case package
     case store
+    /// The image root's software bill of materials (an SPDX document of its packages).
+    case sbom
     /// A site-defined phase; its payload is `custom/v1`.
     case custom
 

@@ -11,7 +11,7 @@ public enum ManifestValidator {
         "manifest_version", "id", "version", "name", "description", "vendor", "entrypoint",
         "entrypoint_sha256", "protocol", "phases", "requires",
     ]
-    static let phaseKeys: Set<String> = ["name", "payloads", "selectors", "timeouts", "permissions", "description"]
+    static let phaseKeys: Set<String> = ["name", "payloads", "selectors", "timeouts", "permissions", "description", "cacheable"]
     static let selectorKeys: Set<String> = ["distro_family", "package_manager", "arch"]
     static let timeoutKeys: Set<String> = ["run_seconds", "start_seconds", "cancel_grace_seconds", "kill_grace_seconds"]
     static let permissionKeys: Set<String> = ["root", "network", "devices", "secrets", "reason"]
@@ -97,6 +97,7 @@ public enum ManifestValidator {
             }
             problems += unknownKeys(phaseObject, allowed: phaseKeys, at: "\(at).")
             if phaseObject["name"]?.stringValue == nil { problems.append("'\(at).name' must be a string") }
+            if let cacheable = phaseObject["cacheable"], cacheable.boolValue == nil { problems.append("'\(at).cacheable' must be true or false") }
             if let payloads = phaseObject["payloads"]?.arrayValue, !payloads.isEmpty, isStringArray(.array(payloads)) {
             } else {
                 problems.append("'\(at).payloads' must be a non-empty array of strings")
