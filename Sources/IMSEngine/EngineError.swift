@@ -19,6 +19,8 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
         case artifact = "engine.artifact.invalid"
         /// A host tool a builtin step needs (unsquashfs) could not be started.
         case hostTool = "engine.host_tool.unavailable"
+        /// The phase cache could not be read or written (in a job, a miss and a warning; in `ims cache`, the error).
+        case cache = "engine.cache.failed"
     }
 
     public var code: Code
@@ -46,7 +48,7 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
         case .pipeline, .settings: return .config
         case .recipe, .recipeNotFound, .jobNotFound, .artifact: return .user
         case .repositories: return .transient
-        case .plugin, .store, .catalog, .workspace, .hostTool: return .environment
+        case .plugin, .store, .catalog, .workspace, .hostTool, .cache: return .environment
         case .step: return .internal
         case .timeout: return .timeout
         case .cancelled: return .cancelled

@@ -43,7 +43,7 @@ struct EngineRuleTests {
         let outcome = try await run(setup, JobRunOptions(listener: listener))
         #expect(outcome.succeeded, "\(outcome.error?.description ?? "")")
         #expect(outcome.job.statusHistory.map(\.status) == [.creating, .fetchingRecipe, .waitingForRepos, .buildingImage, .packagingArtifacts, .success])
-        #expect(setup.runner.calls.map(\.phase) == ["build-root", "package"])
+        #expect(setup.runner.calls.map(\.phase) == ["build-root", "sbom", "package"])
         let image = try #require(outcome.image)
         #expect(outcome.job.resultantImageID == image.id)
         #expect(try setup.engine.environment.catalog.images().map(\.id) == [image.id])
@@ -160,7 +160,7 @@ struct EngineRuleTests {
                 step: {name: stamp, phase: stamp, config: {text: from-the-site}}
             """)))
         #expect(outcome.succeeded, "\(outcome.error?.description ?? "")")
-        #expect(setup.runner.calls.map(\.step) == ["build-root", "stamp", "package"])
+        #expect(setup.runner.calls.map(\.step) == ["build-root", "stamp", "sbom", "package"])
         #expect(setup.runner.calls.first { $0.step == "stamp" }?.config["text"] == "from-the-site")
         #expect(setup.runner.calls.first { $0.step == "stamp" }?.inputs["rootfs"] != nil)
     }
@@ -197,7 +197,7 @@ struct EngineRuleTests {
             extends: create
             remove: [build-root]
             """)))
-        #expect(outcome.job.error?.phase == "package")
+        #expect(outcome.job.error?.phase == "sbom", "the first step after the removed builder that needs its root")
         #expect(outcome.job.error?.message.contains("needs artifact 'rootfs'") == true, "\(outcome.job.error?.message ?? "")")
     }
 

@@ -61,11 +61,11 @@ enum EngineFixtures {
         let data = temporaryDirectory("ims-data")
         let catalog = try Catalog(path: data + "/catalog.sqlite")
         let store = try LocalArtifactStore(root: data + "/store")
-        // The test plugins, plus the real packager, CA injector and DNS configurator from Plugins/ (the other
+        // The test plugins, plus the real packager, CA injector, DNS configurator and SBOM writer from Plugins/ (the other
         // bundled builders would make build-root ambiguous with the fake one).
         let bundled = data + "/bundled-plugins"
         try FileManager.default.createDirectory(atPath: bundled, withIntermediateDirectories: true)
-        for name in ["package-squashfs", "inject-ca", "configure-dns"] {
+        for name in ["package-squashfs", "inject-ca", "configure-dns", "sbom-rpm"] {
             try FileManager.default.createSymbolicLink(atPath: bundled + "/" + name, withDestinationPath: repositoryRoot + "/Plugins/" + name)
         }
         let plugins = PluginCatalog(searchPath: PluginSearchPath(entries: [

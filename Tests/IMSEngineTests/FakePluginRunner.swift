@@ -110,6 +110,13 @@ enum FakePhases {
         return .succeeded(PhaseResult(outputs: outputs))
     }
 
+    /// An SBOM phase: a minimal SPDX document.
+    static let sbom: FakePluginRunner.Behaviour = { call in
+        let path = call.out + "/sbom.spdx.json"
+        try? Data(#"{"spdxVersion": "SPDX-2.3", "name": "fake", "packages": []}"#.utf8).write(to: URL(fileURLWithPath: path))
+        return .succeeded(PhaseResult(outputs: ["sbom": ArtifactRef(path: path, kind: .file)], facts: ["package_count": .number(0)]))
+    }
+
     /// A phase that fails with `code` and `category`.
     static func failing(_ code: String, _ category: ErrorCategory) -> FakePluginRunner.Behaviour {
         { _ in .failed(ErrorInfo(code: code, category: category, message: "failed on purpose")) }
@@ -142,6 +149,7 @@ enum FakePhases {
             "org.ims.inject-ca": ["inject-ca": passRoot],
             "org.ims.configure-dns": ["configure-dns": passRoot],
             packager: ["package": package],
+            "org.ims.sbom.rpm": ["sbom": sbom],
         ]
     }
 

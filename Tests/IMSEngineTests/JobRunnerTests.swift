@@ -46,8 +46,8 @@ struct JobRunnerTests {
         let validation = try await ImageArtifacts(store: engine.environment.store).validate(manifestURL: link.path)
         #expect(Set(validation.manifest.artifacts.map(\.type)) == Set([
             "application/vnd.cray.image.rootfs.squashfs", "application/vnd.cray.image.kernel",
-            "application/vnd.cray.image.initrd", "application/vnd.cray.image.parameters.boot",
-        ]))
+            "application/vnd.cray.image.initrd", "application/vnd.cray.image.parameters.boot", "application/spdx+json",
+        ]), "the SBOM is listed, and the manifest passes IMS's validation with it")
         // Events were persisted for `ims jobs logs`, and streamed live.
         let persisted = try engine.environment.catalog.jobEvents(job.id)
         #expect(persisted.contains { $0.kind == "step_finished" && $0.phase == "build-root" })

@@ -8,7 +8,7 @@ struct PipelineTests {
     func builtinCreate() throws {
         let pipeline = try PipelineLoader.builtin("create")
         #expect(pipeline.steps.map(\.name) == [
-            "fetch-recipe", "prepare-recipe", "wait-for-repos", "build-root", "inject-ca", "configure-dns",
+            "fetch-recipe", "prepare-recipe", "wait-for-repos", "build-root", "inject-ca", "configure-dns", "sbom",
             "package", "upload-artifacts", "register-image",
         ])
         #expect(pipeline.steps.compactMap(\.status) == ["fetching_recipe", "waiting_for_repos", "building_image", "packaging_artifacts"])
@@ -29,7 +29,7 @@ struct PipelineTests {
             remove: [inject-ca]
             """, source: "site.yaml")
         #expect(pipeline.steps.map(\.name) == [
-            "fetch-recipe", "prepare-recipe", "wait-for-repos", "build-root", "configure-dns", "scan", "stamp",
+            "fetch-recipe", "prepare-recipe", "wait-for-repos", "build-root", "configure-dns", "scan", "sbom", "stamp",
             "package", "upload-artifacts", "register-image",
         ])
         let build = try #require(pipeline.steps.first { $0.name == "build-root" })
@@ -39,6 +39,28 @@ struct PipelineTests {
         let scan = try #require(pipeline.steps.first { $0.name == "scan" })
         #expect(scan.config?["severity"]?.stringValue == "high")
         #expect(scan.retry?.attempts == 2)
+    }
+
+    @Test("cache: false is a phase step's switch; a builtin cannot be cached, and the value must be a boolean", arguments: [
+        ("steps: [{name: b, phase: build-root, cache: false}]", nil),
+        ("steps: [{name: b, builtin: upload-artifacts, cache: true}]", "'cache' applies to phase steps"),
+        ("steps: [{name: b, phase: build-root, cache: sometimes}]", "'cache' must be true or false"),
+    ] as [(String, String?)])
+    func cacheKey(_ steps: String, _ problem: String?) {
+        let text = "version: 1\nname: create\n" + steps + "\n"
+        if let problem {
+            #expect { try PipelineLoader.parse(text: text, source: "site.yaml") } throws: { "\($0)".contains(problem) }
+        } else {
+            #expect((try? PipelineLoader.parse(text: text, source: "site.yaml"))?.steps.first?.cache == false)
+        }
+    }
+
+    @Test("the customize pipeline never caches what a person made")
+    func customizeNotCached() throws {
+        let pipeline = try PipelineLoader.builtin("customize")
+        let afterFetch = pipeline.steps.filter { $0.phase != nil && $0.phase != "customize" }
+        #expect(afterFetch.map(\.name) == ["dns-swap", "dns-restore", "sbom", "package"])
+        #expect(afterFetch.allSatisfy { $0.cache == false })
     }
 
     @Test("a site pipeline file in the config directory replaces the default")

@@ -40,11 +40,12 @@ public struct DetachedJobRunner: Sendable {
     }
 
     /// The arguments of `ims` that run `jobID`.
-    public func arguments(jobID: UUID, script: String? = nil) -> [String] {
+    public func arguments(jobID: UUID, script: String? = nil, useCache: Bool = true) -> [String] {
         var arguments = ["jobs", "run", jobID.uuidString.lowercased(), "--data-dir", dataDirectory, "--config-dir", siteDirectory]
         if let store { arguments += ["--store", store] }
         for path in pluginPaths { arguments += ["--plugin-path", path] }
         if let script { arguments += ["--script", script] }
+        if !useCache { arguments.append("--no-cache") }
         return arguments
     }
 
@@ -53,11 +54,12 @@ public struct DetachedJobRunner: Sendable {
     ///
     /// - Parameters:
     ///   - script: customize jobs: the script to run inside the image root.
+    ///   - useCache: false runs every phase and stores nothing (`--no-cache`).
     ///   - jobsDirectory: where the runner's log is written (created when missing).
-    public func start(jobID: UUID, script: String? = nil, jobsDirectory: String) throws(HostCommand.LaunchError) -> pid_t {
+    public func start(jobID: UUID, script: String? = nil, useCache: Bool = true, jobsDirectory: String) throws(HostCommand.LaunchError) -> pid_t {
         try? FileManager.default.createDirectory(atPath: jobsDirectory, withIntermediateDirectories: true)
         return try DetachedProcess.start(
-            executable, arguments: arguments(jobID: jobID, script: script), environment: environment,
+            executable, arguments: arguments(jobID: jobID, script: script, useCache: useCache), environment: environment,
             workingDirectory: workingDirectory, logPath: Self.logPath(jobID: jobID, jobsDirectory: jobsDirectory))
     }
 }

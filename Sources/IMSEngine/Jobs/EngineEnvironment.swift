@@ -17,13 +17,16 @@ public struct EngineEnvironment: Sendable {
     public var siteDirectory: String?
     /// Where job workspaces are created: `<jobsDirectory>/<job-id>`.
     public var jobsDirectory: String
+    /// Stored phase outputs (nil: the site turned the cache off).
+    public var phaseCache: PhaseCache?
     public var logger: Logger
 
     public init(
         catalog: Catalog, store: any ArtifactStore, plugins: PluginCatalog, settings: SiteSettings,
-        siteDirectory: String?, jobsDirectory: String, pluginRunner: (any PluginRunner)? = nil,
+        siteDirectory: String?, jobsDirectory: String, pluginRunner: (any PluginRunner)? = nil, phaseCache: PhaseCache? = nil,
         logger: Logger = Logger(label: "ims.engine")
     ) {
+        self.phaseCache = phaseCache
         self.catalog = catalog
         self.store = store
         self.plugins = plugins
@@ -63,12 +66,16 @@ public struct JobRunOptions: Sendable {
     /// Customize jobs: a script to run inside the image (mode script); without one, the customize step waits for
     /// a person (modes chroot and jail).
     public var customizeScript: String?
+    /// `false` (`--no-cache`): every phase runs, and nothing is stored.
+    public var useCache: Bool
 
     public init(
         pipeline: Pipeline? = nil, workspacePolicy: WorkspacePolicy = .keepOnFailure, timeout: Duration? = nil,
         profiles: [String]? = nil, undefinedVariables: UndefinedVariablePolicyOption = .error, distroFamily: String? = nil,
-        listener: (any JobEventListener)? = nil, sourceDateEpoch: Int? = nil, customizeScript: String? = nil
+        listener: (any JobEventListener)? = nil, sourceDateEpoch: Int? = nil, customizeScript: String? = nil,
+        useCache: Bool = true
     ) {
+        self.useCache = useCache
         self.customizeScript = customizeScript
         self.pipeline = pipeline
         self.workspacePolicy = workspacePolicy

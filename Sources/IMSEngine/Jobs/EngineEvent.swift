@@ -82,13 +82,43 @@ public enum EngineEvent: Sendable, Hashable {
         public var facts: [String: JSONValue]?
         public var error: String?
         public var category: String?
+        /// What the phase cache did for the step (phase steps only).
+        public var cache: CacheOutcome?
 
-        public init(status: Status, seconds: Double, facts: [String: JSONValue]? = nil, error: String? = nil, category: String? = nil) {
+        public init(
+            status: Status, seconds: Double, facts: [String: JSONValue]? = nil, error: String? = nil, category: String? = nil,
+            cache: CacheOutcome? = nil
+        ) {
+            self.cache = cache
             self.status = status
             self.seconds = seconds
             self.facts = facts
             self.error = error
             self.category = category
+        }
+    }
+
+    /// What the phase cache did for one step: reused stored outputs (`hit`), ran the phase and stored its outputs
+    /// (`stored`), ran it without storing (`miss`, with the reason), or was not used (`off`, with the reason).
+    public struct CacheOutcome: Sendable, Hashable, Codable {
+        public enum Status: String, Sendable, Hashable, Codable { case hit, stored, miss, off }
+        public var status: Status
+        /// The step's cache key (64 hex digits), when one was computed.
+        public var key: String?
+        public var reason: String?
+        /// For a hit: how long the phase took when it ran.
+        public var savedSeconds: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case status, key, reason
+            case savedSeconds = "saved_seconds"
+        }
+
+        public init(status: Status, key: String? = nil, reason: String? = nil, savedSeconds: Double? = nil) {
+            self.status = status
+            self.key = key
+            self.reason = reason
+            self.savedSeconds = savedSeconds
         }
     }
 

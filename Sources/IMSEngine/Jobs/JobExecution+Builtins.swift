@@ -146,6 +146,8 @@ extension JobExecution {
             let missing = report.repositories.filter { !$0.ready }.map { "\($0.alias ?? $0.source) (\($0.source)): \($0.reason ?? "not ready")" }
             throw EngineError(.repositories, "repositories not ready: " + missing.joined(separator: "; "), step: step.name)
         }
+        rememberRepositoryDigests(Dictionary(
+            report.repositories.compactMap { status in status.metadataDigest.map { (status.source, $0) } }, uniquingKeysWith: { first, _ in first }))
         return ["ready": .number(Double(report.repositories.count)), "skipped": .array(report.skipped.map(JSONValue.string)), "seconds": .number(report.seconds)]
     }
 
@@ -161,6 +163,8 @@ extension JobExecution {
         }
         var files = [file(.rootfs, rootfs), file(.kernel, kernel), file(.initrd, initrd)]
         if let parameters = packaged["boot_parameters"] { files.append(file(.bootParameters, parameters)) }
+        // ims's addition to IMS's artifacts: the SBOM an sbom step made of the root (docs/records.md).
+        if let sbom = artifacts["sbom"] { files.append(file(.sbom, sbom)) }
         let imageID = self.imageID ?? UUID()
         self.imageID = imageID
         let artifactsHelper = ImageArtifacts(store: environment.store)

@@ -2,6 +2,7 @@ import Foundation
 import IMSCatalog
 import IMSPluginHost
 import IMSProtocol
+import IMSRecipes
 
 /// Phase steps: the engine picks a plugin through its ``PluginRunner``, hands it the step's inputs and config,
 /// and keeps what it produced.
@@ -32,6 +33,12 @@ extension JobExecution {
         let limit = PhaseConfiguration.runLimit(
             step: step.timeoutSeconds, manifest: manifestTimeout, jobRemaining: remainingSeconds, pluginID: plugin.id)
         let runSeconds = limit.seconds
+        let key = await cacheKey(step: step, phase: phase, kind: kind, plugin: plugin, config: config, inputs: inputs, criteria: stepCriteria)
+        if let key, let restored = await restoreFromCache(key, step: step, kind: kind, plugin: plugin) {
+            return restored
+        }
+        try await materializeCacheBacked(inputs: inputs, step: step)
+        let invoked = ContinuousClock.now
         var request = InvocationRequest(
             phase: phase, config: .object(config), inputs: inputs, jobID: job.id.uuidString.lowercased(), workspaceRoot: workspace,
             step: step.name, timeouts: PluginManifest.Timeouts(runSeconds: runSeconds), sourceDateEpoch: options.sourceDateEpoch)
@@ -55,7 +62,12 @@ extension JobExecution {
         case .described:
             throw EngineError(.step, "\(plugin.id) answered with a describe message", step: step.name)
         case .succeeded(let result):
+            // A cached phase promises not to change its inputs (docs/writing-plugins.md); any other may have.
+            forgetDigests(of: (key == nil ? Array(inputs.keys) : []) + Array(result.outputs.keys))
             keep(result, of: kind)
+            if let key {
+                await storeInCache(key, result: result, step: step, seconds: Self.seconds(invoked.duration(to: .now)))
+            }
             var facts = result.facts
             facts["plugin_id"] = .string(plugin.id)
             facts["outputs"] = .array(result.outputs.keys.sorted().map(JSONValue.string))
@@ -65,7 +77,7 @@ extension JobExecution {
 
     /// A packager's outputs are the image's artifacts (with their md5s); every other phase's outputs become
     /// named artifacts for later steps.
-    private func keep(_ result: PhaseResult, of kind: PhaseKind) {
+    func keep(_ result: PhaseResult, of kind: PhaseKind) {
         for (name, artifact) in result.outputs {
             if kind == .package {
                 packaged[name] = artifact
@@ -84,6 +96,7 @@ extension JobExecution {
         PhaseConfiguration.Context(
             job: job, criteria: criteria, settings: environment.settings, caBundlePath: artifacts["ca_cert"]?.path,
             profiles: options.profiles, sourceDateEpoch: options.sourceDateEpoch, customizeScript: options.customizeScript,
-            publicKey: kind == .customize ? job.publicKeyID.flatMap { try? environment.catalog.publicKey($0).publicKey } : nil)
+            publicKey: kind == .customize ? job.publicKeyID.flatMap { try? environment.catalog.publicKey($0).publicKey } : nil,
+            repositories: (resolvedDescription?.repositories ?? []).map { ($0.alias, $0.source) })
     }
 }

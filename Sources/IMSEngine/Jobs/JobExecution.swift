@@ -32,6 +32,16 @@ actor JobExecution {
     private(set) var registeredImage: ImageRecord?
     private(set) var manifestText: String?
 
+    // The phase cache's state (see JobExecution+Cache.swift).
+    /// Digests of artifacts already known (by name: the path they were computed for, and the digest).
+    var artifactDigests: [String: (path: String, digest: String)] = [:]
+    /// Artifacts (by name) that are hard links into the cache, to be copied before a plugin may change them.
+    var cacheBacked: Set<String> = []
+    /// Repository source → digest of its metadata index, from wait-for-repos.
+    var repositoryDigests: [String: String] = [:]
+    /// What the cache did for the step now running (reported with its step_finished event).
+    var cacheOutcome: EngineEvent.CacheOutcome?
+
     init(environment: EngineEnvironment, job: JobRecord, workspace: String, pipeline: Pipeline, options: JobRunOptions, sink: JobEventSink) {
         self.environment = environment
         self.job = job
@@ -89,10 +99,12 @@ actor JobExecution {
         var attempt = 1
         while true {
             let stepStarted = ContinuousClock.now
+            cacheOutcome = nil
             sink.record(.stepStarted(.init(attempt: attempt, kind: step.builtin?.rawValue ?? step.phase ?? "")), step: step.name)
             do {
                 let facts = try await execute(step, deadline: deadline)
-                sink.record(.stepFinished(.init(status: .succeeded, seconds: Self.seconds(stepStarted.duration(to: .now)), facts: facts)), step: step.name)
+                sink.record(.stepFinished(.init(
+                    status: .succeeded, seconds: Self.seconds(stepStarted.duration(to: .now)), facts: facts, cache: cacheOutcome)), step: step.name)
                 sink.flush()
                 return
             } catch {
@@ -142,6 +154,8 @@ actor JobExecution {
 
     private func execute(_ step: PipelineStep, deadline: ContinuousClock.Instant) async throws -> [String: JSONValue] {
         guard let builtin = step.builtin else { return try await runPhase(step, deadline: deadline) }
+        // A builtin may change artifacts in place (prepare-recipe renders templates into the recipe).
+        forgetAllDigests()
         switch builtin {
         case .fetchRecipe: return try await fetchRecipe(step)
         case .fetchImage: return try await fetchImage(step)

@@ -19,6 +19,8 @@ enum PhaseConfiguration {
         var customizeScript: String?
         /// The text of the job's public key, when it has one.
         var publicKey: String?
+        /// The recipe's repositories as the builder got them (alias, source), for an SBOM's package origins.
+        var repositories: [(alias: String, source: String)] = []
     }
 
     /// The config the engine gives a phase of `kind` before the step's own `config` is laid over it.
@@ -83,6 +85,13 @@ enum PhaseConfiguration {
                 config["source_date_epoch"] = .number(Double(epoch))
             }
             return config
+        case .sbom:
+            var config: [String: JSONValue] = ["arch": .string(job.arch.rawValue), "image_name": .string(job.imageRootArchiveName)]
+            if !context.repositories.isEmpty {
+                config["repositories"] = .array(context.repositories.map { .object(["alias": .string($0.alias), "url": .string($0.source)]) })
+            }
+            if let ca = context.caBundlePath { config["ca_bundle"] = .string(ca) }
+            return config
         case .fetch, .store, .custom:
             return [:]
         }
@@ -114,7 +123,7 @@ enum PhaseConfiguration {
         switch kind {
         case .buildRoot: ["recipe"]
         case .injectCA: ["rootfs", "ca_cert"]
-        case .configureDNS, .customize, .package: ["rootfs"]
+        case .configureDNS, .customize, .package, .sbom: ["rootfs"]
         case .fetch, .store, .custom: []
         }
     }

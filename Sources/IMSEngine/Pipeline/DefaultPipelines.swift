@@ -2,18 +2,21 @@
 /// `<site-config-dir>/pipelines/<name>.yaml` (see docs/pipelines.md).
 public enum DefaultPipelines {
     /// The steps both pipelines end with: package the root, store the artifacts and manifest, register the image.
-    static let packageAndRegister = """
+    /// A customize job's root is what a person or script made of it, seen once: its package step is not cached.
+    static func packageAndRegister(cache: Bool) -> String {
+        """
           - name: package
             phase: package
             plugin: org.ims.package.squashfs
             status: packaging_artifacts
-            timeout_seconds: 3600
+            timeout_seconds: 3600\(cache ? "" : "\n    cache: false")
           - name: upload-artifacts
             builtin: upload-artifacts
             retry: {attempts: 3, backoff_seconds: 5}
           - name: register-image
             builtin: register-image
         """
+    }
 
     public static let create = """
         # The create pipeline: a recipe becomes a registered image.
@@ -40,7 +43,10 @@ public enum DefaultPipelines {
             phase: configure-dns
             plugin: org.ims.configure-dns
             when: dns
-        \(packageAndRegister)
+          - name: sbom
+            phase: sbom
+            plugin: org.ims.sbom.rpm
+        \(packageAndRegister(cache: true))
         """
 
     public static let customize = """
@@ -55,6 +61,7 @@ public enum DefaultPipelines {
             phase: configure-dns
             plugin: org.ims.configure-dns
             config: {mode: swap}
+            cache: false
           - name: customize
             phase: customize
             status: waiting_on_user
@@ -63,7 +70,12 @@ public enum DefaultPipelines {
             phase: configure-dns
             plugin: org.ims.configure-dns
             config: {mode: restore}
-        \(packageAndRegister)
+            cache: false
+          - name: sbom
+            phase: sbom
+            plugin: org.ims.sbom.rpm
+            cache: false
+        \(packageAndRegister(cache: false))
         """
 
     public static func text(for name: String) -> String? {

@@ -61,17 +61,21 @@ public struct PipelineStep: Sendable, Hashable, Codable {
     public var timeoutSeconds: Double?
     public var retry: RetryPolicy?
     public var when: StepCondition?
+    /// `false` turns the phase cache off for this step (default: the plugin's manifest decides).
+    public var cache: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case name, builtin, phase, plugin, selectors, config, inputs, status, retry, when
+        case name, builtin, phase, plugin, selectors, config, inputs, status, retry, when, cache
         case timeoutSeconds = "timeout_seconds"
     }
 
     public init(
         name: String, builtin: BuiltinStep? = nil, phase: String? = nil, plugin: String? = nil,
         selectors: PluginManifest.Selectors? = nil, config: JSONValue? = nil, inputs: [String]? = nil,
-        status: String? = nil, timeoutSeconds: Double? = nil, retry: RetryPolicy? = nil, when: StepCondition? = nil
+        status: String? = nil, timeoutSeconds: Double? = nil, retry: RetryPolicy? = nil, when: StepCondition? = nil,
+        cache: Bool? = nil
     ) {
+        self.cache = cache
         self.name = name
         self.builtin = builtin
         self.phase = phase
@@ -93,6 +97,7 @@ public struct PipelineStep: Sendable, Hashable, Codable {
         case .buildRoot: return ["recipe"]
         case .injectCA: return ["rootfs", "ca_cert"]
         case .configureDNS, .customize, .package: return ["rootfs"]
+        case .sbom: return ["rootfs", "package_list"]
         case .fetch, .store: return []
         case .custom: return ["recipe", "rootfs"]
         }

@@ -22,6 +22,7 @@ public enum PipelineLoader {
     static let insertKeys = ["after", "before", "step"]
     static let stepKeys: Set<String> = [
         "name", "builtin", "phase", "plugin", "selectors", "config", "inputs", "status", "timeout_seconds", "retry", "when",
+        "cache",
     ]
 
     /// The effective pipeline `name`: the site's file in `siteDirectory/pipelines/<name>.yaml|json` if present,
@@ -196,6 +197,12 @@ public enum PipelineLoader {
             }
             when = parsed
         }
+        var cache: Bool?
+        if let value = object["cache"] {
+            guard let flag = value as? Bool else { throw fail("'cache' must be true or false") }
+            if flag && builtin != nil { throw fail("'cache' applies to phase steps; builtin steps are never cached") }
+            cache = flag
+        }
         var inputs: [String]?
         if let value = object["inputs"] {
             guard let list = value as? [String] else { throw fail("'inputs' must be a list of artifact names") }
@@ -222,7 +229,8 @@ public enum PipelineLoader {
         }
         return PipelineStep(
             name: name, builtin: builtin, phase: phase, plugin: object["plugin"] as? String, selectors: selectors,
-            config: config, inputs: inputs, status: object["status"] as? String, timeoutSeconds: timeout, retry: retry, when: when)
+            config: config, inputs: inputs, status: object["status"] as? String, timeoutSeconds: timeout, retry: retry, when: when,
+            cache: cache)
     }
 
     static func check(_ pipeline: Pipeline) throws(EngineError) {

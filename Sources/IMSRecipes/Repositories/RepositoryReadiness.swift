@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -50,6 +51,14 @@ public struct RepositoryStatus: Sendable, Hashable, Codable {
     /// Why it is not ready (HTTP status, TLS failure, DNS, timeout…).
     public var reason: String?
     public var attempts: Int
+    /// `sha256:<hex>` of the metadata index that answered (`repodata/repomd.xml`): the phase cache's view of the
+    /// repository's content at this moment.
+    public var metadataDigest: String?
+
+    enum CodingKeys: String, CodingKey {
+        case alias, source, ready, url, reason, attempts
+        case metadataDigest = "metadata_digest"
+    }
 }
 
 /// The outcome of waiting for a recipe's repositories.
@@ -151,11 +160,12 @@ public struct RepositoryReadiness: Sendable {
                 var request = HTTPClientRequest(url: url)
                 request.method = .GET
                 let response = try await client.execute(request, timeout: .init(timeout))
-                // Read at most a little of the body; readiness only needs the status.
-                _ = try? await response.body.collect(upTo: 1 << 20)
+                // Read at most a little of the body: the index, whose digest stands for the repository's content.
+                let body = try? await response.body.collect(upTo: 1 << 20)
                 if (200..<300).contains(response.status.code) {
                     status.ready = true
                     status.reason = nil
+                    status.metadataDigest = body.map { "sha256:" + SHA256.hash(data: Data($0.readableBytesView)).map { String(format: "%02x", $0) }.joined() }
                     return status
                 }
                 reasons.append("\(url) answered HTTP \(response.status.code) \(response.status.reasonPhrase)")

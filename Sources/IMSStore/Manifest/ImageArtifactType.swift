@@ -5,6 +5,9 @@ public enum ImageArtifactType: String, CaseIterable, Sendable, Codable {
     case initrd
     case bootParameters = "boot_parameters"
     case debugKernel = "debug_kernel"
+    /// ims's addition: the image's packages as an SPDX 2.3 JSON document. IMS's consumers select artifacts by their
+    /// own types, and IMS's manifest validation accepts any other type, so they are unaffected.
+    case sbom
 
     /// The media type written into manifests (`application/vnd.cray.image.rootfs.squashfs`, …).
     public var mediaType: String {
@@ -14,11 +17,12 @@ public enum ImageArtifactType: String, CaseIterable, Sendable, Codable {
         case .initrd: "application/vnd.cray.image.initrd"
         case .bootParameters: "application/vnd.cray.image.parameters.boot"
         case .debugKernel: "application/vnd.cray.image.debug.kernel"
+        case .sbom: "application/spdx+json"
         }
     }
 
     /// The last component of the artifact's key, `boot-images/<image-id>/<keyName>`.
-    public var keyName: String { rawValue }
+    public var keyName: String { self == .sbom ? "sbom.spdx.json" : rawValue }
 
     /// The media type of the manifest entry inside `deleted_manifest.json`.
     public static let manifestMediaType = "application/vnd.cray.image.manifest"
