@@ -45,6 +45,8 @@ struct BuildCommand: IMSCommand {
     var undefined: UndefinedVariablePolicy = .error
     @Flag(help: "Fail the build when config.sh, images.sh or post_bootstrap.sh calls a command the image does not have (default: a warning; site default: strict_scripts in ims.yaml).")
     var strict = false
+    @Flag(help: "Run every phase and store nothing in the phase cache (default: a cacheable phase whose inputs, plugin, repositories and settings are unchanged reuses its stored outputs; see ims cache --help).")
+    var noCache = false
     @Flag(help: "Keep the job workspace even on success.") var keepWorkspace = false
     @Flag(name: .shortAndLong, help: "Show plugin stderr and debug logs.") var verbose = false
 
@@ -94,7 +96,7 @@ struct BuildCommand: IMSCommand {
         let outcome = await JobRunner(environment: environment).run(jobID: job.id, options: JobRunOptions(
             pipeline: pipelineValue, workspacePolicy: keepWorkspace ? .keep : .keepOnFailure, timeout: timeout.map { .seconds($0) },
             profiles: profile.isEmpty ? nil : profile, undefinedVariables: undefined == .error ? .error : .renderEmpty,
-            listener: console, sourceDateEpoch: sourceDateEpoch))
+            listener: console, sourceDateEpoch: sourceDateEpoch, useCache: !noCache))
         try JobsCommand.report(outcome, json: json, context: context)
     }
 }

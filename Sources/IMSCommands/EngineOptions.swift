@@ -61,15 +61,27 @@ struct EngineOptions: ParsableArguments {
             explicit: pluginPaths + (settings.pluginPath ?? []), environment: context.environment, executablePath: context.executablePath)
         let plugins = PluginCatalog(searchPath: searchPath)
         let store = try self.catalog.openStore(context, settings: settings, plugins: plugins)
-        let jobs = self.catalog.dataDirectory(context).path + "/jobs"
+        let data = self.catalog.dataDirectory(context).path
+        let cacheSettings = settings.cache ?? CacheSettings()
+        let cache = cacheSettings.isEnabled ? PhaseCache(directory: data + "/cache", maxBytes: cacheSettings.maxBytes) : nil
         return EngineEnvironment(
             catalog: catalog, store: store, plugins: plugins, settings: settings,
-            siteDirectory: siteDirectory(context), jobsDirectory: jobs)
+            siteDirectory: siteDirectory(context), jobsDirectory: data + "/jobs", phaseCache: cache)
     }
 }
 
 /// Shows a job's events: NDJSON for automation, or text with progress redrawn in place on a TTY.
 final class JobConsole: JobEventListener {
+    /// What a finished step's line says about the phase cache.
+    static func cacheNote(_ cache: EngineEvent.CacheOutcome?) -> String {
+        guard let cache else { return "" }
+        switch cache.status {
+        case .hit: return String(format: " (cache hit %@; the phase took %.2f s when it ran)", String(cache.key?.prefix(12) ?? ""), cache.savedSeconds ?? 0)
+        case .stored: return " (stored in the cache)"
+        case .miss, .off: return ""
+        }
+    }
+
     private let json: Bool
     private let text: TextEventRenderer
     /// Held while a line is written, so lines from plugin threads and the runner never interleave.
@@ -103,7 +115,9 @@ final class JobConsole: JobEventListener {
         case .engine(.stepStarted(let started)): line = "\(step)started" + (started.attempt > 1 ? " (attempt \(started.attempt))" : "")
         case .engine(.stepFinished(let finished)):
             let seconds = String(format: "%.2f s", finished.seconds)
-            line = finished.status == .succeeded ? "\(step)done in \(seconds)" : "\(step)FAILED after \(seconds): \(finished.error ?? "")"
+            line = finished.status == .succeeded
+                ? "\(step)done in \(seconds)" + Self.cacheNote(finished.cache)
+                : "\(step)FAILED after \(seconds): \(finished.error ?? "")"
         case .engine(.stepSkipped(let skipped)): line = "\(step)skipped: \(skipped.reason)"
         case .engine(.jobLog(let log)): line = "\(step)\(log.level == "warn" ? "warning: " : "")\(log.msg)"
         case .engine(.diagnostic(let diagnostic)): line = "\(step)\(diagnostic.severity): \(diagnostic.message)"

@@ -13,7 +13,7 @@ struct ImagesCommand: AsyncParsableCommand {
             An image record names an image and links to its manifest.json, which lists the rootfs, kernel, \
             initrd and boot parameters in the artifact store. Setting a link validates the manifest as IMS does.
             """,
-        subcommands: [Create.self, List.self, Describe.self, Update.self, Delete.self, Undelete.self, SeedBenchmark.self]
+        subcommands: [Create.self, List.self, Describe.self, Update.self, Delete.self, Undelete.self, SBOM.self, Diff.self, SeedBenchmark.self]
     )
 
     static func describe(_ image: ImageRecord, _ context: CommandContext) {

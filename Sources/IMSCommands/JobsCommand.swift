@@ -46,6 +46,50 @@ struct JobsCommand: AsyncParsableCommand {
 
     static func jobJSON(_ job: JobRecord) -> JSONValue { EventEncodingBridge.json(job) }
 
+    /// One step's outcome as `ims jobs describe` shows it, read from the job's events.
+    struct StepSummary {
+        var name: String
+        var json: JSONValue
+        var text: String
+    }
+
+    /// The last outcome of each step that finished or was skipped, in the order they happened.
+    static func stepSummaries(_ events: [JobEvent]) -> [StepSummary] {
+        var order: [String] = []
+        var byName: [String: StepSummary] = [:]
+        for event in events {
+            guard let step = event.phase, let engineEvent = event.engineEvent else { continue }
+            let summary: StepSummary
+            switch engineEvent {
+            case .stepFinished(let finished):
+                var fields: [String: JSONValue] = ["name": .string(step), "status": .string(finished.status.rawValue), "seconds": .number(finished.seconds)]
+                var text = String(format: "%@ in %.2f s", finished.status.rawValue, finished.seconds)
+                if let cache = finished.cache {
+                    var cacheFields: [String: JSONValue] = ["status": .string(cache.status.rawValue)]
+                    if let key = cache.key { cacheFields["key"] = .string(key) }
+                    if let reason = cache.reason { cacheFields["reason"] = .string(reason) }
+                    if let saved = cache.savedSeconds { cacheFields["saved_seconds"] = .number(saved) }
+                    fields["cache"] = .object(cacheFields)
+                    switch cache.status {
+                    case .hit: text += String(format: "  cache hit %@ (the phase took %.2f s when it ran)", String(cache.key?.prefix(12) ?? ""), cache.savedSeconds ?? 0)
+                    case .stored: text += "  ran, stored in the cache as \(cache.key?.prefix(12) ?? "")"
+                    case .miss: text += "  ran (cache miss\(cache.reason.map { ": \($0)" } ?? ""))"
+                    case .off: text += "  ran (not cached: \(cache.reason ?? "off"))"
+                    }
+                }
+                if let error = finished.error { text += ": " + error }
+                summary = StepSummary(name: step, json: .object(fields), text: text)
+            case .stepSkipped(let skipped):
+                summary = StepSummary(name: step, json: .object(["name": .string(step), "status": .string("skipped"), "reason": .string(skipped.reason)]), text: "skipped: \(skipped.reason)")
+            default:
+                continue
+            }
+            if byName[step] == nil { order.append(step) }
+            byName[step] = summary
+        }
+        return order.compactMap { byName[$0] }
+    }
+
     /// The SSH session of a job, as `ims jobs describe` prints it: its state and the `ssh` command for each network
     /// its connection_info names (customer_access first), with the signal that ends it.
     static func sessionLines(_ job: JobRecord) -> [String] {
@@ -103,6 +147,7 @@ extension JobsCommand {
         var script: String?
         @Flag(help: "Customize jobs: a jailed session (the SSH session sees only the image root; signal files /tmp/complete and /tmp/failed inside it), as IMS's ssh jail.")
         var jail = false
+        @Flag(help: "Run every phase and store nothing in the phase cache (docs/jobs.md#the-phase-cache).") var noCache = false
 
         func run(_ context: CommandContext) async throws {
             if jobType != .customize, script != nil || jail {
@@ -131,7 +176,7 @@ extension JobsCommand {
             }
             if detach {
                 do {
-                    try spawnRunner(job.id, script: scriptPath, jobsDirectory: environment.jobsDirectory, context: context)
+                    _ = try engine.detachedRunner(context).start(jobID: job.id, script: scriptPath, useCache: !noCache, jobsDirectory: environment.jobsDirectory)
                 } catch {
                     // The job never got a runner: it ends as error at once instead of staying in creating.
                     let message = "cannot start the background runner: \(error.description)"
@@ -143,14 +188,8 @@ extension JobsCommand {
             }
             let outcome = await JobRunner(environment: environment).run(jobID: job.id, options: JobRunOptions(
                 workspacePolicy: enableDebug ? .keep : .keepOnFailure, timeout: timeout.map { .seconds($0) },
-                listener: JobConsole(json: engine.json, context: context), customizeScript: scriptPath))
+                listener: JobConsole(json: engine.json, context: context), customizeScript: scriptPath, useCache: !noCache))
             try JobsCommand.report(outcome, json: engine.json, context: context)
-        }
-
-        /// Starts `ims jobs run ID` in its own session, detached from this terminal, with the data and site
-        /// directories resolved in this command's context and the context's environment.
-        func spawnRunner(_ id: UUID, script: String?, jobsDirectory: String, context: CommandContext) throws(HostCommand.LaunchError) {
-            _ = try engine.detachedRunner(context).start(jobID: id, script: script, jobsDirectory: jobsDirectory)
         }
     }
 
@@ -161,6 +200,7 @@ extension JobsCommand {
         var json: Bool { engine.json }
         @Argument(help: "The job id.") var id: String
         @Option(help: "Customize jobs: the script to run inside the image root.") var script: String?
+        @Flag(help: "Run every phase and store nothing in the phase cache.") var noCache = false
 
         func run(_ context: CommandContext) async throws {
             let jobID = try JobsCommand.parseID(id)
@@ -176,7 +216,7 @@ extension JobsCommand {
             // without a trace; a SIGKILL follows if the runner does not end.)
             signal(SIGTERM, SIG_IGN)
             let termination = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
-            let run = Task { await JobRunner(environment: environment).run(jobID: jobID, options: JobRunOptions(customizeScript: script)) }
+            let run = Task { await JobRunner(environment: environment).run(jobID: jobID, options: JobRunOptions(customizeScript: script, useCache: !noCache)) }
             termination.setEventHandler { run.cancel() }
             termination.resume()
             let outcome = await run.value
@@ -267,15 +307,27 @@ extension JobsCommand {
         @Argument(help: "The job id.") var id: String
 
         func run(_ context: CommandContext) async throws {
-            let (_, job) = try JobsCommand.openJob(id, catalog: catalog, context: context)
+            let (store, job) = try JobsCommand.openJob(id, catalog: catalog, context: context)
+            let steps = JobsCommand.stepSummaries((try? store.jobEvents(job.id, after: 0)) ?? [])
             if catalog.json {
-                try context.json(JobsCommand.jobJSON(job))
+                var object = JobsCommand.jobJSON(job)
+                // ims's addition to IMS's job record: each step's outcome and what the phase cache did for it.
+                if case .object(var fields) = object, !steps.isEmpty {
+                    fields["steps"] = .array(steps.map(\.json))
+                    object = .object(fields)
+                }
+                try context.json(object)
                 return
             }
             context.line("job \(job.id.uuidString.lowercased()) (\(job.jobType.rawValue)) \(job.status.rawValue)")
             context.line("  artifact \(job.artifactID.uuidString.lowercased()), image name \(job.imageRootArchiveName), arch \(job.arch.rawValue)")
             for change in job.statusHistory {
                 context.line("  \(IMSTimestamp.string(change.time))  \(change.status.rawValue)" + (change.reason.map { "  (\($0))" } ?? ""))
+            }
+            if !steps.isEmpty {
+                context.line("  steps:")
+                let width = steps.map(\.name.count).max() ?? 0
+                for step in steps { context.line("    " + step.name.padding(toLength: width + 2, withPad: " ", startingAt: 0) + step.text) }
             }
             if let image = job.resultantImageID { context.line("  resultant image \(image.uuidString.lowercased())") }
             if let error = job.error { context.line("  error [\(error.code), \(error.category)]\(error.phase.map { " in \($0)" } ?? ""): \(error.message)") }

@@ -54,7 +54,7 @@ struct BuildCLITests {
         #expect(image["name"] as? String == "cli-image")
         let manifest = try #require(summary["manifest"] as? [String: Any])
         #expect(manifest["version"] as? String == "1.0")
-        #expect((manifest["artifacts"] as? [[String: Any]])?.count == 4, "rootfs, kernel, initrd and boot parameters")
+        #expect((manifest["artifacts"] as? [[String: Any]])?.count == 5, "rootfs, kernel, initrd, boot parameters and the SBOM")
 
         // The job is listed, described with its history, and its logs can be read back.
         let jobID = try #require(summary["job_id"] as? String)

@@ -58,8 +58,8 @@ struct EndToEndTests {
         return target
     }
 
-    func build(_ recipe: String, repository: TestRepository, ca: Bool = true, extra: [String] = [], siteYAML: String? = nil) async throws -> Build {
-        let data = NSTemporaryDirectory() + "ims-e2e-data-" + UUID().uuidString.prefix(8)
+    func build(_ recipe: String, repository: TestRepository, ca: Bool = true, extra: [String] = [], siteYAML: String? = nil, data: String? = nil) async throws -> Build {
+        let data = data ?? NSTemporaryDirectory() + "ims-e2e-data-" + UUID().uuidString.prefix(8)
         let site = data + "-site"
         try FileManager.default.createDirectory(atPath: site, withIntermediateDirectories: true)
         try (siteYAML ?? "repository_timeout_seconds: 5\nrepository_poll_seconds: 1\n").write(toFile: site + "/ims.yaml", atomically: true, encoding: .utf8)
@@ -97,13 +97,13 @@ struct EndToEndTests {
         let image = try #require(outcome.summary["image"] as? [String: Any])
         let imageID = try #require(image["id"] as? String)
 
-        // The manifest lists rootfs, kernel, initrd and boot parameters, each matching the stored object.
+        // The manifest lists rootfs, kernel, initrd, boot parameters and the SBOM, each matching the stored object.
         let manifest = try #require(outcome.summary["manifest"] as? [String: Any])
         #expect(manifest["version"] as? String == "1.0")
         let artifacts = try #require(manifest["artifacts"] as? [[String: Any]])
         #expect(Set(artifacts.compactMap { $0["type"] as? String }) == [
             "application/vnd.cray.image.rootfs.squashfs", "application/vnd.cray.image.kernel",
-            "application/vnd.cray.image.initrd", "application/vnd.cray.image.parameters.boot",
+            "application/vnd.cray.image.initrd", "application/vnd.cray.image.parameters.boot", "application/spdx+json",
         ])
         for artifact in artifacts {
             let link = try #require(artifact["link"] as? [String: Any])
@@ -250,8 +250,10 @@ struct EndToEndTests {
         #expect((error["message"] as? String)?.contains("ims-test") == true)
     }
 
-    @Test("with --source-date-epoch the same recipe and packages give a byte-identical rootfs (zypper, dnf and kiwi-ng builders)",
-          arguments: ["sles15", "rhel9", "kiwi-bootstrap"])
+    /// The zypper builder's case is CacheEndToEndTests.rebuild: its first build and its --no-cache build are two fresh
+    /// builds of the same recipe, compared there.
+    @Test("with --source-date-epoch the same recipe and packages give a byte-identical rootfs (dnf and kiwi-ng builders)",
+          arguments: ["rhel9", "kiwi-bootstrap"])
     func reproducible(_ name: String) async throws {
         let repository = try TestRepository()
         var extra = ["--source-date-epoch", "1700000000"]

@@ -72,7 +72,7 @@ struct S3EndToEndTests {
         // Everything is really in S3: list it and read the manifest back.
         let listing = try await CLI.run(["store", "ls", "s3://boot-images/\(imageID)/", "--config-dir", site, "--json"])
         let objects = try #require(try JSONSerialization.jsonObject(with: Data(listing.stdout.utf8)) as? [[String: Any]])
-        #expect(Set(objects.compactMap { $0["key"] as? String }) == Set(["rootfs", "kernel", "initrd", "manifest.json"].map { "\(imageID)/\($0)" }))
+        #expect(Set(objects.compactMap { $0["key"] as? String }) == Set(["rootfs", "kernel", "initrd", "sbom.spdx.json", "manifest.json"].map { "\(imageID)/\($0)" }))
         let copy = data + "/manifest-copy.json"
         let get = try await CLI.run(["store", "get", "s3://boot-images/\(imageID)/manifest.json", copy, "--config-dir", site])
         #expect(get.status == 0, "\(get.stderr)")
@@ -93,7 +93,7 @@ struct S3EndToEndTests {
         #expect(NSDictionary(dictionary: before).isEqual(to: after), "every field survives: \(before) vs \(after)")
         let back = try await CLI.run(["store", "ls", "s3://boot-images/\(imageID)/", "--config-dir", site, "--json"])
         let restored = try #require(try JSONSerialization.jsonObject(with: Data(back.stdout.utf8)) as? [[String: Any]])
-        #expect(Set(restored.compactMap { $0["key"] as? String }) == Set(["rootfs", "kernel", "initrd", "manifest.json"].map { "\(imageID)/\($0)" }))
+        #expect(Set(restored.compactMap { $0["key"] as? String }) == Set(["rootfs", "kernel", "initrd", "sbom.spdx.json", "manifest.json"].map { "\(imageID)/\($0)" }))
     }
 
     @Test("wrong credentials give a clear error naming the bucket")
