@@ -68,6 +68,7 @@ enum EngineBenchmark {
             override:
               build-root: {plugin: org.ims.test.fake-builder}
               package: {plugin: org.ims.test.fake-packager}
+            remove: [sbom]
             """, source: "benchmark")
         var overheads: [Double] = []
         var totals: [Double] = []
