@@ -63,7 +63,7 @@ struct EngineOptions: ParsableArguments {
         let store = try self.catalog.openStore(context, settings: settings, plugins: plugins)
         let data = self.catalog.dataDirectory(context).path
         let cacheSettings = settings.cache ?? CacheSettings()
-        let cache = cacheSettings.isEnabled ? PhaseCache(directory: data + "/cache", maxBytes: cacheSettings.maxBytes) : nil
+        let cache = cacheSettings.isEnabled ? PhaseCache(directory: cacheSettings.directory(dataDirectory: data), maxBytes: cacheSettings.maxBytes) : nil
         return EngineEnvironment(
             catalog: catalog, store: store, plugins: plugins, settings: settings,
             siteDirectory: siteDirectory(context), jobsDirectory: data + "/jobs", phaseCache: cache)

@@ -82,7 +82,10 @@ extension JobsCommand {
             var options = engine
             options.catalog.dataDir = work + "/data"
             options.catalog.store = secrets.store
-            let environment = try options.environment(context, overrides: overrides)
+            var environment = try options.environment(context, overrides: overrides)
+            // The work directory is scratch: a cache there would only cost copies. The node's own cache, when its
+            // ims.yaml names one (cache.directory), outlives the job and serves the next one on this node.
+            if site.cache?.directory == nil { environment.phaseCache = nil }
             try RemoteJobRunner.seed(environment.catalog, with: bundle)
             logger.info("running job for \(server)", metadata: ["work_dir": "\(work)"])
             let ending = await RemoteJobRunner(client: client, environment: environment, bundle: bundle, logger: logger).run()

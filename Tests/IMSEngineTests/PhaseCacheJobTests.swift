@@ -179,7 +179,7 @@ struct PhaseCacheJobTests {
         var siteOff = bench
         siteOff.engine.environment.phaseCache = nil
         let off = try await siteOff.run(recipe)
-        #expect(off.cache["build-root"]?.reason?.contains("cache.enabled") == true)
+        #expect(off.cache["build-root"]?.reason?.contains("cache.enabled: false") == true)
         #expect(bench.builderRuns == 3)
     }
 

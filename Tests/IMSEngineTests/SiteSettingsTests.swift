@@ -67,6 +67,27 @@ struct SiteSettingsTests {
         }
     }
 
+    @Test("the cache section: defaults, a size, a directory, and mistakes refused by name")
+    func cacheSettings() throws {
+        #expect(CacheSettings().isEnabled)
+        #expect(CacheSettings().maxBytes == 20 * 1024 * 1024 * 1024)
+        #expect(CacheSettings().directory(dataDirectory: "/var/lib/ims") == "/var/lib/ims/cache")
+        let path = try write("cache: {enabled: false, max_size_gib: 0.5, directory: /var/cache/ims}\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let cache = try #require(try SiteSettings.load(file: path).cache)
+        #expect(!cache.isEnabled && cache.maxBytes == 512 * 1024 * 1024)
+        #expect(cache.directory(dataDirectory: "/var/lib/ims") == "/var/cache/ims")
+        for (text, message) in [
+            ("cache: {enabeld: false}\n", "unknown setting 'cache.enabeld'"),
+            ("cache: {max_size_gib: -1}\n", "cache.max_size_gib must be 0 or more"),
+            ("cache: {directory: cache}\n", "cache.directory must be an absolute path"),
+        ] {
+            let bad = try write(text)
+            defer { try? FileManager.default.removeItem(atPath: bad) }
+            do { _ = try SiteSettings.load(file: bad); Issue.record("\(text) was accepted") } catch { #expect(error.description.contains(message), "\(error.description)") }
+        }
+    }
+
     @Test("the server section: auth and tls decode, an audience may be one string, and mistakes are refused by name")
     func serverSettings() throws {
         let jwks = try write("{\"keys\": []}")

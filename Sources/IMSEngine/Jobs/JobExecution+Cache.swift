@@ -57,7 +57,9 @@ extension JobExecution {
 
     /// Why `step` does not use the cache, or nil when it does.
     func cacheOffReason(step: PipelineStep, phase: String, plugin: ResolvedPlugin) -> String? {
-        if environment.phaseCache == nil { return "the site turned the phase cache off (cache.enabled: false)" }
+        if environment.phaseCache == nil {
+            return "the phase cache is off here (cache.enabled: false, or a remote runner whose ims.yaml sets no cache.directory)"
+        }
         if !options.useCache { return "the job runs without the cache (--no-cache)" }
         if step.cache == false { return "the pipeline turns the cache off for this step (cache: false)" }
         if plugin.manifest.phase(named: phase)?.cacheable != true {

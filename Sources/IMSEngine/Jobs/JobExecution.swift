@@ -140,6 +140,16 @@ actor JobExecution {
         }
         let session = PipelineStep(name: "debug-session", phase: "customize", config: ["mode": "chroot", "purpose": "debug"], inputs: ["rootfs"])
         artifacts["rootfs"] = ArtifactRef(path: rootfs, kind: .dir)
+        // A person may change anything: a root restored from the phase cache becomes a private copy first.
+        if cacheBacked.contains("rootfs") {
+            do {
+                try await PhaseCache.materialize(ArtifactRef(path: rootfs, kind: .dir))
+                cacheBacked.remove("rootfs")
+            } catch {
+                sink.record(.log("warn", "enable_debug: the image root could not be copied out of the phase cache: \(error.message)"), step: step.name)
+                return
+            }
+        }
         setStep(session.name)
         do {
             try transition(
