@@ -12,6 +12,7 @@ import IMSProtocol
 ///
 /// Usage: ims-benchmarks dispatch <noop-plugin-dir> [iterations]
 ///        ims-benchmarks ingest <noop-plugin-dir> [messages]
+///        ims-benchmarks runner-load < plan.json   (scripts/bench-scale-out's load client; see ``RunnerLoad``)
 @main
 enum Benchmarks {
     static func main() async throws {
@@ -19,6 +20,10 @@ enum Benchmarks {
         let arguments = CommandLine.arguments
         if arguments.count >= 3, arguments[1] == "engine" {
             try await EngineBenchmark.run(repositoryRoot: arguments[2], jobs: arguments.count > 3 ? Int(arguments[3]) ?? 20 : 20)
+            return
+        }
+        if arguments.count == 2, arguments[1] == "runner-load" {
+            try RunnerLoad.run()
             return
         }
         if arguments.count == 2, arguments[1] == "decode" {
