@@ -43,6 +43,37 @@ struct PackagePluginTests {
         return target
     }
 
+    static func tool(_ path: String, _ arguments: [String]) throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    @Test("a full disk is named as such, with the directory and its free space, as an environment problem")
+    func diskFull() async throws {
+        let root = try Self.makeRoot()
+        // Random bytes: mksquashfs cannot make them fit the 512 KiB the workspace's file system has.
+        var random = [UInt8](repeating: 0, count: 2_000_000)
+        for index in random.indices { random[index] = UInt8.random(in: 0...255) }
+        try Data(random).write(to: URL(fileURLWithPath: root + "/var/cache/big/random"))
+        let workspace = Fixtures.temporaryDirectory("ims-pkg-full")
+        try #require(try Self.tool("/bin/mount", ["-t", "tmpfs", "-o", "size=512k", "tmpfs", workspace]) == 0, "mount a small tmpfs (needs root)")
+        defer { _ = try? Self.tool("/bin/umount", ["-l", workspace]) }
+        let plugin = try PluginCatalog.resolve(PluginCatalog.inspect(directory: Self.pluginDirectory, origin: .explicit))
+        let outcome = try await PluginInvoker.invoke(
+            plugin, InvocationRequest(phase: "package", config: ["arch": "x86_64"], inputs: ["rootfs": ArtifactRef(path: root, kind: .dir)], workspaceRoot: workspace))
+        let error = try #require(outcome.error, "the package step succeeded on a full disk")
+        #expect(error.code == "package.no_space")
+        #expect(error.category == .environment)
+        #expect(error.message.contains("the disk is full") && error.message.contains(workspace), "\(error.message)")
+        #expect(!error.message.contains("Creating 4.0 filesystem"), "the banner is not the reason: \(error.message)")
+    }
+
     @Test("packages the root with IMS's defaults and extracts kernel, initrd and boot parameters")
     func defaults() async throws {
         let root = try Self.makeRoot()

@@ -56,9 +56,10 @@ extension JobExecution {
         case .failed(let error) where error.code == HostErrorCode.timeout && runSeconds >= remainingSeconds:
             throw EngineError(.timeout, "the job did not finish within its timeout (the phase was stopped)", step: step.name, cause: error)
         case .failed(let error):
-            var message = "\(plugin.id) failed: \(error.message) [\(error.code)]"
-            if let hint = error.hint { message += " — \(hint)" }
-            throw EngineError(.step, message, step: step.name, cause: error)
+            let explained = FailureExplanation.describe(pluginID: plugin.id, error: error)
+            var cause = error
+            cause.category = explained.category
+            throw EngineError(.step, explained.message, step: step.name, cause: cause)
         case .described:
             throw EngineError(.step, "\(plugin.id) answered with a describe message", step: step.name)
         case .succeeded(let result):
