@@ -22,7 +22,7 @@ public struct IMSRootCommand: AsyncParsableCommand {
                 ims plugins run org.ims.example.python --phase hello --request request.json
             """,
         version: "0.1.0",
-        subcommands: [BuildCommand.self, RecipesCommand.self, ImagesCommand.self, PublicKeysCommand.self, JobsCommand.self, StoreCommand.self, PluginsCommand.self, PipelinesCommand.self, ServeCommand.self, CacheCommand.self]
+        subcommands: [BuildCommand.self, RecipesCommand.self, ImagesCommand.self, PublicKeysCommand.self, JobsCommand.self, StoreCommand.self, PluginsCommand.self, PipelinesCommand.self, ServeCommand.self, CacheCommand.self, CatalogCommand.self]
     )
 
     public init() {}
