@@ -234,7 +234,14 @@ struct ScaleOutTests {
         let image = try await server.get("/v3/images/\(imageID)")
         let link = image.object["link"] as? [String: Any]
         #expect(link?["path"] as? String == "s3://boot-images/\(imageID)/manifest.json" && link?["type"] as? String == "s3", "\(image)")
-        #expect(try cluster.job(slurmID)["JobState"] == "COMPLETED")
+        // The runner reports its result before its process exits: Slurm says COMPLETED a moment later.
+        var slurmState = try cluster.job(slurmID)["JobState"]
+        let settled = Date().addingTimeInterval(30)
+        while slurmState != "COMPLETED", Date() < settled {
+            try await Task.sleep(for: .milliseconds(500))
+            slurmState = try cluster.job(slurmID)["JobState"]
+        }
+        #expect(slurmState == "COMPLETED")
         // The events reached the server's catalog.
         let logs = try SupportTool.run(TestServer.binary, ["jobs", "logs", id, "--data-dir", server.data, "--json"])
         #expect(logs.stdout.contains("\"job_finished\"") && logs.stdout.contains("\"step_started\""), "\(logs.stdout.suffix(500))")
