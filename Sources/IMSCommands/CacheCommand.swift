@@ -34,7 +34,7 @@ struct CacheCommand: AsyncParsableCommand {
         func cache(_ context: CommandContext) throws -> (PhaseCache, CacheSettings) {
             let settings = try engine.siteSettings(context).cache ?? CacheSettings()
             let data = engine.catalog.dataDirectory(context).path
-            return (PhaseCache(directory: settings.directory(dataDirectory: data), maxBytes: settings.maxBytes), settings)
+            return (PhaseCache(settings: settings, dataDirectory: data), settings)
         }
     }
 

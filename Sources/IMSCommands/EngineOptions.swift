@@ -63,7 +63,7 @@ struct EngineOptions: ParsableArguments {
         let store = try self.catalog.openStore(context, settings: settings, plugins: plugins)
         let data = self.catalog.dataDirectory(context).path
         let cacheSettings = settings.cache ?? CacheSettings()
-        let cache = cacheSettings.isEnabled ? PhaseCache(directory: cacheSettings.directory(dataDirectory: data), maxBytes: cacheSettings.maxBytes) : nil
+        let cache = cacheSettings.isEnabled ? PhaseCache(settings: cacheSettings, dataDirectory: data) : nil
         return EngineEnvironment(
             catalog: catalog, store: store, plugins: plugins, settings: settings,
             siteDirectory: siteDirectory(context), jobsDirectory: data + "/jobs", phaseCache: cache)
@@ -72,15 +72,6 @@ struct EngineOptions: ParsableArguments {
 
 /// Shows a job's events: NDJSON for automation, or text with progress redrawn in place on a TTY.
 final class JobConsole: JobEventListener {
-    /// What a finished step's line says about the phase cache.
-    static func cacheNote(_ cache: EngineEvent.CacheOutcome?) -> String {
-        guard let cache else { return "" }
-        switch cache.status {
-        case .hit: return String(format: " (cache hit %@; the phase took %.2f s when it ran)", String(cache.key?.prefix(12) ?? ""), cache.savedSeconds ?? 0)
-        case .stored: return " (stored in the cache)"
-        case .miss, .off: return ""
-        }
-    }
 
     private let json: Bool
     private let text: TextEventRenderer
@@ -116,7 +107,7 @@ final class JobConsole: JobEventListener {
         case .engine(.stepFinished(let finished)):
             let seconds = String(format: "%.2f s", finished.seconds)
             line = finished.status == .succeeded
-                ? "\(step)done in \(seconds)" + Self.cacheNote(finished.cache)
+                ? "\(step)done in \(seconds)" + (finished.cache.map { [.hit, .stored].contains($0.status) ? " (\($0.summary))" : "" } ?? "")
                 : "\(step)FAILED after \(seconds): \(finished.error ?? "")"
         case .engine(.stepSkipped(let skipped)): line = "\(step)skipped: \(skipped.reason)"
         case .engine(.jobLog(let log)): line = "\(step)\(log.level == "warn" ? "warning: " : "")\(log.msg)"

@@ -28,6 +28,11 @@ public struct PhaseCache: Sendable {
         self.maxBytes = maxBytes
     }
 
+    /// The cache the site settings describe for a data directory (`cache.directory`, `cache.max_size_gib`).
+    public init(settings: CacheSettings, dataDirectory: String) {
+        self.init(directory: settings.directory(dataDirectory: dataDirectory), maxBytes: settings.maxBytes)
+    }
+
     var entriesDirectory: String { directory + "/entries" }
 
     func entryDirectory(_ key: String) -> String {
@@ -80,13 +85,14 @@ public struct PhaseCache: Sendable {
 
     // MARK: Store
 
-    /// Copies `result`'s outputs into a new entry under `key`. Returns nil (and stores nothing) when an output lies
-    /// outside `workspace`, which a cacheable phase must not produce.
+    /// Copies `result`'s outputs into a new entry under `key` (whose ``PhaseCacheKey/digest`` the caller may pass when
+    /// it has it already). Returns nil (and stores nothing) when an output lies outside `workspace`, which a cacheable
+    /// phase must not produce.
     @discardableResult
     public func store(
-        key: PhaseCacheKey, result: PhaseResult, step: String, seconds: Double, workspace: String
+        key: PhaseCacheKey, digest knownDigest: String? = nil, result: PhaseResult, step: String, seconds: Double, workspace: String
     ) async throws(EngineError) -> PhaseCacheEntry? {
-        let digest = key.digest
+        let digest = knownDigest ?? key.digest
         if FileManager.default.fileExists(atPath: entryDirectory(digest) + "/entry.json") { return lookup(digest) }
         for ref in result.outputs.values where !ref.path.hasPrefix(workspace + "/") { return nil }
         let staging = directory + "/tmp/" + UUID().uuidString.lowercased()

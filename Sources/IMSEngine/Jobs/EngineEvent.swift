@@ -120,6 +120,18 @@ public enum EngineEvent: Sendable, Hashable {
             self.reason = reason
             self.savedSeconds = savedSeconds
         }
+
+        /// One phrase for people (the console, `ims jobs describe`): `cache hit 5c1e0b2a9f3d, the phase took 31.20 s
+        /// when it ran`, `stored in the cache as …`, `cache miss: …`, `not cached: …`.
+        public var summary: String {
+            let shortKey = String(key?.prefix(12) ?? "")
+            switch status {
+            case .hit: return String(format: "cache hit %@, the phase took %.2f s when it ran", shortKey, savedSeconds ?? 0)
+            case .stored: return "stored in the cache as \(shortKey)"
+            case .miss: return "cache miss" + (reason.map { ": \($0)" } ?? "")
+            case .off: return "not cached: \(reason ?? "off")"
+            }
+        }
     }
 
     /// A step did not run, and why (no site CA configured, no DNS settings).
