@@ -70,8 +70,7 @@ extension JobExecution {
 
     /// On a hit: the stored outputs placed in the step's directory and kept as if the plugin had just made them,
     /// and the step's facts. Nil on a miss, or when the entry cannot be restored (then the phase runs).
-    func restoreFromCache(_ key: PhaseCacheKey, step: PipelineStep, kind: PhaseKind, plugin: ResolvedPlugin) async -> [String: JSONValue]? {
-        let digest = key.digest
+    func restoreFromCache(digest: String, step: PipelineStep, kind: PhaseKind, plugin: ResolvedPlugin) async -> [String: JSONValue]? {
         guard let cache = environment.phaseCache, let entry = cache.lookup(digest) else {
             cacheOutcome = .init(status: .miss, key: digest, reason: "no stored outputs for this key")
             return nil
@@ -102,14 +101,13 @@ extension JobExecution {
     }
 
     /// Stores a phase's outputs under `key` (a failure to store is a warning: the job goes on).
-    func storeInCache(_ key: PhaseCacheKey, result: PhaseResult, step: PipelineStep, seconds: Double) async {
-        let digest = key.digest
-        if PhaseKind.of(phaseName: key.phase) != .package {
+    func storeInCache(_ key: PhaseCacheKey, digest: String, kind: PhaseKind, result: PhaseResult, step: PipelineStep, seconds: Double) async {
+        if kind != .package {
             for (name, ref) in result.outputs { artifactDigests[name] = (ref.path, PhaseCacheKey.outputDigest(key: digest, name: name)) }
         }
         guard let cache = environment.phaseCache else { return }
         do {
-            if try await cache.store(key: key, result: result, step: step.name, seconds: seconds, workspace: workspace) != nil {
+            if try await cache.store(key: key, digest: digest, result: result, step: step.name, seconds: seconds, workspace: workspace) != nil {
                 cacheOutcome = .init(status: .stored, key: digest)
             } else {
                 cacheOutcome = .init(status: .miss, key: digest, reason: "not stored: an output lies outside the job's workspace")

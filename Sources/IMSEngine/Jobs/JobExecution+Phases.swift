@@ -34,7 +34,9 @@ extension JobExecution {
             step: step.timeoutSeconds, manifest: manifestTimeout, jobRemaining: remainingSeconds, pluginID: plugin.id)
         let runSeconds = limit.seconds
         let key = await cacheKey(step: step, phase: phase, kind: kind, plugin: plugin, config: config, inputs: inputs, criteria: stepCriteria)
-        if let key, let restored = await restoreFromCache(key, step: step, kind: kind, plugin: plugin) {
+        // The key's digest, computed once for the lookup and the store.
+        let keyDigest = key?.digest
+        if let keyDigest, let restored = await restoreFromCache(digest: keyDigest, step: step, kind: kind, plugin: plugin) {
             return restored
         }
         try await materializeCacheBacked(inputs: inputs, step: step)
@@ -66,8 +68,8 @@ extension JobExecution {
             // A cached phase promises not to change its inputs (docs/writing-plugins.md); any other may have.
             forgetDigests(of: (key == nil ? Array(inputs.keys) : []) + Array(result.outputs.keys))
             keep(result, of: kind)
-            if let key {
-                await storeInCache(key, result: result, step: step, seconds: Self.seconds(invoked.duration(to: .now)))
+            if let key, let keyDigest {
+                await storeInCache(key, digest: keyDigest, kind: kind, result: result, step: step, seconds: Self.seconds(invoked.duration(to: .now)))
             }
             var facts = result.facts
             facts["plugin_id"] = .string(plugin.id)
