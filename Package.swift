@@ -71,7 +71,7 @@ let package = Package(
         // Records (recipes, images, jobs, public keys) in SQLite through GRDB.
         .target(
             name: "IMSCatalog",
-            dependencies: [.product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")],
+            dependencies: ["IMSProtocol", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
         // Artifact stores (the local file:// store; S3 through store plugins) and IMS's manifest.json.
@@ -160,7 +160,7 @@ let package = Package(
         ),
         .testTarget(name: "IMSArchiveTests", dependencies: ["IMSArchive", "CLibArchive"]),
         .testTarget(name: "IMSKiwiTests", dependencies: ["IMSKiwi"]),
-        .testTarget(name: "IMSCatalogTests", dependencies: ["IMSCatalog"]),
+        .testTarget(name: "IMSCatalogTests", dependencies: ["IMSCatalog", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "IMSStoreTests", dependencies: ["IMSStore"]),
         .testTarget(
             name: "IMSEngineTests",

@@ -156,13 +156,19 @@ extension Catalog {
                 sshContainers: sshContainers, requireDKMS: requireDKMS, status: .creating, arch: arch,
                 statusHistory: [JobStatusChange(status: .creating, time: created)], workspace: request.workspace,
                 pid: request.pid, host: request.host, timeoutSeconds: request.timeoutSeconds)
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM jobs WHERE id = ?", arguments: [job.id.imsString]) == true {
-                throw CatalogError.duplicateID(kind: .job, id: job.id.imsString)
-            }
-            let placeholders = Array(repeating: "?", count: Catalog.jobColumnCount).joined(separator: ", ")
-            try db.execute(sql: "INSERT INTO jobs (\(Catalog.jobColumns)) VALUES (\(placeholders))", arguments: StatementArguments(try Catalog.jobValues(job)))
+            try Catalog.insertJob(db, job)
             return job
         }
+    }
+
+    /// Inserts a job record as it is (creation rules are ``createJob(_:customizeRequiresDKMS:)``'s).
+    static func insertJob(_ db: Database, _ job: JobRecord) throws {
+        if try Bool.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM jobs WHERE id = ?"), arguments: [job.id.imsString]) == true {
+            throw CatalogError.duplicateID(kind: .job, id: job.id.imsString)
+        }
+        let placeholders = Array(repeating: "?", count: Catalog.jobColumnCount).joined(separator: ", ")
+        try db.cachedStatement(sql: "INSERT INTO jobs (\(Catalog.jobColumns)) VALUES (\(placeholders))")
+            .execute(arguments: StatementArguments(try Catalog.jobValues(job)))
     }
 
     /// One job.

@@ -24,18 +24,22 @@ extension Catalog {
     @discardableResult
     public func createPublicKey(_ record: PublicKeyRecord) throws(CatalogError) -> PublicKeyRecord {
         try write("creating public key \(record.id.imsString)") { db in
-            try Columns.checkName(record.name)
-            guard !record.publicKey.isEmpty else {
-                throw CatalogError.invalidField(field: "public_key", reason: "must not be empty")
-            }
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM public_keys WHERE id = ?", arguments: [record.id.imsString]) == true {
-                throw CatalogError.duplicateID(kind: .publicKey, id: record.id.imsString)
-            }
-            try db.execute(
-                sql: "INSERT INTO public_keys (\(Catalog.publicKeyColumns)) VALUES (?, ?, ?, ?, ?)",
-                arguments: [record.id.imsString, Columns.micros(record.created), record.name, record.publicKey, record.deleted.map(Columns.micros)])
+            try Catalog.insertPublicKey(db, record)
             return record
         }
+    }
+
+    static func insertPublicKey(_ db: Database, _ record: PublicKeyRecord) throws {
+        try Columns.checkName(record.name)
+        guard !record.publicKey.isEmpty else {
+            throw CatalogError.invalidField(field: "public_key", reason: "must not be empty")
+        }
+        if try Bool.fetchOne(db, sql: "SELECT 1 FROM public_keys WHERE id = ?", arguments: [record.id.imsString]) == true {
+            throw CatalogError.duplicateID(kind: .publicKey, id: record.id.imsString)
+        }
+        try db.execute(
+            sql: "INSERT INTO public_keys (\(Catalog.publicKeyColumns)) VALUES (?, ?, ?, ?, ?)",
+            arguments: [record.id.imsString, Columns.micros(record.created), record.name, record.publicKey, record.deleted.map(Columns.micros)])
     }
 
     /// One public key.

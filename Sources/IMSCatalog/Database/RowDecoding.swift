@@ -65,7 +65,7 @@ enum Columns {
     /// Throws ``CatalogError/linkInUse(kind:link:otherID:)`` when another live record of the table uses `link`.
     static func checkLinkUnique(_ db: Database, table: String, kind: CatalogError.RecordKind, link: ArtifactLink, excluding id: String) throws {
         if let other = try String.fetchOne(
-            db, sql: "SELECT id FROM \(table) WHERE link_path = ? AND deleted IS NULL AND id <> ? LIMIT 1",
+            try db.cachedStatement(sql: "SELECT id FROM \(table) WHERE link_path = ? AND deleted IS NULL AND id <> ? LIMIT 1"),
             arguments: [link.path, id])
         {
             throw CatalogError.linkInUse(kind: kind, link: link.path, otherID: other)

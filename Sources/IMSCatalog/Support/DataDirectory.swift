@@ -40,6 +40,9 @@ public struct DataDirectory: Sendable, Hashable {
     /// The catalog database file.
     public var catalogPath: String { path + "/" + Self.catalogFileName }
 
+    /// The registry of remote build nodes (`ims serve`'s `/v3/remote-build-nodes`; see ``RemoteBuildNodeFile``).
+    public var remoteBuildNodesPath: String { path + "/remote-build-nodes.json" }
+
     /// The root of the embedded local artifact store.
     public var storePath: String { path + "/store" }
 

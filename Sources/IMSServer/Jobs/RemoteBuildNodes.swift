@@ -1,4 +1,5 @@
 import Foundation
+import IMSCatalog
 
 /// The remote build nodes an administrator registered (IMS `/v3/remote-build-nodes`), kept in
 /// `<data-dir>/remote-build-nodes.json` in registration order.
@@ -32,45 +33,42 @@ public actor RemoteBuildNodes {
     }
 
     private let path: String
-    private var nodes: [Node]
 
-    /// Loads the registry at `path` (missing: empty; unreadable: empty, and the next write replaces it).
+    /// The registry at `path` (`<data-dir>/remote-build-nodes.json`). The file is read on every access, so nodes
+    /// that `ims catalog import-ims` adds while the server runs are seen, and never overwritten.
     public init(path: String) {
         self.path = path
-        nodes = (FileManager.default.contents(atPath: path)).flatMap { try? JSONDecoder().decode([Node].self, from: $0) } ?? []
     }
 
-    /// Every node, in registration order.
-    public var all: [Node] { nodes }
+    /// Every node, in registration order (none when the file is missing or unreadable).
+    public var all: [Node] { load().map { Node(xname: $0) } }
 
     /// One node, or nil.
-    public func node(_ xname: String) -> Node? { nodes.first { $0.xname == xname } }
+    public func node(_ xname: String) -> Node? { all.first { $0.xname == xname } }
 
     /// Registers `xname` (registering it again replaces the record, as IMS does).
     public func add(_ xname: String) throws -> Node {
-        let node = Node(xname: xname)
-        if let index = nodes.firstIndex(where: { $0.xname == xname }) { nodes[index] = node } else { nodes.append(node) }
-        try save()
-        return node
+        var xnames = load()
+        if !xnames.contains(xname) { xnames.append(xname) }
+        try RemoteBuildNodeFile.write(xnames, path: path)
+        return Node(xname: xname)
     }
 
     /// Removes `xname`; returns whether it was registered.
     public func remove(_ xname: String) throws -> Bool {
-        guard let index = nodes.firstIndex(where: { $0.xname == xname }) else { return false }
-        nodes.remove(at: index)
-        try save()
+        var xnames = load()
+        guard let index = xnames.firstIndex(of: xname) else { return false }
+        xnames.remove(at: index)
+        try RemoteBuildNodeFile.write(xnames, path: path)
         return true
     }
 
     /// Removes every node.
     public func removeAll() throws {
-        nodes.removeAll()
-        try save()
+        try RemoteBuildNodeFile.write([], path: path)
     }
 
-    private func save() throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try encoder.encode(nodes).write(to: URL(fileURLWithPath: path), options: .atomic)
+    private func load() -> [String] {
+        (try? RemoteBuildNodeFile.read(path: path)) ?? []
     }
 }

@@ -51,7 +51,7 @@ public struct IMSServer: Sendable {
         } catch {
             throw ServerError.executor(executorSettings.effectiveKind.rawValue, reason: "\(error)")
         }
-        let registry = RemoteBuildNodes(path: runner.dataDirectory + "/remote-build-nodes.json")
+        let registry = RemoteBuildNodes(path: DataDirectory(path: runner.dataDirectory).remoteBuildNodesPath)
         let (remote, plan) = try remoteExecutor(executorSettings, registry: registry)
         let executor = JobExecutor(
             runner: runner, catalog: environment.catalog, jobsDirectory: environment.jobsDirectory,
