@@ -25,6 +25,13 @@ public enum CatalogError: Error, CustomStringConvertible, Sendable, Equatable {
     case database(operation: String, message: String)
     /// A stored row cannot be read back (written by a newer ims, or edited by hand).
     case corruptRow(kind: RecordKind, id: String, reason: String)
+    /// An IMS data file (or one record in it, at `index`) cannot be imported; nothing was imported.
+    case importData(file: String, index: Int?, reason: String)
+    /// `ims catalog restore` will not replace the catalog (a server or job is running, the backup is from a newer
+    /// ims, or it is not a catalog).
+    case restoreRefused(backup: String, reason: String)
+    /// `ims catalog export-ims` cannot write its files (they exist, or the directory is unusable).
+    case exportFailed(path: String, reason: String)
 
     /// The kinds of records the catalog keeps.
     public enum RecordKind: String, Sendable, Equatable {
@@ -40,6 +47,9 @@ public enum CatalogError: Error, CustomStringConvertible, Sendable, Equatable {
         case .dataDirectory: "catalog.unavailable"
         case .database: "catalog.database"
         case .corruptRow: "catalog.corrupt"
+        case .importData: "catalog.import_invalid"
+        case .restoreRefused: "catalog.restore_refused"
+        case .exportFailed: "catalog.export_failed"
         }
     }
 
@@ -65,6 +75,12 @@ public enum CatalogError: Error, CustomStringConvertible, Sendable, Equatable {
             "catalog database error while \(operation): \(message)"
         case .corruptRow(let kind, let id, let reason):
             "the stored \(kind.rawValue) \(id) cannot be read: \(reason)"
+        case .importData(let file, let index, let reason):
+            "\(file)\(index.map { " record \($0)" } ?? ""): \(reason); nothing was imported"
+        case .restoreRefused(let backup, let reason):
+            "not restoring \(backup): \(reason); the catalog was not changed"
+        case .exportFailed(let path, let reason):
+            "cannot export to \(path): \(reason)"
         }
     }
 }

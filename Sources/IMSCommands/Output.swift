@@ -112,7 +112,7 @@ enum CLIErrors {
         switch error {
         case let error as CatalogError:
             switch error {
-            case .invalidValue, .invalidField, .invalidJob: return (error.code, error.description, CLIExitCode.dataError)
+            case .invalidValue, .invalidField, .invalidJob, .importData: return (error.code, error.description, CLIExitCode.dataError)
             case .dataDirectory: return (error.code, error.description, CLIExitCode.unavailable)
             default: return (error.code, error.description, CLIExitCode.failure)
             }

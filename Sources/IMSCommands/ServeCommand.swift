@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IMSCatalog
 import IMSEngine
 import IMSServer
 import Logging
@@ -51,6 +52,15 @@ struct ServeCommand: IMSCommand {
 
     func run(_ context: CommandContext) async throws {
         let address = try ListenAddress(parsing: listen)
+        // Held (shared) while the server runs, so `ims catalog restore` cannot replace the catalog under it.
+        let dataDirectory = engine.catalog.dataDirectory(context)
+        try dataDirectory.create()
+        guard let lock = try DataDirectoryLock.acquire(dataDirectory, mode: .shared) else {
+            throw CLIError(
+                code: "ims.busy", message: "a catalog restore is replacing \(dataDirectory.catalogPath); start the server when it has finished",
+                exitCode: CLIExitCode.unavailable)
+        }
+        defer { withExtendedLifetime(lock) {} }
         let environment = try engine.environment(context)
         let settings = environment.settings
         let configuration = ServerConfiguration(

@@ -45,10 +45,7 @@ extension Catalog {
             defer { try? queue.close() }
             return try queue.read { db in
                 let schema = try CatalogSchema.migrator.appliedIdentifiers(db).sorted()
-                var records: [String: Int] = [:]
-                for table in ["recipes", "images", "public_keys", "jobs"] where try db.tableExists(table) {
-                    records[table] = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0
-                }
+                let records = try recordCounts(db)
                 let bytes = ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? NSNumber)?.int64Value ?? 0
                 return BackupReport(path: path, bytes: bytes, schema: schema, records: records)
             }
@@ -57,9 +54,22 @@ extension Catalog {
         }
     }
 
+    /// The number of records in each table (live and soft-deleted together).
+    public func recordCounts() throws(CatalogError) -> [String: Int] {
+        try read("counting records") { db in try Catalog.recordCounts(db) }
+    }
+
+    static func recordCounts(_ db: Database) throws -> [String: Int] {
+        var records: [String: Int] = [:]
+        for table in ["recipes", "images", "public_keys", "jobs"] where try db.tableExists(table) {
+            records[table] = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0
+        }
+        return records
+    }
+
     /// One problem `ims catalog check` found.
     public struct Problem: Sendable, Codable, Hashable {
-        /// The rule: `integrity`, `foreign_keys`, `unique_links`, `store`.
+        /// The rule: `integrity`, `foreign_keys`, `unique_links`, `running_jobs`, `store`.
         public var rule: String
         public var message: String
         public var record: String?

@@ -61,7 +61,7 @@ public final class Catalog: Sendable {
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
         } catch {
-            throw CatalogError.database(operation: "opening \(path)", message: Catalog.message(error))
+            throw Catalog.openFailure(path: path, operation: "opening \(path)", error)
         }
         try migrate()
     }
@@ -82,7 +82,17 @@ public final class Catalog: Sendable {
                 Thread.sleep(forTimeInterval: 0.05)
             }
         }
-        throw CatalogError.database(operation: "migrating \(path)", message: lastError.map(Catalog.message) ?? "unknown error")
+        guard let lastError else { throw CatalogError.database(operation: "migrating \(path)", message: "unknown error") }
+        throw Catalog.openFailure(path: path, operation: "migrating \(path)", lastError)
+    }
+
+    /// The error for a catalog that cannot be opened; a damaged file points at `ims catalog restore`.
+    static func openFailure(path: String, operation: String, _ error: any Error) -> CatalogError {
+        var text = message(error)
+        if let databaseError = error as? DatabaseError, [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(databaseError.resultCode) {
+            text += " (the file is damaged: restore a backup with 'ims catalog restore FILE', which keeps this file aside)"
+        }
+        return CatalogError.database(operation: operation, message: text)
     }
 
     /// The identifiers of the applied schema migrations, oldest first.

@@ -123,7 +123,7 @@ public struct Problem: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidValue(let field, _, _), .invalidField(let field, _): .invalid(field: field, error.description)
         case .linkConflict, .linkInUse, .duplicateID: Problem(status: 409, detail: error.description)
         case .invalidJob: Problem(status: 400, detail: error.description)
-        case .dataDirectory, .database, .corruptRow: Problem(status: 500, detail: error.description)
+        case .dataDirectory, .database, .corruptRow, .importData, .restoreRefused, .exportFailed: Problem(status: 500, detail: error.description)
         }
     }
 
