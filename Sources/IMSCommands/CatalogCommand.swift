@@ -11,17 +11,21 @@ import IMSStore
 struct CatalogCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "catalog",
-        abstract: "Back up the catalog and check it.",
+        abstract: "Back up, check and restore the catalog; import a site's records from IMS and export them back.",
         discussion: """
             The catalog (<data-dir>/catalog.sqlite) holds every recipe, image, public key and job record; the \
-            artifacts are in the store.
+            artifacts are in the store. docs/records.md, "Moving from IMS", walks a site through the import.
 
             Examples:
                 ims catalog backup /backup/ims-catalog-$(date +%F).sqlite    # while ims serve and jobs keep writing
                 ims catalog check                                          # the database and the catalog's rules
                 ims catalog check --store --json                           # and every image's manifest and artifacts
+                ims catalog restore /backup/ims-catalog-2026-12-01.sqlite   # with ims serve stopped
+                ims catalog import-ims /var/ims/data --dry-run             # what an import from IMS would do
+                ims catalog import-ims /var/ims/data --verify-links        # import, and check the links in the store
+                ims catalog export-ims /tmp/ims-data                       # IMS's data files, for the way back
             """,
-        subcommands: [Backup.self, Check.self]
+        subcommands: [Backup.self, Check.self, Restore.self, ImportIMS.self, ExportIMS.self]
     )
 
     struct Backup: IMSCommand {
@@ -65,8 +69,10 @@ struct CatalogCommand: AsyncParsableCommand {
             discussion: """
                 Exit status 0 when nothing is wrong, 1 when a problem was found (each printed, or listed in the JSON \
                 report as {rule, message, record}), so automation can alert on it. Nothing is changed.
-                Rules: integrity (PRAGMA integrity_check), foreign_keys, unique_links, store (--store: a live image's \
-                manifest or an artifact it lists is missing or invalid; a live recipe's archive is missing).
+                Rules: integrity (PRAGMA integrity_check), foreign_keys, unique_links, running_jobs (an unfinished \
+                job whose runner is gone: its process on this host ended, its remote runner stopped reporting, or no \
+                runner ever owned it), store (--store: a live image's manifest or an artifact it lists is missing or \
+                invalid; a live recipe's archive is missing).
                 """)
 
         @Option(name: .customLong("data-dir"), help: ArgumentHelp("The data directory (default: $IMS_DATA_DIR, else /var/lib/ims as root).", valueName: "dir"))
@@ -83,7 +89,10 @@ struct CatalogCommand: AsyncParsableCommand {
                 let options = try CatalogOptions.parse(arguments)
                 let catalog = try options.openCatalog(context)
                 var problems = try catalog.checkConsistency()
-                var checked = ["integrity", "foreign_keys", "unique_links"]
+                problems += RunnerLiveness.problems(
+                    try catalog.jobs(), host: Catalog.currentHost, now: Date(),
+                    heartbeatTimeout: CatalogCommand.heartbeatTimeout(context), isAlive: Catalog.processIsAlive)
+                var checked = ["integrity", "foreign_keys", "unique_links", "running_jobs"]
                 if store {
                     checked.append("store")
                     problems += try await Self.storeProblems(catalog, store: try options.openStore(context))
@@ -104,9 +113,14 @@ struct CatalogCommand: AsyncParsableCommand {
         }
 
         static func storeProblems(_ catalog: Catalog, store: any ArtifactStore) async throws -> [Catalog.Problem] {
+            try await storeProblems(images: catalog.images(), recipes: catalog.recipes(), store: store)
+        }
+
+        /// The `store` rule for these records: an image's manifest and the artifacts it lists, a recipe's archive.
+        static func storeProblems(images: [ImageRecord], recipes: [RecipeRecord], store: any ArtifactStore) async throws -> [Catalog.Problem] {
             var problems: [Catalog.Problem] = []
             let artifacts = ImageArtifacts(store: store)
-            for image in try catalog.images() {
+            for image in images {
                 guard let link = image.link else { continue }
                 do {
                     _ = try await artifacts.validate(manifestURL: link.path)
@@ -114,7 +128,7 @@ struct CatalogCommand: AsyncParsableCommand {
                     problems.append(Catalog.Problem(rule: "store", message: "image \(image.id.imsString) (\(image.name)): \(error.description)", record: image.id.imsString))
                 }
             }
-            for recipe in try catalog.recipes() {
+            for recipe in recipes {
                 guard let link = recipe.link else { continue }
                 do {
                     let key = try store.requireKey(for: link.path)
