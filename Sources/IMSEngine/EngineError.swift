@@ -21,6 +21,9 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
         case hostTool = "engine.host_tool.unavailable"
         /// The phase cache could not be read or written (in a job, a miss and a warning; in `ims cache`, the error).
         case cache = "engine.cache.failed"
+        /// A job for another architecture cannot run its programs here (no usable binfmt_misc interpreter, and ims
+        /// may not or cannot register one).
+        case emulation = "engine.emulation.unavailable"
     }
 
     public var code: Code
@@ -48,7 +51,7 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
         case .pipeline, .settings: return .config
         case .recipe, .recipeNotFound, .jobNotFound, .artifact: return .user
         case .repositories: return .transient
-        case .plugin, .store, .catalog, .workspace, .hostTool, .cache: return .environment
+        case .plugin, .store, .catalog, .workspace, .hostTool, .cache, .emulation: return .environment
         case .step: return .internal
         case .timeout: return .timeout
         case .cancelled: return .cancelled

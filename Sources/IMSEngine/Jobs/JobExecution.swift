@@ -41,6 +41,9 @@ actor JobExecution {
     var repositoryDigests: [String: String] = [:]
     /// What the cache did for the step now running (reported with its step_finished event).
     var cacheOutcome: EngineEvent.CacheOutcome?
+    /// The interpreter a job for another architecture holds (taken in preflight, released when the job ends).
+    private var emulation: EmulationLease?
+    private var emulationChecked = false
 
     init(environment: EngineEnvironment, job: JobRecord, workspace: String, pipeline: Pipeline, options: JobRunOptions, sink: JobEventSink) {
         self.environment = environment
@@ -78,6 +81,7 @@ actor JobExecution {
         sink.record(.jobStarted(.init(
             jobType: job.jobType.rawValue, artifactID: job.artifactID.uuidString.lowercased(), pipeline: pipeline.source,
             steps: pipeline.steps.map(\.name), workspace: workspace)))
+        if let first = pipeline.steps.first { try acquireEmulation(step: first.name) }
         for step in pipeline.steps {
             try Task.checkCancellation()
             if let reason = PhaseConfiguration.skipReason(step, settings: environment.settings) {
@@ -99,12 +103,14 @@ actor JobExecution {
         var attempt = 1
         while true {
             let stepStarted = ContinuousClock.now
+            let cpuStarted = Self.childrenCPUSeconds()
             cacheOutcome = nil
             sink.record(.stepStarted(.init(attempt: attempt, kind: step.builtin?.rawValue ?? step.phase ?? "")), step: step.name)
             do {
                 let facts = try await execute(step, deadline: deadline)
                 sink.record(.stepFinished(.init(
-                    status: .succeeded, seconds: Self.seconds(stepStarted.duration(to: .now)), facts: facts, cache: cacheOutcome)), step: step.name)
+                    status: .succeeded, seconds: Self.seconds(stepStarted.duration(to: .now)), facts: facts, cache: cacheOutcome,
+                    cpuSeconds: Self.cpuSince(cpuStarted))), step: step.name)
                 sink.flush()
                 return
             } catch {
@@ -112,7 +118,7 @@ actor JobExecution {
                 if failure.step == nil { failure.step = step.name }
                 sink.record(.stepFinished(.init(
                     status: .failed, seconds: Self.seconds(stepStarted.duration(to: .now)), error: failure.description,
-                    category: failure.category.rawValue)), step: step.name)
+                    category: failure.category.rawValue, cpuSeconds: Self.cpuSince(cpuStarted))), step: step.name)
                 sink.flush()
                 if failure.category == .transient, attempt < attempts, !Task.isCancelled {
                     let backoff = (step.retry?.backoffSeconds ?? 5) * pow(2, Double(attempt - 1))
@@ -191,6 +197,39 @@ actor JobExecution {
         if !problems.isEmpty {
             throw EngineError(.plugin, "the job cannot run here: " + problems.joined(separator: "; "), step: step.name)
         }
+    }
+
+    /// A job for another architecture runs its programs (scriptlets, config.sh, customize scripts) under qemu-user:
+    /// before its first step, an interpreter must be registered, or the job is refused with what to install or allow.
+    func acquireEmulation(step: String) throws {
+        guard !emulationChecked else { return }
+        emulationChecked = true
+        do {
+            emulation = try EmulationLease.acquire(
+                jobArch: job.arch.rawValue, jobID: job.id.imsString, settings: environment.settings.emulation ?? EmulationSettings())
+        } catch {
+            throw EngineError(error.code, error.message, step: step)
+        }
+        if let emulation { sink.record(.log("info", emulation.summary), step: step) }
+    }
+
+    /// Gives back the job's interpreter (see ``EmulationLease``); ims's own binfmt_misc entry goes with the last job.
+    func releaseEmulation() {
+        guard let lease = emulation else { return }
+        emulation = nil
+        if let message = lease.release() { sink.record(.log("info", message)) }
+    }
+
+    /// User + system CPU seconds of this process's waited-for children (and theirs): plugins and host tools.
+    static func childrenCPUSeconds() -> Double {
+        var usage = rusage()
+        guard getrusage(RUSAGE_CHILDREN.rawValue, &usage) == 0 else { return 0 }
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+
+    /// The children's CPU seconds since `start`, to the millisecond.
+    static func cpuSince(_ start: Double) -> Double {
+        (max(0, childrenCPUSeconds() - start) * 1000).rounded() / 1000
     }
 
     static func seconds(_ duration: Duration) -> Double {

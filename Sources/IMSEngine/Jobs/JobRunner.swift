@@ -80,6 +80,7 @@ public struct JobRunner: Sendable {
             return result
         }
 
+        await execution.releaseEmulation()
         let (finalJob, registeredImage, manifestText) = await (execution.job, execution.registeredImage, execution.manifestText)
         var outcome = JobOutcome(
             job: (try? catalog.job(jobID)) ?? finalJob, image: registeredImage, manifest: manifestText,

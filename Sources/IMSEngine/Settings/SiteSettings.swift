@@ -43,6 +43,7 @@ public struct DNSSettings: Sendable, Hashable, Codable {
 ///     server: {auth: {...}, tls: {...}}       # ims serve: bearer tokens and TLS (see ``ServerSettings``)
 ///     customize_ssh: {listen_address: 10.1.0.5, port_range: [30000, 30099]}   # sessions (``CustomizeSSHSettings``)
 ///     cache: {enabled: true, max_size_gib: 20}   # the phase cache (``CacheSettings``)
+///     emulation: {register_binfmt: true}      # other architectures under qemu-user (``EmulationSettings``)
 public struct SiteSettings: Sendable, Hashable, Codable {
     public var caCert: String?
     public var dns: DNSSettings?
@@ -73,6 +74,8 @@ public struct SiteSettings: Sendable, Hashable, Codable {
     public var executor: ExecutorSettings?
     /// The phase cache (``CacheSettings``): on by default.
     public var cache: CacheSettings?
+    /// Jobs for another architecture (``EmulationSettings``).
+    public var emulation: EmulationSettings?
 
     enum CodingKeys: String, CodingKey {
         case dns, store, s3, server
@@ -88,7 +91,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         case strictScripts = "strict_scripts"
         case maxConcurrentJobs = "max_concurrent_jobs"
         case customizeSSH = "customize_ssh"
-        case executor, cache
+        case executor, cache, emulation
     }
 
     public init() {}
@@ -106,7 +109,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         }
         let text = String(decoding: data, as: UTF8.self)
         if let raw = try? Yams.load(yaml: text) as? [String: Any] {
-            let known = Set(["ca_cert", "dns", "repo_rewrites", "signing_keys", "job_timeout_seconds", "keep_failed_workspaces", "plugin_path", "store", "repository_timeout_seconds", "repository_poll_seconds", "default_distro_family", "s3", "strict_scripts", "max_concurrent_jobs", "server", "customize_ssh", "executor", "cache"])
+            let known = Set(["ca_cert", "dns", "repo_rewrites", "signing_keys", "job_timeout_seconds", "keep_failed_workspaces", "plugin_path", "store", "repository_timeout_seconds", "repository_poll_seconds", "default_distro_family", "s3", "strict_scripts", "max_concurrent_jobs", "server", "customize_ssh", "executor", "cache", "emulation"])
             if let unknown = raw.keys.filter({ !known.contains($0) }).sorted().first {
                 throw EngineError(.settings, "\(path): unknown setting '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))\(Suggestion.phrase(for: unknown, among: known.sorted()))")
             }
@@ -121,6 +124,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
                 ("server.tls", server?["tls"] as? [String: Any], ServerSettings.tlsSettingNames),
                 ("executor", executor, ExecutorSettings.settingNames),
                 ("cache", raw["cache"] as? [String: Any], CacheSettings.settingNames),
+                ("emulation", raw["emulation"] as? [String: Any], EmulationSettings.settingNames),
                 ("executor.slurm", executor?["slurm"] as? [String: Any], ExecutorSettings.Slurm.settingNames),
                 ("executor.remote_build_nodes", executor?["remote_build_nodes"] as? [String: Any], ExecutorSettings.RemoteBuildNodes.settingNames),
             ]
@@ -164,6 +168,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         try customizeSSH?.check(source: source)
         try executor?.check(source: source, store: store)
         try cache?.check(source: source)
+        try emulation?.check(source: source)
     }
 
     /// These settings with `other`'s non-nil values on top (command-line overrides).
@@ -187,6 +192,7 @@ public struct SiteSettings: Sendable, Hashable, Codable {
         merged.customizeSSH = other.customizeSSH ?? customizeSSH
         merged.executor = other.executor ?? executor
         merged.cache = other.cache ?? cache
+        merged.emulation = other.emulation ?? emulation
         return merged
     }
 
