@@ -84,11 +84,19 @@ public enum EngineEvent: Sendable, Hashable {
         public var category: String?
         /// What the phase cache did for the step (phase steps only).
         public var cache: CacheOutcome?
+        /// CPU time (user + system) of the processes the step started (its plugin and the tools it ran), when known.
+        public var cpuSeconds: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case status, seconds, facts, error, category, cache
+            case cpuSeconds = "cpu_seconds"
+        }
 
         public init(
             status: Status, seconds: Double, facts: [String: JSONValue]? = nil, error: String? = nil, category: String? = nil,
-            cache: CacheOutcome? = nil
+            cache: CacheOutcome? = nil, cpuSeconds: Double? = nil
         ) {
+            self.cpuSeconds = cpuSeconds
             self.cache = cache
             self.status = status
             self.seconds = seconds
