@@ -1668,8 +1668,8 @@ class ZypperBuilder(RootBuilder):
                  f"rpm.install.excludedocs = {'yes' if self.desc.rpm_excludedocs else 'no'}"]
         if self.arch != platform.machine():
             lines.append(f"arch = {self.arch}")
-            self.warn(f"building for {self.arch} on a {platform.machine()} host: package scriptlets need "
-                      "qemu-user binfmt support")
+            self.log("info", f"building for {self.arch} on a {platform.machine()} host: package scriptlets and scripts "
+                     "run through the host's binfmt_misc interpreter (ims checks for one, or registers it, before the job)")
         with open(self.zypp_conf, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
         with open(self.zypper_conf, "w", encoding="utf-8") as f:
@@ -1805,8 +1805,8 @@ class DnfBuilder(RootBuilder):
             f.write("\n".join(lines) + "\n")
         self.forcearch = self.arch if self.arch != platform.machine() else None
         if self.forcearch:
-            self.warn(f"building for {self.arch} on a {platform.machine()} host: package scriptlets need "
-                      "qemu-user binfmt support")
+            self.log("info", f"building for {self.arch} on a {platform.machine()} host: package scriptlets and scripts "
+                     "run through the host's binfmt_misc interpreter (ims checks for one, or registers it, before the job)")
         if not self.releasever:
             self.log("info", "no releasever given (config.releasever); using 0 like kiwi does")
 

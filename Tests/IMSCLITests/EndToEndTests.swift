@@ -8,9 +8,10 @@ final class TestRepository: @unchecked Sendable {
     let url: String
     let ca: String
 
-    init() throws {
+    /// - Parameter arch: `aarch64` for the repository of aarch64 shell and kernel packages (build-test-repo --arch).
+    init(arch: String? = nil) throws {
         directory = NSTemporaryDirectory() + "ims-e2e-repo-" + UUID().uuidString.prefix(8)
-        _ = try Self.script("build-test-repo", [directory])
+        _ = try Self.script("build-test-repo", [directory] + (arch.map { ["--arch", $0] } ?? []))
         let started = try Self.script("serve-test-repo", [directory, "--until-pid", String(getpid())])
         func value(_ key: String) -> String? {
             started.split(separator: "\n").first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
