@@ -3,7 +3,7 @@ import GRDB
 import IMSProtocol
 
 /// What `ims catalog import-ims` did, or with `--dry-run` would do.
-public struct IMSImportReport: Sendable, Codable, Hashable {
+public struct IMSImportReport: Sendable, Encodable, Hashable {
     /// Counts for one kind of record.
     public struct Counts: Sendable, Codable, Hashable {
         /// Records in the IMS files.
@@ -68,19 +68,6 @@ public struct IMSImportReport: Sendable, Codable, Hashable {
         tables = [:]
         conflicts = []
         unfinishedJobs = []
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        directory = try c.decode(String.self, forKey: .directory)
-        dryRun = try c.decode(Bool.self, forKey: .dryRun)
-        imported = try c.decode(Bool.self, forKey: .imported)
-        files = try c.decode([IMSDataFile].self, forKey: .files)
-        tables = try c.decode([String: Counts].self, forKey: .tables)
-        conflicts = try c.decode([Conflict].self, forKey: .conflicts)
-        unfinishedJobs = try c.decode([String].self, forKey: .unfinishedJobs)
-        linksVerified = try c.decodeIfPresent(Bool.self, forKey: .linksVerified) ?? false
-        linkProblems = try c.decodeIfPresent([Catalog.Problem].self, forKey: .linkProblems) ?? []
     }
 
     public func encode(to encoder: any Encoder) throws {

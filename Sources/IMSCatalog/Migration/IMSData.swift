@@ -68,63 +68,40 @@ public struct IMSData: Sendable {
             let count: Int
             switch table {
             case .recipes, .deletedRecipes:
-                let records: [RecipeRecord] = try decode(path: path, file: chosen.file)
-                count = records.count
-                for (index, var record) in records.enumerated() {
-                    let source = IMSRecordSource(file: chosen.file, index: index)
-                    try adjustDeleted(&record.deleted, table: table, source: source)
-                    try check(source) { () throws(CatalogError) in
-                        try checkName(record.name)
-                        try record.link?.validate()
-                    }
-                    data.recipes.append(Sourced(record, source: source))
+                let records: [Sourced<RecipeRecord>] = try read(table, path: path, file: chosen.file, deleted: \.deleted) { record throws(CatalogError) in
+                    try checkName(record.name)
+                    try record.link?.validate()
                 }
+                count = records.count
+                data.recipes += records
             case .images, .deletedImages:
-                let records: [ImageRecord] = try decode(path: path, file: chosen.file)
-                count = records.count
-                for (index, var record) in records.enumerated() {
-                    let source = IMSRecordSource(file: chosen.file, index: index)
-                    try adjustDeleted(&record.deleted, table: table, source: source)
-                    try check(source) { () throws(CatalogError) in
-                        try checkName(record.name)
-                        try record.link?.validate()
-                    }
-                    data.images.append(Sourced(record, source: source))
+                let records: [Sourced<ImageRecord>] = try read(table, path: path, file: chosen.file, deleted: \.deleted) { record throws(CatalogError) in
+                    try checkName(record.name)
+                    try record.link?.validate()
                 }
+                count = records.count
+                data.images += records
             case .publicKeys, .deletedPublicKeys:
-                let records: [PublicKeyRecord] = try decode(path: path, file: chosen.file)
-                count = records.count
-                for (index, var record) in records.enumerated() {
-                    let source = IMSRecordSource(file: chosen.file, index: index)
-                    try adjustDeleted(&record.deleted, table: table, source: source)
-                    try check(source) { () throws(CatalogError) in
-                        try checkName(record.name)
-                        guard !record.publicKey.isEmpty else { throw CatalogError.invalidField(field: "public_key", reason: "must not be empty") }
-                    }
-                    data.publicKeys.append(Sourced(record, source: source))
+                let records: [Sourced<PublicKeyRecord>] = try read(table, path: path, file: chosen.file, deleted: \.deleted) { record throws(CatalogError) in
+                    try checkName(record.name)
+                    guard !record.publicKey.isEmpty else { throw CatalogError.invalidField(field: "public_key", reason: "must not be empty") }
                 }
+                count = records.count
+                data.publicKeys += records
             case .jobs:
-                let records: [JobRecord] = try decode(path: path, file: chosen.file)
-                count = records.count
-                for (index, record) in records.enumerated() {
-                    let source = IMSRecordSource(file: chosen.file, index: index)
-                    try check(source) { () throws(CatalogError) in
-                        guard !record.imageRootArchiveName.isEmpty else {
-                            throw CatalogError.invalidField(field: "image_root_archive_name", reason: "must not be empty")
-                        }
+                let records: [Sourced<JobRecord>] = try read(table, path: path, file: chosen.file, deleted: nil) { record throws(CatalogError) in
+                    guard !record.imageRootArchiveName.isEmpty else {
+                        throw CatalogError.invalidField(field: "image_root_archive_name", reason: "must not be empty")
                     }
-                    data.jobs.append(Sourced(record, source: source))
                 }
+                count = records.count
+                data.jobs += records
             case .remoteBuildNodes:
-                let records: [RemoteBuildNodeFields] = try decode(path: path, file: chosen.file)
-                count = records.count
-                for (index, node) in records.enumerated() {
-                    let source = IMSRecordSource(file: chosen.file, index: index)
-                    guard !node.xname.isEmpty else {
-                        throw CatalogError.importData(file: source.file, index: index, reason: "xname: must not be empty")
-                    }
-                    data.remoteBuildNodes.append(Sourced(node.xname, source: source))
+                let records: [Sourced<RemoteBuildNodeFields>] = try read(table, path: path, file: chosen.file, deleted: nil) { node throws(CatalogError) in
+                    guard !node.xname.isEmpty else { throw CatalogError.invalidField(field: "xname", reason: "must not be empty") }
                 }
+                count = records.count
+                data.remoteBuildNodes += records.map { Sourced($0.record.xname, source: $0.source) }
             }
             data.files.append(IMSDataFile(file: chosen.file, table: table, version: chosen.version, disposition: .used, records: count))
         }
@@ -140,8 +117,38 @@ public struct IMSData: Sendable {
 
     // MARK: - Reading
 
-    struct RemoteBuildNodeFields: Decodable {
+    struct RemoteBuildNodeFields: Decodable, Sendable, Hashable {
         var xname: String
+    }
+
+    /// One table's records with their sources: decoded, `deleted` required in a deleted table and dropped from a
+    /// live one (IMS's live schemas have no such field), and each checked by `check`.
+    static func read<Record: Decodable & Sendable & Hashable>(
+        _ table: IMSTable, path: String, file: String, deleted: WritableKeyPath<Record, Date?>?,
+        check: (Record) throws(CatalogError) -> Void
+    ) throws(CatalogError) -> [Sourced<Record>] {
+        let records: [Record] = try decode(path: path, file: file)
+        var sourced: [Sourced<Record>] = []
+        sourced.reserveCapacity(records.count)
+        for (index, var record) in records.enumerated() {
+            let source = IMSRecordSource(file: file, index: index)
+            if let deleted {
+                if table.holdsDeletedRecords {
+                    guard record[keyPath: deleted] != nil else {
+                        throw CatalogError.importData(file: file, index: index, reason: "deleted: missing (a soft-deleted record needs the time it was deleted)")
+                    }
+                } else {
+                    record[keyPath: deleted] = nil
+                }
+            }
+            do {
+                try check(record)
+            } catch {
+                throw CatalogError.importData(file: file, index: index, reason: error.description)
+            }
+            sourced.append(Sourced(record, source: source))
+        }
+        return sourced
     }
 
     static func decode<Record: Decodable>(path: String, file: String) throws(CatalogError) -> [Record] {
@@ -196,25 +203,6 @@ public struct IMSData: Sendable {
         case is Int.Type, is Int32.Type, is Int64.Type, is Double.Type: "a number"
         case is [Any].Type: "an array"
         default: "\(type)"
-        }
-    }
-
-    static func adjustDeleted(_ deleted: inout Date?, table: IMSTable, source: IMSRecordSource) throws(CatalogError) {
-        if table.holdsDeletedRecords {
-            guard deleted != nil else {
-                throw CatalogError.importData(file: source.file, index: source.index, reason: "deleted: missing (a soft-deleted record needs the time it was deleted)")
-            }
-        } else {
-            // IMS's live schemas have no `deleted` field and drop it on read.
-            deleted = nil
-        }
-    }
-
-    static func check(_ source: IMSRecordSource, _ body: () throws(CatalogError) -> Void) throws(CatalogError) {
-        do {
-            try body()
-        } catch {
-            throw CatalogError.importData(file: source.file, index: source.index, reason: error.description)
         }
     }
 
