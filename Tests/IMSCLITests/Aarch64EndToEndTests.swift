@@ -102,7 +102,7 @@ struct Aarch64EndToEndTests {
         #expect(images?.isEmpty == true)
     }
 
-    @Test("zypper builds an aarch64 image whose scriptlets and config.sh ran aarch64 programs; a customize script there sees aarch64")
+    @Test("zypper builds an aarch64 image whose scriptlets and config.sh ran aarch64 programs; a customize script and an SSH session there see aarch64")
     func zypperAndCustomize() async throws {
         let repository = try TestRepository(arch: "aarch64")
         let data = Self.newData()
@@ -126,6 +126,30 @@ struct Aarch64EndToEndTests {
         #expect(try String(contentsOfFile: root + "/etc/arch-seen", encoding: .utf8) == "aarch64\n")
         #expect(try String(contentsOfFile: root + "/etc/ims-arch-seen", encoding: .utf8) == "aarch64\n")
         #expect(!FileManager.default.fileExists(atPath: Self.entry), "\(Self.entry) was left registered")
+
+        // A person's SSH session (jailed) on the aarch64 image: the shell and its commands are aarch64 programs.
+        let site = data + "-site"
+        try (Self.allowed + "customize_ssh: {listen_address: 127.0.0.1}\n").write(toFile: site + "/ims.yaml", atomically: true, encoding: .utf8)
+        let key = data + "/job-key"
+        #expect(try CLI.runTool("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]).status == 0)
+        let registered = try await CLI.run(["public-keys", "create", "--name", "arm-admin", "--public-key", key + ".pub", "--data-dir", data, "--json"])
+        let keyID = try #require(try CLI.json(registered.stdout)["id"] as? String, "\(registered.stderr)")
+        let started = try await CLI.run([
+            "jobs", "create", "--job-type", "customize", "--artifact-id", imageID, "--image-root-archive-name", "arm-ssh",
+            "--public-key-id", keyID, "--jail", "--detach", "--json", "--data-dir", data, "--config-dir", site,
+        ])
+        let sessionID = try #require(try CLI.json(started.stdout)["id"] as? String, "\(started.stderr)")
+        let container = try await SSHSessionTests.connection(sessionID, data: data)
+        let port = try #require((container["connection_info"] as? [String: [String: Any]])?["customer_access"]?["port"] as? Int)
+        #expect(FileManager.default.fileExists(atPath: Self.entry) || Self.siteHasAarch64Entry, "no interpreter while the session runs")
+        let login = try SSHSessionTests.ssh(key, port, "uname -m | tee /etc/ssh-arch")
+        #expect(login.status == 0 && login.stdout == "aarch64\n", "\(login.stdout) \(login.stderr)")
+        #expect(try SSHSessionTests.ssh(key, port, "touch /tmp/complete").status == 0)
+        #expect(try await EndToEndTests.waitForStatus(sessionID, "success", data: data) == "success")
+        let sessionImage = try #require(await EndToEndTests.jobStatus(sessionID, data: data)["resultant_image_id"] as? String)
+        let sessionRoot = try EndToEndTests.unsquash(sessionImage, data: data, into: "ssh-customized")
+        #expect(try String(contentsOfFile: sessionRoot + "/etc/ssh-arch", encoding: .utf8) == "aarch64\n")
+        #expect(!FileManager.default.fileExists(atPath: Self.entry), "\(Self.entry) was left registered after the session")
         // binfmt_misc is as it was before the jobs (ims unmounts it when it mounted it).
         #expect(FileManager.default.fileExists(atPath: Self.binfmt + "/register") == mountedBefore)
     }
