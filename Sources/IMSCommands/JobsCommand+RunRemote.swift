@@ -109,10 +109,14 @@ extension JobsCommand {
             let data: Data
             if let secretsFile {
                 let path = context.absolutePath(secretsFile)
-                var info = stat()
-                guard stat(path, &info) == 0 else { throw ValidationError("--secrets-file \(path): \(String(cString: strerror(errno)))") }
-                guard info.st_mode & 0o077 == 0 else {
-                    throw ValidationError("--secrets-file \(path) is readable by others (mode \(String(info.st_mode & 0o777, radix: 8))): make it 0600")
+                let mode: Int
+                do {
+                    mode = (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue ?? 0o777
+                } catch {
+                    throw ValidationError("--secrets-file \(path): \(error.localizedDescription)")
+                }
+                guard mode & 0o077 == 0 else {
+                    throw ValidationError("--secrets-file \(path) is readable by others (mode \(String(mode & 0o777, radix: 8))): make it 0600")
                 }
                 guard let contents = FileManager.default.contents(atPath: path) else { throw ValidationError("--secrets-file \(path) cannot be read") }
                 data = contents

@@ -64,6 +64,10 @@ struct JobsCommand: AsyncParsableCommand {
             case .stepFinished(let finished):
                 var fields: [String: JSONValue] = ["name": .string(step), "status": .string(finished.status.rawValue), "seconds": .number(finished.seconds)]
                 var text = String(format: "%@ in %.2f s", finished.status.rawValue, finished.seconds)
+                if let cpu = finished.cpuSeconds {
+                    fields["cpu_seconds"] = .number(cpu)
+                    if cpu >= 0.01 { text += String(format: " (CPU %.2f s)", cpu) }
+                }
                 if let cache = finished.cache {
                     var cacheFields: [String: JSONValue] = ["status": .string(cache.status.rawValue)]
                     if let key = cache.key { cacheFields["key"] = .string(key) }
