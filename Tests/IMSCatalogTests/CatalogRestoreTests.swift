@@ -26,6 +26,18 @@ struct CatalogRestoreTests {
         #expect(try Catalog(path: previous).image(later.id).name == "after-the-backup")
     }
 
+    @Test("a restore into a data directory that does not exist yet (a new machine) creates it with the backup's records")
+    func restoreOnNewMachine() throws {
+        try withTemporaryCatalog { catalog, directory in
+            let image = try catalog.createImage(fullImage())
+            _ = try catalog.backup(to: directory.path + "/backup.sqlite")
+            let fresh = DataDirectory(path: directory.path + "/new-machine/ims")
+            let report = try Catalog.restore(from: directory.path + "/backup.sqlite", into: fresh)
+            #expect(report.previousCatalog == nil && report.records["images"] == 1)
+            #expect(try Catalog(dataDirectory: fresh).image(image.id) == image)
+        }
+    }
+
     @Test("a restore is refused while ims serve holds the data directory, and the catalog is unchanged")
     func refusedWhileServing() throws {
         try withTemporaryCatalog { catalog, directory in

@@ -36,6 +36,8 @@ extension Catalog {
         from backupPath: String, into dataDirectory: DataDirectory, now: Date = Date(),
         heartbeatTimeout: TimeInterval = 60, isAlive: (Int32) -> Bool = Catalog.processIsAlive
     ) throws(CatalogError) -> RestoreReport {
+        // A new machine's data directory may not exist yet: a restore is how it gets its catalog.
+        try dataDirectory.create()
         guard let lock = try DataDirectoryLock.acquire(dataDirectory, mode: .exclusive) else {
             throw CatalogError.restoreRefused(
                 backup: backupPath, reason: "ims serve is running on \(dataDirectory.path) (stop it first; it holds \(dataDirectory.path)/catalog.lock)")
@@ -68,7 +70,6 @@ extension Catalog {
         } else {
             // The catalog cannot be opened or fails its integrity check: move it (and its WAL) aside, copy the backup in.
             let aside = dataDirectory.catalogPath + ".unreadable-\(stamp)"
-            try dataDirectory.create()
             if FileManager.default.fileExists(atPath: dataDirectory.catalogPath) {
                 for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: dataDirectory.catalogPath + suffix) {
                     guard rename(dataDirectory.catalogPath + suffix, aside + suffix) == 0 else {
