@@ -19,10 +19,10 @@
 # config), so the stop cases can only be exercised with `ims plugins check --request/--input`. With
 # them it writes <rootfs>/greeting when it ends with a result.
 #
-# run says hello, then "works" for WORK_SECONDS (3 unless the fixture sets it) while watching for a stop: a
-# cancel line, EOF on stdin or SIGTERM ends it with error ims.cancelled and exit 1; otherwise it ends with a result.
+# run says hello, then "works" for WORK_SECONDS (3) while watching for a stop: a cancel line,
+# EOF on stdin or SIGTERM ends it with error ims.cancelled and exit 1; otherwise it ends with a result.
 VERSION=1.0.0
-WORK_SECONDS=${WORK_SECONDS:-3}
+WORK_SECONDS=3
 FEATURES='["cancel.message","cleanup"]'
 
 emit() { printf '%s\n' "$1"; }
