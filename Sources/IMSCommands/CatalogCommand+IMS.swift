@@ -6,9 +6,7 @@ import IMSEngine
 extension CatalogCommand {
     /// The heartbeat timeout of the site's executor (ims.yaml), else the default.
     static func heartbeatTimeout(_ context: CommandContext) -> TimeInterval {
-        let siteDirectory = context.environment["IMS_CONFIG_DIR"] ?? "/etc/ims"
-        let settings = (try? SiteSettings.load(file: siteDirectory + "/ims.yaml", optional: true)) ?? SiteSettings()
-        return settings.executor?.heartbeatTimeoutSeconds ?? ExecutorSettings.defaultHeartbeatTimeoutSeconds
+        CatalogOptions.siteSettings(context).executor?.heartbeatTimeoutSeconds ?? ExecutorSettings.defaultHeartbeatTimeoutSeconds
     }
 
     struct Restore: IMSCommand {

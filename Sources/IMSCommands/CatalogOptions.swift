@@ -51,16 +51,20 @@ struct CatalogOptions: ParsableArguments {
         }
     }
 
+    /// The site settings of `<$IMS_CONFIG_DIR or /etc/ims>/ims.yaml`, or none when it cannot be read (record
+    /// commands take only a store's settings and the executor's heartbeat timeout from it).
+    static func siteSettings(_ context: CommandContext) -> SiteSettings {
+        let siteDirectory = context.environment["IMS_CONFIG_DIR"] ?? "/etc/ims"
+        return (try? SiteSettings.load(file: siteDirectory + "/ims.yaml", optional: true)) ?? SiteSettings()
+    }
+
     /// Opens the artifact store named by ``storeURL(settings:context:)``, reporting failures.
     ///
     /// - Parameters:
     ///   - settings: the site settings; by default `<$IMS_CONFIG_DIR or /etc/ims>/ims.yaml` (an S3 store's settings).
     ///   - plugins: the plugins to find the store plugin in; discovered only when the store needs one.
     func openStore(_ context: CommandContext, settings: SiteSettings? = nil, plugins: PluginCatalog? = nil) throws -> any ArtifactStore {
-        let settings = settings ?? {
-            let siteDirectory = context.environment["IMS_CONFIG_DIR"] ?? "/etc/ims"
-            return (try? SiteSettings.load(file: siteDirectory + "/ims.yaml", optional: true)) ?? SiteSettings()
-        }()
+        let settings = settings ?? Self.siteSettings(context)
         let url = storeURL(settings: settings, context: context)
         do {
             guard url.hasPrefix("s3://") else { return try ArtifactStores.open(url: url) }

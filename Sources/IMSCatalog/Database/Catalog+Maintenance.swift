@@ -39,9 +39,7 @@ extension Catalog {
     /// The schema and record counts of a backup file (opened read-only).
     public static func describeBackup(_ path: String) throws(CatalogError) -> BackupReport {
         do {
-            var configuration = Configuration()
-            configuration.readonly = true
-            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            let queue = try DatabaseQueue(path: path, configuration: readOnlyConfiguration())
             defer { try? queue.close() }
             return try queue.read { db in
                 let schema = try CatalogSchema.migrator.appliedIdentifiers(db).sorted()

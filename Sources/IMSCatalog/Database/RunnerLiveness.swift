@@ -1,70 +1,64 @@
 import Foundation
 
-/// The rule `ims catalog check` applies to unfinished jobs: each needs a runner that is alive.
+/// Whether unfinished jobs have a live runner: the rule `running_jobs` of `ims catalog check`, and what keeps
+/// `ims catalog restore` from replacing the catalog.
 ///
-/// A table of cases, without processes: ``problems(_:host:now:heartbeatTimeout:isAlive:)`` takes the jobs and a
-/// liveness test and says which jobs are `running` (any status that does not end a job) without a live runner.
+/// A table of cases, without processes: ``state(of:host:now:heartbeatTimeout:isAlive:)`` classifies one job from its
+/// record and a liveness test; ``problems(_:host:now:heartbeatTimeout:isAlive:)`` and
+/// ``possiblyRunning(_:host:now:heartbeatTimeout:isAlive:)`` read that one classification.
 public enum RunnerLiveness {
-    /// The problems (rule `running_jobs`) among `jobs`.
+    /// What is known about a job's runner.
+    public enum State: Sendable, Hashable {
+        /// The job ended (`success` or `error`).
+        case finished
+        /// `creating` without a runner: waiting in a server's queue.
+        case queued
+        /// Its runner is alive, or cannot be checked from here and may be: a process on another host, a remote
+        /// runner that has not reported yet or reported within the heartbeat timeout.
+        case possiblyRunning
+        /// The job claims to run but its runner is gone (the reason says how it is known).
+        case runnerGone(String)
+    }
+
+    /// Classifies one job.
     ///
-    /// - A job run by a local process: its recorded process on this host must be alive. A process recorded on
-    ///   another host cannot be checked from here and is not reported.
+    /// - A job run by a local process: its recorded process on this host must be alive; one on another host cannot
+    ///   be checked from here.
     /// - A job run by an executor on other hosts (Slurm, remote build nodes): once its runner has reported, it must
     ///   have reported within `heartbeatTimeout` (the server fails such jobs itself while it runs).
-    /// - A job past `creating` that no runner ever owned (an unfinished job imported from IMS, say).
-    /// - A `creating` job without a runner is waiting for one (a server's queue) and is not reported.
+    /// - A job past `creating` that no runner ever owned (an unfinished job imported from IMS, say) has none.
+    public static func state(of job: JobRecord, host: String, now: Date, heartbeatTimeout: TimeInterval, isAlive: (Int32) -> Bool) -> State {
+        guard !job.status.isTerminal else { return .finished }
+        let id = job.id.imsString
+        let status = job.status.rawValue
+        if let executor = job.executor, executor != "local" {
+            guard let lastReport = job.lastReport, now.timeIntervalSince(lastReport) > heartbeatTimeout else { return .possiblyRunning }
+            let silence = Int(now.timeIntervalSince(lastReport).rounded())
+            return .runnerGone("job \(id) is \(status) on the \(executor) executor, but its runner has not reported for \(silence) s (timeout \(Int(heartbeatTimeout)) s)")
+        }
+        if let pid = job.pid {
+            let runnerHost = job.host ?? host
+            guard runnerHost == host, !isAlive(pid) else { return .possiblyRunning }
+            return .runnerGone("job \(id) is \(status), but its runner (process \(pid) on \(runnerHost)) is gone; `ims jobs delete \(id)` removes it, and `ims serve` marks such jobs as errors when it starts")
+        }
+        guard job.status != .creating else { return .queued }
+        return .runnerGone("job \(id) is \(status), but no ims runner owns it (a job IMS was running when its records were imported, or one whose runner never started)")
+    }
+
+    /// The problems (rule `running_jobs`) among `jobs`: those whose runner is gone.
     public static func problems(
         _ jobs: [JobRecord], host: String, now: Date, heartbeatTimeout: TimeInterval, isAlive: (Int32) -> Bool
     ) -> [Catalog.Problem] {
-        var problems: [Catalog.Problem] = []
-        for job in jobs where !job.status.isTerminal {
-            let id = job.id.imsString
-            let status = job.status.rawValue
-            if let executor = job.executor, executor != "local" {
-                if let lastReport = job.lastReport, now.timeIntervalSince(lastReport) > heartbeatTimeout {
-                    let silence = Int(now.timeIntervalSince(lastReport).rounded())
-                    problems.append(Catalog.Problem(
-                        rule: "running_jobs",
-                        message: "job \(id) is \(status) on the \(executor) executor, but its runner has not reported for \(silence) s (timeout \(Int(heartbeatTimeout)) s)",
-                        record: id))
-                }
-                continue
-            }
-            if let pid = job.pid {
-                let runnerHost = job.host ?? host
-                if runnerHost == host, !isAlive(pid) {
-                    problems.append(Catalog.Problem(
-                        rule: "running_jobs",
-                        message: "job \(id) is \(status), but its runner (process \(pid) on \(runnerHost)) is gone; `ims jobs delete \(id)` removes it, and `ims serve` marks such jobs as errors when it starts",
-                        record: id))
-                }
-                continue
-            }
-            if job.status != .creating {
-                problems.append(Catalog.Problem(
-                    rule: "running_jobs",
-                    message: "job \(id) is \(status), but no ims runner owns it (a job IMS was running when its records were imported, or one whose runner never started)",
-                    record: id))
-            }
+        jobs.compactMap { job in
+            guard case .runnerGone(let message) = state(of: job, host: host, now: now, heartbeatTimeout: heartbeatTimeout, isAlive: isAlive) else { return nil }
+            return Catalog.Problem(rule: "running_jobs", message: message, record: job.id.imsString)
         }
-        return problems
     }
-}
 
-extension RunnerLiveness {
-    /// The unfinished jobs whose runner is, or may still be, alive: a local process on this host that is alive, one
-    /// on another host, or a runner on another executor that has not yet been silent for `heartbeatTimeout`.
+    /// The unfinished jobs whose runner is, or may still be, alive.
     public static func possiblyRunning(
         _ jobs: [JobRecord], host: String, now: Date, heartbeatTimeout: TimeInterval, isAlive: (Int32) -> Bool
     ) -> [JobRecord] {
-        jobs.filter { job in
-            guard !job.status.isTerminal else { return false }
-            if let executor = job.executor, executor != "local" {
-                guard let lastReport = job.lastReport else { return true }
-                return now.timeIntervalSince(lastReport) <= heartbeatTimeout
-            }
-            guard let pid = job.pid else { return false }
-            return (job.host ?? host) != host || isAlive(pid)
-        }
+        jobs.filter { state(of: $0, host: host, now: now, heartbeatTimeout: heartbeatTimeout, isAlive: isAlive) == .possiblyRunning }
     }
 }

@@ -134,7 +134,7 @@ public enum IMSNaiveTimestamp {
 /// otherwise read a `null` it does not accept; `link` and `resultant_image_id` are `null` when unset, as in IMS.
 public enum IMSRecordFields {
     public static func object(_ record: RecipeRecord) -> [String: JSONValue] {
-        var object: [String: JSONValue] = [
+        let object: [String: JSONValue] = [
             "id": .string(record.id.imsString),
             "created": .string(IMSNaiveTimestamp.string(record.created)),
             "name": .string(record.name),
@@ -145,12 +145,11 @@ public enum IMSRecordFields {
             "require_dkms": .bool(record.requireDKMS),
             "arch": .string(record.arch.rawValue),
         ]
-        if let deleted = record.deleted { object["deleted"] = .string(IMSNaiveTimestamp.string(deleted)) }
-        return object
+        return adding(deleted: record.deleted, to: object)
     }
 
     public static func object(_ record: ImageRecord) -> [String: JSONValue] {
-        var object: [String: JSONValue] = [
+        let object: [String: JSONValue] = [
             "id": .string(record.id.imsString),
             "created": .string(IMSNaiveTimestamp.string(record.created)),
             "name": .string(record.name),
@@ -158,19 +157,17 @@ public enum IMSRecordFields {
             "arch": .string(record.arch.rawValue),
             "metadata": .object(record.metadata.mapValues { .string($0) }),
         ]
-        if let deleted = record.deleted { object["deleted"] = .string(IMSNaiveTimestamp.string(deleted)) }
-        return object
+        return adding(deleted: record.deleted, to: object)
     }
 
     public static func object(_ record: PublicKeyRecord) -> [String: JSONValue] {
-        var object: [String: JSONValue] = [
+        let object: [String: JSONValue] = [
             "id": .string(record.id.imsString),
             "created": .string(IMSNaiveTimestamp.string(record.created)),
             "name": .string(record.name),
             "public_key": .string(record.publicKey),
         ]
-        if let deleted = record.deleted { object["deleted"] = .string(IMSNaiveTimestamp.string(deleted)) }
-        return object
+        return adding(deleted: record.deleted, to: object)
     }
 
     public static func object(_ job: JobRecord) -> [String: JSONValue] {
@@ -206,6 +203,14 @@ public enum IMSRecordFields {
     /// A remote build node (`{xname}`).
     public static func object(remoteBuildNode xname: String) -> [String: JSONValue] {
         ["xname": .string(xname)]
+    }
+
+    /// A soft-deleted record's fields carry its `deleted` time; a live record's have no such field.
+    static func adding(deleted: Date?, to object: [String: JSONValue]) -> [String: JSONValue] {
+        guard let deleted else { return object }
+        var object = object
+        object["deleted"] = .string(IMSNaiveTimestamp.string(deleted))
+        return object
     }
 
     static func link(_ link: ArtifactLink?) -> JSONValue {

@@ -1,4 +1,5 @@
 import Foundation
+import IMSCatalog
 
 #if canImport(Glibc)
     import Glibc
@@ -94,7 +95,7 @@ public final class EmulationLease: Sendable {
         return names.filter { name in
             guard name.hasPrefix(architecture.entryName + "."), !name.hasSuffix(".registered") else { return false }
             let parts = name.split(separator: ".")
-            guard parts.count >= 3, let pid = Int32(parts[1]), kill(pid, 0) == 0 || errno == EPERM else {
+            guard parts.count >= 3, let pid = Int32(parts[1]), Catalog.processIsAlive(pid) else {
                 try? FileManager.default.removeItem(atPath: state + "/" + name)
                 return false
             }

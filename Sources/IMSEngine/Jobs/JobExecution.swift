@@ -43,7 +43,6 @@ actor JobExecution {
     var cacheOutcome: EngineEvent.CacheOutcome?
     /// The interpreter a job for another architecture holds (taken in preflight, released when the job ends).
     private var emulation: EmulationLease?
-    private var emulationChecked = false
 
     init(environment: EngineEnvironment, job: JobRecord, workspace: String, pipeline: Pipeline, options: JobRunOptions, sink: JobEventSink) {
         self.environment = environment
@@ -202,8 +201,6 @@ actor JobExecution {
     /// A job for another architecture runs its programs (scriptlets, config.sh, customize scripts) under qemu-user:
     /// before its first step, an interpreter must be registered, or the job is refused with what to install or allow.
     func acquireEmulation(step: String) throws {
-        guard !emulationChecked else { return }
-        emulationChecked = true
         do {
             emulation = try EmulationLease.acquire(
                 jobArch: job.arch.rawValue, jobID: job.id.imsString, settings: environment.settings.emulation ?? EmulationSettings())
