@@ -109,13 +109,13 @@ public final class EmulationLease: Sendable {
         } catch {
             throw EngineError(.emulation, "cannot create \(settings.state) (emulation.state_directory): \(error.localizedDescription)")
         }
-        let lockPath = settings.state + "/lock"
-        let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw EngineError(.emulation, "cannot open \(lockPath): \(String(cString: strerror(errno)))") }
-        defer { close(descriptor) }
-        while flock(descriptor, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw EngineError(.emulation, "cannot lock \(lockPath): \(String(cString: strerror(errno)))") }
+        let lock: FileLock?
+        do {
+            lock = try FileLock.acquire(path: settings.state + "/lock", mode: .exclusive, wait: true)
+        } catch {
+            throw EngineError(.emulation, error.message)
         }
+        defer { withExtendedLifetime(lock) {} }
         return try body()
     }
 
